@@ -1,0 +1,36 @@
+# lstmlens: `make demo` and `make test` are the whole quick start.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(DEVSTAMP): pyproject.toml constraints.txt | $(PY)
+	$(PIP) install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP) $@
+
+demo: $(STAMP)
+	$(VENV)/bin/lstmlens forecast train --out runs/demo --force
+
+test: $(DEVSTAMP)
+	$(PY) -m pytest
+
+lint: $(DEVSTAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: $(DEVSTAMP)
+	$(PY) benchmarks/kernels.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,19 @@
+"""lstmlens: LSTM networks built from their gates.
+
+A drop-in for ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` with the variants of Greff et al. (2017),
+layer norm, recurrent dropout and zoneout, fast fused kernels, task models (forecasting, text,
+classification) and a lens on every gate of every step.
+"""
+
+from .cells import GRUCell as GRUCell
+from .cells import LSTMCell as LSTMCell
+from .cells import RNNCell as RNNCell
+from .layers import GRU as GRU
+from .layers import LSTM as LSTM
+from .layers import RNN as RNN
+from .variants import PRESETS as PRESETS
+from .variants import Variant as Variant
+
+__version__ = "0.1.0"
+
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "PRESETS", "RNN", "RNNCell", "Variant", "__version__"]
