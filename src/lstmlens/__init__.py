@@ -11,9 +11,11 @@ from .cells import RNNCell as RNNCell
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
+from .lens.trace import Trace as Trace
+from .lens.trace import inspect as inspect
 from .variants import PRESETS as PRESETS
 from .variants import Variant as Variant
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "PRESETS", "RNN", "RNNCell", "Variant", "__version__"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "PRESETS", "RNN", "RNNCell", "Trace", "Variant", "inspect", "__version__"]

@@ -1,0 +1,37 @@
+"""Shared test set-up: CPU only, fixed seeds per test, and the reference data folder.
+
+Warnings are errors (pyproject). CUDA is hidden unless ``LSTMLENS_TEST_GPU=1``
+(for the GPU kernel tests on a machine that has one). Torch keeps its default
+number of threads.
+"""
+
+import os
+
+if os.environ.get("LSTMLENS_TEST_GPU") != "1":
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported anywhere
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots without a display
+
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+SHARED_DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _fixed_seeds() -> None:
+    """Every test starts from the same random state: torch, NumPy and ``random`` seeded with 0."""
+    torch.manual_seed(0)
+    np.random.seed(0)  # noqa: NPY002 (the legacy global RNG, which code under test may use)
+    random.seed(0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the checkout; the test is skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA.resolve()}")
+    return SHARED_DATA

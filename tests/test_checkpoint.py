@@ -1,0 +1,204 @@
+"""Saved models and checkpoints: round trips, tied weights, atomic writes, refusing bad files."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from lstmlens.train import load_model, save_json_atomic, save_model
+from lstmlens.train.checkpoint import (
+    load_checkpoint,
+    load_optimizer_state,
+    optimizer_state,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    write_atomic,
+)
+
+
+class Forecaster(nn.Module):
+    """A tiny LSTM + linear head, rebuilt from a config dict."""
+
+    def __init__(self, hidden, layers):
+        super().__init__()
+        self.lstm = nn.LSTM(1, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)  # (B, T, H)
+        return self.head(out[:, -1])  # (B, 1)
+
+
+def build(config):
+    return Forecaster(config["hidden"], config["layers"])
+
+
+class Tied(nn.Module):
+    """A language-model shape whose decoder shares the embedding matrix."""
+
+    def __init__(self, vocab=11, dim=5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.decode = nn.Linear(dim, vocab)
+        self.decode.weight = self.embed.weight  # tied: one tensor, two names
+        self.register_buffer("firsts", self.embed.weight.detach()[:, 0])  # a strided view
+
+    def forward(self, tokens):
+        return self.decode(self.embed(tokens))
+
+
+def files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_save_then_load_predicts_the_same(tmp_path):
+    model, config = build({"hidden": 6, "layers": 2}), {"hidden": 6, "layers": 2, "note": "ß"}
+    x = torch.randn(3, 7, 1)
+    model.eval()
+    expected = model(x)
+    save_model(tmp_path / "run", model, config)
+    loaded, loaded_config = load_model(tmp_path / "run", build)
+    assert loaded_config == config and not loaded.training
+    assert torch.equal(loaded(x), expected)
+    assert files(tmp_path / "run") == ["config.json", "model.safetensors"]
+
+
+def test_tied_weights_are_stored_once_and_stay_equal(tmp_path):
+    model = Tied()
+    save_model(tmp_path, model, {})
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        stored = set(f.keys())
+    assert len(stored & {"embed.weight", "decode.weight"}) == 1 and "firsts" in stored
+    loaded, _ = load_model(tmp_path, lambda config: Tied())
+    assert loaded.decode.weight is loaded.embed.weight
+    tokens = torch.tensor([[1, 4, 9]])
+    assert torch.equal(loaded(tokens), model.eval()(tokens))
+    assert torch.equal(loaded.firsts, model.embed.weight[:, 0])
+
+
+@pytest.mark.parametrize("broken", ["missing", "garbage", "pickle", "mismatch"])
+def test_bad_weights_raise_a_value_error_naming_the_file(tmp_path, broken):
+    save_model(tmp_path, build({"hidden": 4, "layers": 1}), {"hidden": 4, "layers": 1})
+    weights = tmp_path / "model.safetensors"
+    if broken == "missing":
+        weights.unlink()
+    elif broken == "garbage":
+        weights.write_bytes(b"\x00\x01 not safetensors at all")
+    elif broken == "pickle":  # loading must never unpickle
+        torch.save(build({"hidden": 4, "layers": 1}).state_dict(), weights)
+    else:
+        (tmp_path / "config.json").write_text(json.dumps({"hidden": 5, "layers": 1}))
+    with pytest.raises(ValueError, match="model.safetensors"):
+        load_model(tmp_path, build)
+
+
+@pytest.mark.parametrize("text", [None, "{not json", "[1, 2]"])
+def test_bad_config_raises_a_value_error_naming_the_file(tmp_path, text):
+    save_model(tmp_path, build({"hidden": 4, "layers": 1}), {"hidden": 4, "layers": 1})
+    config = tmp_path / "config.json"
+    if text is None:
+        config.unlink()
+    else:
+        config.write_text(text)
+    with pytest.raises(ValueError, match="config.json"):
+        load_model(tmp_path, build)
+
+
+def test_unserialisable_config_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(TypeError, match="save_model: config must be JSON-serialisable"):
+        save_model(tmp_path, nn.Linear(2, 1), {"device": torch.device("cpu")})
+    assert files(tmp_path) == []
+
+
+def test_failed_writes_leave_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "metrics.json"
+    save_json_atomic(target, {"mae": 1.5, "inf": float("inf")})
+    assert json.loads(target.read_text()) == {"mae": 1.5, "inf": float("inf")}
+
+    with pytest.raises(TypeError, match="metrics.json"):
+        save_json_atomic(target, {"bad": object()})
+
+    def half_then_fail(tmp):
+        with open(tmp, "w") as f:
+            f.write('{"half": ')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(target, half_then_fail)
+    assert json.loads(target.read_text())["mae"] == 1.5
+    assert files(tmp_path) == ["metrics.json"]
+
+
+def test_checkpoint_pairs_must_match(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_checkpoint(tmp_path / "a", {"w": torch.ones(2)}, {"epoch": 1})
+    save_checkpoint(tmp_path / "b", {"w": torch.zeros(2)}, {"epoch": 2})
+    tensors, state = load_checkpoint(tmp_path / "a")
+    assert state["epoch"] == 1 and torch.equal(tensors["w"], torch.ones(2))
+
+    # a crash between the two renames: new tensors beside the old JSON
+    (tmp_path / "b" / "checkpoint.safetensors").replace(tmp_path / "a" / "checkpoint.safetensors")
+    with pytest.raises(
+        ValueError, match="checkpoint.safetensors: does not belong to checkpoint.json"
+    ):
+        load_checkpoint(tmp_path / "a")
+    (tmp_path / "b" / "checkpoint.json").write_text('{"format": "something else"}')
+    with pytest.raises(ValueError, match="checkpoint.json: not an lstmlens checkpoint"):
+        load_checkpoint(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: torch.optim.Adam(p, lr=0.01),
+        lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+        lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9),
+        lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.9),
+    ],
+    ids=["adam", "adamw", "sgd", "rmsprop"],
+)
+def test_optimizer_state_survives_the_split_into_tensors_and_json(tmp_path, make):
+    model = nn.Linear(3, 2)
+    optimizer = make(model.parameters())
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(torch.randn(4, 3)).square().sum().backward()
+        optimizer.step()
+    tensors, doc = optimizer_state(optimizer)
+    save_checkpoint(tmp_path, tensors, {"optimizer": doc})
+    tensors, state = load_checkpoint(tmp_path)
+
+    fresh = make(nn.Linear(3, 2).parameters())
+    load_optimizer_state(fresh, tensors, state["optimizer"])
+    a, b = optimizer.state_dict(), fresh.state_dict()
+    assert a["param_groups"] == b["param_groups"]  # including tuples such as Adam's betas
+    for pid in a["state"]:
+        assert a["state"][pid].keys() == b["state"][pid].keys()
+        for key, value in a["state"][pid].items():
+            assert torch.equal(value, b["state"][pid][key])
+
+
+def test_rng_states_round_trip(tmp_path):
+    generator = torch.Generator().manual_seed(3)
+    np.random.normal()  # noqa: NPY002 (a cached Gaussian must survive too)
+    tensors, doc = rng_state(generator)
+    save_checkpoint(tmp_path, tensors, {"rng": doc})
+
+    def draws():
+        return (
+            torch.rand(3).tolist(),
+            torch.rand(3, generator=generator).tolist(),
+            np.random.normal(size=3).tolist(),  # noqa: NPY002
+            [random.random() for _ in range(3)],
+        )
+
+    first = draws()
+    tensors, state = load_checkpoint(tmp_path)
+    restore_rng_state(generator, tensors, state["rng"])
+    assert draws() == first
