@@ -21,9 +21,13 @@ def main() -> None:
     shapes = [(8, 10, 4, 16)] if args.quick else DESIGN_SHAPES
     repeats = 2 if args.quick else args.repeats
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads", file=sys.stderr)
-    rows = run_benchmark(shapes, repeats=repeats,
-                         progress=lambda r: print(f"  {r.shape} {r.impl:18s} {r.mode}: {r.ms:.1f} ms",
-                                                  file=sys.stderr))
+    rows = run_benchmark(
+        shapes,
+        repeats=repeats,
+        progress=lambda r: print(
+            f"  {r.shape} {r.impl:18s} {r.mode}: {r.ms:.1f} ms", file=sys.stderr
+        ),
+    )
     print(format_table(rows))
 
 

@@ -30,8 +30,11 @@ def test_layer_equals_stepping_the_cell(variant, layer_norm):
 def test_cells_match_torch_cells():
     x = torch.randn(4, 3, dtype=torch.double)
     h = torch.randn(4, 5, dtype=torch.double)
-    pairs = [(nn.LSTMCell(3, 5), lstmlens.LSTMCell), (nn.GRUCell(3, 5), lstmlens.GRUCell),
-             (nn.RNNCell(3, 5, nonlinearity="relu"), lstmlens.RNNCell)]
+    pairs = [
+        (nn.LSTMCell(3, 5), lstmlens.LSTMCell),
+        (nn.GRUCell(3, 5), lstmlens.GRUCell),
+        (nn.RNNCell(3, 5, nonlinearity="relu"), lstmlens.RNNCell),
+    ]
     for theirs, cls in pairs:
         theirs = theirs.double()
         kw = {"nonlinearity": "relu"} if cls is lstmlens.RNNCell else {}
@@ -43,7 +46,9 @@ def test_cells_match_torch_cells():
             torch.testing.assert_close(v, u, rtol=1e-12, atol=1e-12)
         # unbatched, no state
         a, b = theirs(x[0]), ours(x[0])
-        torch.testing.assert_close(b[0] if isinstance(b, tuple) else b, a[0] if isinstance(a, tuple) else a)
+        torch.testing.assert_close(
+            b[0] if isinstance(b, tuple) else b, a[0] if isinstance(a, tuple) else a
+        )
 
 
 def test_forget_bias_is_added_to_the_forget_rows():

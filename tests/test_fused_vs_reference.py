@@ -19,8 +19,12 @@ OPTIONS = {  # option name -> LSTM keyword arguments
     "no_bias": {"bias": False},
     "everything": {"layer_norm": True, "zoneout": 0.2, "recurrent_dropout": 0.3, "proj_size": 2},
 }
-VARIANTS = [*PRESETS, Variant(coupled=True), Variant(full_gate_recurrence=True, output_gate=False),
-            Variant(input_gate=False, forget_gate=False, output_activation="identity")]
+VARIANTS = [
+    *PRESETS,
+    Variant(coupled=True),
+    Variant(full_gate_recurrence=True, output_gate=False),
+    Variant(input_gate=False, forget_gate=False, output_activation="identity"),
+]
 
 
 def _loss_and_grads(m, x, lengths, seed=1):
@@ -78,7 +82,11 @@ def _gradcheck_layer(m, x, h0, c0, fast):
 
 
 GRADCHECK_CASES = [(v, "plain") for v in PRESETS] + [
-    (v, o) for v, o in itertools.product(["vanilla", "peephole", "cifg", "fgr"], ["layer_norm", "zoneout", "recurrent_dropout", "proj"])
+    (v, o)
+    for v, o in itertools.product(
+        ["vanilla", "peephole", "cifg", "fgr"],
+        ["layer_norm", "zoneout", "recurrent_dropout", "proj"],
+    )
 ]
 
 
@@ -104,8 +112,9 @@ def test_gradcheck_packed_bidirectional(backend):
     names = [n for n, _ in m.named_parameters()]
 
     def f(x, *params):
-        out, (h, c) = functional_call(m, dict(zip(names, params)),
-                                      (pack_padded_sequence(x, lengths, enforce_sorted=False),))
+        out, (h, c) = functional_call(
+            m, dict(zip(names, params)), (pack_padded_sequence(x, lengths, enforce_sorted=False),)
+        )
         return out.data, h, c
 
     params = (p.detach().clone().requires_grad_() for p in m.parameters())

@@ -33,5 +33,9 @@ def test_golden_values(variant, backend):
     x = torch.tensor([1.0, 2.0, -1.0], dtype=torch.double).view(3, 1, 1)
     out, (h, c) = m(x)
     expected_h, expected_c = GOLDEN[variant]
-    torch.testing.assert_close(out.flatten(), torch.tensor(expected_h, dtype=torch.double), rtol=0, atol=1e-13)
-    torch.testing.assert_close(c.flatten(), torch.tensor([expected_c], dtype=torch.double), rtol=0, atol=1e-13)
+    torch.testing.assert_close(
+        out.flatten(), torch.tensor(expected_h, dtype=torch.double), rtol=0, atol=1e-13
+    )
+    torch.testing.assert_close(
+        c.flatten(), torch.tensor([expected_c], dtype=torch.double), rtol=0, atol=1e-13
+    )

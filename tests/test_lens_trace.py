@@ -12,7 +12,9 @@ from lstmlens.variants import PRESETS
 @pytest.mark.parametrize("variant", list(PRESETS))
 def test_equations_hold_on_the_trace(variant):
     torch.manual_seed(0)
-    m = lstmlens.LSTM(3, 5, num_layers=2, variant=variant, bidirectional=True, forget_bias=0.0).double()
+    m = lstmlens.LSTM(
+        3, 5, num_layers=2, variant=variant, bidirectional=True, forget_bias=0.0
+    ).double()
     x = torch.randn(7, 2, 3, dtype=torch.double)
     trace = lstmlens.inspect(m, x)
     out, (h_n, c_n) = m(x)
@@ -20,11 +22,15 @@ def test_equations_hold_on_the_trace(variant):
     for layer in range(2):
         for d in range(2):
             g = trace.gates(layer, d)
-            i, f, cand, o, c, h = (g[k] for k in ("input", "forget", "candidate", "output", "cell", "hidden"))
+            i, f, cand, o, c, h = (
+                g[k] for k in ("input", "forget", "candidate", "output", "cell", "hidden")
+            )
             steps = range(7) if d == 0 else range(6, -1, -1)
             c_prev = torch.zeros_like(c[0])
             for t in steps:
-                torch.testing.assert_close(c[t], f[t] * c_prev + i[t] * cand[t], rtol=1e-6, atol=1e-6)
+                torch.testing.assert_close(
+                    c[t], f[t] * c_prev + i[t] * cand[t], rtol=1e-6, atol=1e-6
+                )
                 act = torch.tanh(c[t]) if v.output_activation == "tanh" else c[t]
                 torch.testing.assert_close(h[t], o[t] * act, rtol=1e-6, atol=1e-6)
                 c_prev = c[t]
@@ -41,7 +47,9 @@ def test_equations_hold_on_the_trace(variant):
             torch.testing.assert_close(h[last], h_n[k])
             torch.testing.assert_close(c[last], c_n[k])
         # the recorded hidden states are the layer's output
-    torch.testing.assert_close(torch.cat([trace.gate("hidden", 1, 0), trace.gate("hidden", 1, 1)], -1), out)
+    torch.testing.assert_close(
+        torch.cat([trace.gate("hidden", 1, 0), trace.gate("hidden", 1, 1)], -1), out
+    )
     torch.testing.assert_close(trace.output[0], out)
 
 
@@ -81,5 +89,8 @@ def test_trace_on_a_model_and_packed_input_restores_mode():
     out, (h_n, _) = model.rnn(pack_padded_sequence(x, lengths, enforce_sorted=False))
     for b, n in enumerate([2, 5, 3]):
         torch.testing.assert_close(h[n - 1, b], h_n[0, b])
-    with pytest.raises(TypeError, match=r"inspect: expected a lstmlens LSTM/GRU/RNN or a model containing one, got LSTM"):
+    with pytest.raises(
+        TypeError,
+        match=r"inspect: expected a lstmlens LSTM/GRU/RNN or a model containing one, got LSTM",
+    ):
         lstmlens.inspect(nn.LSTM(3, 4), x)

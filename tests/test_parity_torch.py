@@ -26,7 +26,11 @@ def _run(m, x, hx, packed, lengths, batch_first):
     """Forward + backward through a fixed random-weighted loss; returns values and gradients."""
     xi = x.clone().requires_grad_()
     hxi = None if hx is None else tuple(t.clone().requires_grad_() for t in hx)
-    inp = pack_padded_sequence(xi, lengths, batch_first=batch_first, enforce_sorted=False) if packed else xi
+    inp = (
+        pack_padded_sequence(xi, lengths, batch_first=batch_first, enforce_sorted=False)
+        if packed
+        else xi
+    )
     call_hx = None if hxi is None else (hxi if len(hxi) == 2 else hxi[0])
     out, state = m(inp, call_hx)
     states = state if isinstance(state, tuple) else (state,)
@@ -56,7 +60,9 @@ def _compare(ours, theirs, x, hx, packed, lengths, batch_first, dtype):
 
 LSTM_CASES = [
     c
-    for c in itertools.product([1, 2, 3], [False, True], [False, True], [0, 2], [False, True], [False, True])
+    for c in itertools.product(
+        [1, 2, 3], [False, True], [False, True], [0, 2], [False, True], [False, True]
+    )
 ]
 
 
@@ -64,29 +70,43 @@ LSTM_CASES = [
 @pytest.mark.parametrize("layers,bidir,batch_first,proj,packed,given_hx", LSTM_CASES)
 def test_lstm_matches_torch(dtype, layers, bidir, batch_first, proj, packed, given_hx):
     torch.manual_seed(layers * 100 + bidir * 10 + proj)
-    theirs = nn.LSTM(I, H, layers, batch_first=batch_first, bidirectional=bidir, proj_size=proj).to(dtype)
+    theirs = nn.LSTM(I, H, layers, batch_first=batch_first, bidirectional=bidir, proj_size=proj).to(
+        dtype
+    )
     ours = lstmlens.LSTM.from_torch(theirs)
     x = torch.randn((B, T, I) if batch_first else (T, B, I), dtype=dtype)
     lengths = torch.tensor([T, 2, 4])
     D = 2 if bidir else 1
     hx = None
     if given_hx:
-        hx = (torch.randn(layers * D, B, proj or H, dtype=dtype), torch.randn(layers * D, B, H, dtype=dtype))
+        hx = (
+            torch.randn(layers * D, B, proj or H, dtype=dtype),
+            torch.randn(layers * D, B, H, dtype=dtype),
+        )
     _compare(ours, theirs, x, hx, packed, lengths, batch_first, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("layers,bidir,proj,given_hx", list(itertools.product([1, 2], [False, True], [0, 2], [False, True])))
+@pytest.mark.parametrize(
+    "layers,bidir,proj,given_hx",
+    list(itertools.product([1, 2], [False, True], [0, 2], [False, True])),
+)
 def test_lstm_unbatched_matches_torch(dtype, layers, bidir, proj, given_hx):
     torch.manual_seed(3)
     theirs = nn.LSTM(I, H, layers, bidirectional=bidir, proj_size=proj).to(dtype)
     ours = lstmlens.LSTM.from_torch(theirs)
     D = 2 if bidir else 1
-    hx = (torch.randn(layers * D, proj or H, dtype=dtype), torch.randn(layers * D, H, dtype=dtype)) if given_hx else None
+    hx = (
+        (torch.randn(layers * D, proj or H, dtype=dtype), torch.randn(layers * D, H, dtype=dtype))
+        if given_hx
+        else None
+    )
     _compare(ours, theirs, torch.randn(T, I, dtype=dtype), hx, False, None, False, dtype)
 
 
-SIMPLE_CASES = list(itertools.product([1, 2, 3], [False, True], [False, True], [False, True], [False, True]))
+SIMPLE_CASES = list(
+    itertools.product([1, 2, 3], [False, True], [False, True], [False, True], [False, True])
+)
 
 
 @pytest.mark.parametrize("mode", ["GRU", "RNN_tanh", "RNN_relu"])
@@ -112,7 +132,9 @@ def test_gru_rnn_unbatched(cls):
     theirs = getattr(nn, cls)(I, H, 2, bidirectional=True).double()
     ours = getattr(lstmlens, cls).from_torch(theirs)
     x = torch.randn(T, I, dtype=torch.double)
-    _compare(ours, theirs, x, (torch.randn(4, H, dtype=torch.double),), False, None, False, torch.float64)
+    _compare(
+        ours, theirs, x, (torch.randn(4, H, dtype=torch.double),), False, None, False, torch.float64
+    )
 
 
 @pytest.mark.parametrize("backend", ["reference", "fused"])
@@ -141,7 +163,9 @@ def test_to_torch_round_trip():
     ours.eval(), theirs.eval()
     torch.testing.assert_close(ours(x)[0], theirs(x)[0], rtol=1e-6, atol=1e-6)
     gru = lstmlens.GRU(3, 4, 2)
-    torch.testing.assert_close(gru.to_torch()(torch.randn(5, 2, 3).abs())[0].shape, torch.Size([5, 2, 4]))
+    torch.testing.assert_close(
+        gru.to_torch()(torch.randn(5, 2, 3).abs())[0].shape, torch.Size([5, 2, 4])
+    )
     rnn = lstmlens.RNN(3, 4, nonlinearity="relu")
     assert rnn.to_torch().nonlinearity == "relu"
 

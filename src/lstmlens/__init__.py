@@ -18,4 +18,16 @@ from .variants import Variant as Variant
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "PRESETS", "RNN", "RNNCell", "Trace", "Variant", "inspect", "__version__"]
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "PRESETS",
+    "RNN",
+    "RNNCell",
+    "Trace",
+    "Variant",
+    "inspect",
+    "__version__",
+]

@@ -76,14 +76,23 @@ def _impls(I: int, H: int, names: Iterable[str]) -> dict[str, nn.Module]:
         else:  # "reference:vanilla", "fused:cifg", "fused:layer_norm", ...
             backend, variant = name.split(":")
             ln = variant == "layer_norm"
-            out[name] = LSTM(I, H, variant="vanilla" if ln else variant, layer_norm=ln, backend=backend)
+            out[name] = LSTM(
+                I, H, variant="vanilla" if ln else variant, layer_norm=ln, backend=backend
+            )
     return out
 
 
 def run_benchmark(
     shapes: Iterable[tuple[int, int, int, int]] = DESIGN_SHAPES,
-    impls: Iterable[str] = ("torch.nn.LSTM", "nn.LSTMCell loop", "reference:vanilla", "fused:vanilla",
-                            "fused:peephole", "fused:cifg", "fused:layer_norm"),
+    impls: Iterable[str] = (
+        "torch.nn.LSTM",
+        "nn.LSTMCell loop",
+        "reference:vanilla",
+        "fused:vanilla",
+        "fused:peephole",
+        "fused:cifg",
+        "fused:layer_norm",
+    ),
     modes: Iterable[str] = ("train", "infer"),
     repeats: int = 5,
     progress: Callable[[Row], None] | None = None,
@@ -107,13 +116,20 @@ def run_benchmark(
                         (out.sum() + c.sum()).backward()
                 else:
 
-                    def step(m=m):
+                    def step(m=m, x=x):
                         with torch.inference_mode():
                             m(x)
 
                 ms = time_call(step, repeats)
                 base = ms if base is None else base
-                row = Row(shape, name, mode, ms, ms / base, lstm_flops(B, T, I, H, mode == "train") / ms / 1e6)
+                row = Row(
+                    shape,
+                    name,
+                    mode,
+                    ms,
+                    ms / base,
+                    lstm_flops(B, T, I, H, mode == "train") / ms / 1e6,
+                )
                 rows.append(row)
                 if progress is not None:
                     progress(row)
@@ -122,8 +138,12 @@ def run_benchmark(
 
 def format_table(rows: list[Row]) -> str:
     """A Markdown table: one line per shape, implementation and mode."""
-    lines = ["| (B, T, I, H) | implementation | mode | ms | x torch.nn.LSTM | GFLOP/s |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = [
+        "| (B, T, I, H) | implementation | mode | ms | x torch.nn.LSTM | GFLOP/s |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r.shape} | {r.impl} | {r.mode} | {r.ms:.1f} | {r.ratio:.2f} | {r.gflops:.0f} |")
+        lines.append(
+            f"| {r.shape} | {r.impl} | {r.mode} | {r.ms:.1f} | {r.ratio:.2f} | {r.gflops:.0f} |"
+        )
     return "\n".join(lines)

@@ -167,10 +167,10 @@ def lstm_step(
 def gru_step(x: Tensor, h: Tensor, p: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
     r"""One GRU step as in ``torch.nn.GRU`` (gate order r, z, n)::
 
-        r  = σ(W_ir x + b_ir + W_hr h + b_hr)
-        z  = σ(W_iz x + b_iz + W_hz h + b_hz)
-        n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
-        h' = (1 - z) * n + z * h
+    r  = σ(W_ir x + b_ir + W_hr h + b_hr)
+    z  = σ(W_iz x + b_iz + W_hz h + b_hz)
+    n  = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+    h' = (1 - z) * n + z * h
     """
     xr, xz, xn = F.linear(x, p["weight_ih"], p.get("bias_ih")).chunk(3, dim=-1)
     hr, hz, hn = F.linear(h, p["weight_hh"], p.get("bias_hh")).chunk(3, dim=-1)
@@ -183,7 +183,9 @@ def gru_step(x: Tensor, h: Tensor, p: Mapping[str, Tensor]) -> tuple[Tensor, dic
 
 def rnn_step(x: Tensor, h: Tensor, p: Mapping[str, Tensor], nonlinearity: str = "tanh") -> Tensor:
     """One Elman RNN step as in ``torch.nn.RNN``: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``."""
-    a = F.linear(x, p["weight_ih"], p.get("bias_ih")) + F.linear(h, p["weight_hh"], p.get("bias_hh"))
+    a = F.linear(x, p["weight_ih"], p.get("bias_ih")) + F.linear(
+        h, p["weight_hh"], p.get("bias_hh")
+    )
     return torch.tanh(a) if nonlinearity == "tanh" else torch.relu(a)
 
 
@@ -261,7 +263,9 @@ class LSTMCell(_CellBase):
         self.layer_norm = layer_norm
         self.spec = CellSpec(self.variant, hidden_size, 0, layer_norm, bias)
         for name, shape in lstm_param_shapes(self.spec, input_size).items():
-            self.register_parameter(name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype)))
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+            )
         self.forget_bias = forget_bias
         self.reset_parameters()
 
@@ -273,8 +277,13 @@ class LSTMCell(_CellBase):
             elif name.startswith("ln_bias"):
                 nn.init.zeros_(w)
         if self.forget_bias:
-            _add_forget_bias(self.variant, self.hidden_size, getattr(self, "bias_ih", None),
-                             self.forget_bias, "LSTMCell")
+            _add_forget_bias(
+                self.variant,
+                self.hidden_size,
+                getattr(self, "bias_ih", None),
+                self.forget_bias,
+                "LSTMCell",
+            )
 
     def forward(self, x: Tensor, hx: tuple[Tensor, ...] | None = None) -> tuple[Tensor, ...]:
         _check_cell_input("LSTMCell", x, self.input_size, self.weight_ih.dtype)
@@ -289,7 +298,9 @@ class LSTMCell(_CellBase):
             h, c, s = zeros, zeros, x.new_zeros(B, n_s)
         else:
             if not isinstance(hx, (tuple, list)) or len(hx) not in ((2, 3) if fgr else (2,)):
-                raise ValueError("LSTMCell: hx must be a tuple (h, c)" + (" or (h, c, s)" if fgr else ""))
+                raise ValueError(
+                    "LSTMCell: hx must be a tuple (h, c)" + (" or (h, c, s)" if fgr else "")
+                )
             lead = () if unbatched else (B,)
             _check_state("LSTMCell", "h", hx[0], (*lead, H))
             _check_state("LSTMCell", "c", hx[1], (*lead, H))
@@ -306,11 +317,15 @@ class LSTMCell(_CellBase):
         return f"{super().extra_repr()}, variant={self.variant.name!r}"
 
 
-def _add_forget_bias(variant: Variant, H: int, bias: Tensor | None, value: float, owner: str) -> None:
+def _add_forget_bias(
+    variant: Variant, H: int, bias: Tensor | None, value: float, owner: str
+) -> None:
     if bias is None:
         raise ValueError(f"{owner}: forget_bias={value} needs bias=True")
     if not variant.has_f:
-        raise ValueError(f"{owner}: forget_bias needs a forget gate with weights; variant {variant.name!r} has none")
+        raise ValueError(
+            f"{owner}: forget_bias needs a forget gate with weights; variant {variant.name!r} has none"
+        )
     k = variant.blocks.index("f")
     with torch.no_grad():
         bias[k * H : (k + 1) * H] += value
@@ -319,8 +334,14 @@ def _add_forget_bias(variant: Variant, H: int, bias: Tensor | None, value: float
 class GRUCell(_CellBase):
     """One GRU step, a drop-in for ``torch.nn.GRUCell``: ``h' = cell(x, h)`` (see :func:`gru_step`)."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         kw = {"device": device, "dtype": dtype}
@@ -339,12 +360,20 @@ class GRUCell(_CellBase):
 class RNNCell(_CellBase):
     """One Elman step, a drop-in for ``torch.nn.RNNCell``: ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``."""
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+            raise ValueError(
+                f"RNNCell: nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"
+            )
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.nonlinearity = nonlinearity
         kw = {"device": device, "dtype": dtype}
@@ -368,7 +397,9 @@ def _simple_cell(cell: _CellBase, owner: str, x: Tensor, hx: Tensor | None, step
     if hx is None:
         h = x.new_zeros(x.shape[0], cell.hidden_size)
     else:
-        _check_state(owner, "hx", hx, ((cell.hidden_size,) if unbatched else (x.shape[0], cell.hidden_size)))
+        _check_state(
+            owner, "hx", hx, ((cell.hidden_size,) if unbatched else (x.shape[0], cell.hidden_size))
+        )
         h = hx.unsqueeze(0) if unbatched else hx
     out = step(x, h)
     return out.squeeze(0) if unbatched else out

@@ -1,292 +1,25 @@
-r"""LSTM / GRU / RNN layers: drop-in for ``torch.nn.LSTM`` / ``GRU`` / ``RNN``, plus variants.
+"""LSTM / GRU / RNN layers: drop-in for ``torch.nn.LSTM`` / ``GRU`` / ``RNN``, plus variants.
 
-Shapes (as in torch): ``N`` batch, ``L`` sequence length, ``D`` = 2 if bidirectional else 1,
-``H_in`` input features, ``H_cell`` = hidden_size, ``H_out`` = proj_size or hidden_size.
-
-* input: ``(L, N, H_in)``, ``(N, L, H_in)`` with ``batch_first``, ``(L, H_in)`` unbatched, or a
-  ``PackedSequence`` (then the output is packed too).
-* ``h_0`` / ``h_n``: ``(D * num_layers, N, H_out)``; ``c_0`` / ``c_n``: ``(D * num_layers, N, H_cell)``.
-* output: ``(L, N, D * H_out)`` (or batch-first / unbatched / packed like the input).
-
-Layer ``k`` > 0 reads the concatenated outputs of layer ``k-1`` (both directions), with dropout
-between layers in training. The reverse direction reads each sequence backwards within its own
-length. How a layer-direction is run over the sequence is the ``backend``'s business:
-``"reference"`` (the per-step loop over the cell, the oracle) or ``"fused"`` (one autograd
-Function with a hand-derived backward); ``"auto"`` takes the fastest one.
+The machinery they share (stacking, directions, packing, state, torch interop) lives in
+:mod:`lstmlens.recurrent`; each class here says how one layer-direction runs over a sequence.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch import nn
 
 from .cells import CellSpec, _add_forget_bias, lstm_param_shapes
-from .kernels import fused, reference
+from .kernels import fused, fused_gru_rnn, reference
+from .recurrent import BACKENDS, RecurrentBase
 from .variants import Variant, resolve_variant
 
-__all__ = ["GRU", "LSTM", "RNN", "BACKENDS"]
-
-BACKENDS = ("auto", "reference", "fused")
-
-#: called by a layer being inspected: (layer, direction, {gate name: (T, B, units)})
-LayerRecorder = Callable[[int, int, dict[str, Tensor]], None]
+__all__ = ["BACKENDS", "GRU", "LSTM", "RNN"]
 
 
-class _RecurrentBase(nn.Module):
-    """Stacking, directions, packing, unbatched input and initial states, for every mode."""
-
-    mode = "RNN"
-    _state_count = 1  # tensors in the state: 2 for LSTM (h, c)
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, backend: str = "auto", device: Any = None,
-                 dtype: torch.dtype | None = None) -> None:
-        super().__init__()
-        name = type(self).__name__
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size),
-                           ("num_layers", num_layers), ("proj_size", proj_size)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name}: {arg} should be of type int, got {type(value).__name__}")
-        if hidden_size <= 0 or input_size <= 0 or num_layers <= 0:
-            raise ValueError(
-                f"{name}: input_size, hidden_size and num_layers must be positive, got "
-                f"{input_size}, {hidden_size}, {num_layers}"
-            )
-        if not 0 <= dropout <= 1 or isinstance(dropout, bool):
-            raise ValueError(f"{name}: dropout should be a number in [0, 1], got {dropout}")
-        if proj_size < 0 or (proj_size and proj_size >= hidden_size):
-            raise ValueError(f"{name}: proj_size must be in [0, hidden_size), got {proj_size}")
-        if backend not in BACKENDS:
-            raise ValueError(f"{name}: backend must be one of {BACKENDS}, got {backend!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"{name}: dropout={dropout} and num_layers=1: dropout acts between layers, "
-                "so it has no effect here",
-                UserWarning,
-                stacklevel=3,
-            )
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
-        self._recorder: LayerRecorder | None = None
-        self._names: list[list[dict[str, str]]] = []  # [layer][direction] canonical -> attribute
-        D = 2 if bidirectional else 1
-        out_size = proj_size or hidden_size
-        for layer in range(num_layers):
-            per_dir = []
-            for d in range(D):
-                layer_in = input_size if layer == 0 else out_size * D
-                suffix = f"_l{layer}" + ("_reverse" if d else "")
-                names = {}
-                for key, shape in self._param_shapes(layer_in).items():
-                    param = nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
-                    self.register_parameter(key + suffix, param)
-                    names[key] = key + suffix
-                per_dir.append(names)
-            self._names.append(per_dir)
-        self.reset_parameters()
-
-    # -- to be provided by each mode -------------------------------------------------------
-    def _param_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
-        raise NotImplementedError
-
-    def _run(self, x: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor],
-             keep: Tensor | None, recorder: Any) -> tuple[Tensor, tuple[Tensor, ...]]:
-        raise NotImplementedError
-
-    # -- parameters ----------------------------------------------------------------------------
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    def layer_parameters(self, layer: int, direction: int = 0) -> dict[str, Tensor]:
-        """The parameters of one layer-direction by canonical name (``weight_ih``, ...)."""
-        return {k: getattr(self, n) for k, n in self._names[layer][direction].items()}
-
-    def reset_parameters(self) -> None:
-        """torch's initialisation: every weight uniform in ±1/sqrt(hidden_size)."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
-        for w in self.parameters():
-            nn.init.uniform_(w, -stdv, stdv)
-
-    def flatten_parameters(self) -> None:
-        """No-op, for code written for ``torch.nn.LSTM`` (there is no cuDNN weight buffer here)."""
-
-    def _kernel_backend(self) -> str:
-        if self._recorder is not None:
-            return "reference"  # the lens records through the oracle
-        return "fused" if self.backend == "auto" else self.backend
-
-    # -- forward ---------------------------------------------------------------------------------
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
-        name = type(self).__name__
-        lengths = sorted_idx = unsorted_idx = None
-        if isinstance(input, PackedSequence):
-            sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
-            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
-            batched = True
-        elif isinstance(input, Tensor):
-            if input.dim() not in (2, 3):
-                raise ValueError(
-                    f"{name}: Expected input to be 2D (unbatched) or 3D (batched), "
-                    f"got {input.dim()}D instead"
-                )
-            batched = input.dim() == 3
-            x = input if not batched else (input.transpose(0, 1) if self.batch_first else input)
-            if not batched:
-                x = x.unsqueeze(1)
-        else:
-            raise TypeError(
-                f"{name}: expected input to be a Tensor or PackedSequence, got {type(input).__name__}"
-            )
-        w = self.weight_ih_l0
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input.size(-1) must be equal to input_size. "
-                f"Expected {self.input_size}, got {x.shape[-1]}"
-            )
-        if x.dtype != w.dtype:
-            raise TypeError(f"{name}: input dtype {x.dtype} does not match the weights' dtype {w.dtype}")
-        T, B = x.shape[0], x.shape[1]
-        if T == 0:
-            raise ValueError(f"{name}: expected a sequence of at least one step, got length 0")
-        states0 = self._initial_states(hx, B, batched, x)
-
-        keep = rev_idx = valid = None
-        if lengths is not None and bool((lengths < T).any()):
-            steps = torch.arange(T).unsqueeze(1)  # (T, 1)
-            valid_b = steps < lengths.unsqueeze(0)  # (T, B)
-            valid = valid_b.to(device=x.device, dtype=x.dtype).unsqueeze(-1)  # (T, B, 1)
-            keep = 1 - valid
-            rev_idx = torch.where(valid_b, lengths.unsqueeze(0) - 1 - steps, steps).to(x.device)
-
-        def reverse(t: Tensor) -> Tensor:
-            if rev_idx is None:
-                return t.flip(0)
-            return t.gather(0, rev_idx.unsqueeze(-1).expand_as(t))
-
-        D = self.num_directions
-        finals: list[list[Tensor]] = [[] for _ in range(self._state_count)]
-        layer_in = x
-        for layer in range(self.num_layers):
-            outs = []
-            for d in range(D):
-                k = layer * D + d
-                state = tuple(s[k] for s in states0)
-                recorder = None if self._recorder is None else []
-                xin = reverse(layer_in) if d else layer_in
-                out, state_n = self._run(xin, state, self.layer_parameters(layer, d), keep, recorder)
-                if d:
-                    out = reverse(out)
-                if recorder is not None:
-                    gates = {g: torch.stack([r[g] for r in recorder]) for g in recorder[0]}
-                    self._recorder(layer, d, {g: reverse(v) if d else v for g, v in gates.items()})
-                outs.append(out)
-                for j, s in enumerate(state_n):
-                    finals[j].append(s)
-            layer_in = torch.cat(outs, dim=-1) if D == 2 else outs[0]  # (T, B, D*H_out)
-            if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_in = F.dropout(layer_in, self.dropout, training=True)
-        output = layer_in if valid is None else layer_in * valid
-        state_out = tuple(torch.stack(f) for f in finals)
-        if not batched:
-            output, state_out = output.squeeze(1), tuple(s.squeeze(1) for s in state_out)
-        elif lengths is not None:
-            output = _repack(output, lengths, sorted_idx, unsorted_idx)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (state_out if self._state_count > 1 else state_out[0])
-
-    def _state_shapes(self, B: int) -> list[tuple[int, int, int]]:
-        L = self.num_layers * self.num_directions
-        return [(L, B, self.proj_size or self.hidden_size), (L, B, self.hidden_size)][: self._state_count]
-
-    def _initial_states(self, hx: Any, B: int, batched: bool, x: Tensor) -> list[Tensor]:
-        name = type(self).__name__
-        shapes = self._state_shapes(B)
-        if hx is None:
-            return [x.new_zeros(s) for s in shapes]
-        given = (hx,) if self._state_count == 1 else hx
-        if self._state_count == 2 and not (isinstance(hx, (tuple, list)) and len(hx) == 2):
-            raise TypeError(f"{name}: hx must be a tuple (h_0, c_0), got {type(hx).__name__}")
-        states = []
-        for j, (t, shape) in enumerate(zip(given, shapes)):
-            label = "hidden" if self._state_count == 1 else f"hidden[{j}]"
-            if not isinstance(t, Tensor):
-                raise TypeError(f"{name}: {label} must be a Tensor, got {type(t).__name__}")
-            want = shape if batched else (shape[0], shape[2])
-            if tuple(t.shape) != want:
-                raise ValueError(f"{name}: Expected {label} size {want}, got {tuple(t.shape)}")
-            if t.dtype != x.dtype:
-                raise TypeError(f"{name}: {label} dtype {t.dtype} does not match input dtype {x.dtype}")
-            states.append(t if batched else t.unsqueeze(1))
-        return states
-
-    # -- torch interop -----------------------------------------------------------------------------
-    def _torch_kwargs(self) -> dict[str, Any]:
-        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
-                    num_layers=self.num_layers, bias=self.bias, batch_first=self.batch_first,
-                    dropout=self.dropout, bidirectional=self.bidirectional)
-
-    @classmethod
-    def from_torch(cls, module: nn.Module, **kwargs: Any):
-        """The same function as a ``torch.nn`` module of this mode (weights copied)."""
-        torch_cls = getattr(nn, cls.mode)
-        if not isinstance(module, torch_cls):
-            raise TypeError(f"{cls.__name__}.from_torch: expected a torch.nn.{cls.mode}, got {type(module).__name__}")
-        w = module.weight_ih_l0
-        args: dict[str, Any] = dict(input_size=module.input_size, hidden_size=module.hidden_size,
-                                    num_layers=module.num_layers, bias=module.bias,
-                                    batch_first=module.batch_first, dropout=module.dropout,
-                                    bidirectional=module.bidirectional)
-        if cls.mode == "LSTM":
-            args["proj_size"] = module.proj_size
-        if cls.mode == "RNN":
-            args["nonlinearity"] = module.nonlinearity
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            new = cls(**args, **kwargs, device=w.device, dtype=w.dtype)
-        new.load_state_dict(module.state_dict())
-        return new
-
-    def to_torch(self) -> nn.Module:
-        """A ``torch.nn`` module computing the same function (weights copied)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            w = self.weight_ih_l0
-            m = getattr(nn, self.mode)(**self._torch_kwargs(), device=w.device, dtype=w.dtype)
-        m.load_state_dict(self.state_dict())
-        return m
-
-    def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        for key, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                             ("bidirectional", False), ("proj_size", 0), ("backend", "auto")):
-            if getattr(self, key) != default:
-                s += f", {key}={getattr(self, key)!r}"
-        return s
-
-
-def _repack(out: Tensor, lengths: Tensor, sorted_idx: Tensor | None,
-            unsorted_idx: Tensor | None) -> PackedSequence:
-    """Padded (T, B, F) in original batch order -> a PackedSequence with the input's indices."""
-    if sorted_idx is not None:
-        out, lengths = out.index_select(1, sorted_idx), lengths[sorted_idx.cpu()]
-    packed = pack_padded_sequence(out, lengths, enforce_sorted=True)
-    return PackedSequence(packed.data, packed.batch_sizes, sorted_idx, unsorted_idx)
-
-
-class LSTM(_RecurrentBase):
+class LSTM(RecurrentBase):
     r"""A multi-layer LSTM, drop-in for ``torch.nn.LSTM``, built from its gates.
 
     For each step (gate order i, f, g, o; see :mod:`lstmlens.cells` for the variants)::
@@ -312,23 +45,51 @@ class LSTM(_RecurrentBase):
     mode = "LSTM"
     _state_count = 2
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, variant: str | Variant = "vanilla", layer_norm: bool = False,
-                 recurrent_dropout: float = 0.0, zoneout: float | tuple[float, float] = 0.0,
-                 forget_bias: float = 0.0, backend: str = "auto", device: Any = None,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        variant: str | Variant = "vanilla",
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+        forget_bias: float = 0.0,
+        backend: str = "auto",
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         self.variant = resolve_variant(variant, "LSTM")
         self.layer_norm = bool(layer_norm)
         zh, zc = (zoneout, zoneout) if isinstance(zoneout, (int, float)) else tuple(zoneout)
-        for label, value in (("recurrent_dropout", recurrent_dropout), ("zoneout", zh), ("zoneout", zc)):
+        for label, value in (
+            ("recurrent_dropout", recurrent_dropout),
+            ("zoneout", zh),
+            ("zoneout", zc),
+        ):
             if not 0 <= value < 1:
                 raise ValueError(f"LSTM: {label} must be in [0, 1), got {value}")
         self.recurrent_dropout, self.zoneout = float(recurrent_dropout), (float(zh), float(zc))
         self.forget_bias = float(forget_bias)
         self.spec = CellSpec(self.variant, hidden_size, proj_size, self.layer_norm, bias)
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
-                         bidirectional, proj_size, backend, device, dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            backend,
+            device,
+            dtype,
+        )
 
     def _param_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
         return lstm_param_shapes(self.spec, layer_input_size)
@@ -344,8 +105,9 @@ class LSTM(_RecurrentBase):
             for layer in range(self.num_layers):
                 for d in range(self.num_directions):
                     p = self.layer_parameters(layer, d)
-                    _add_forget_bias(self.variant, self.hidden_size, p.get("bias_ih"),
-                                     self.forget_bias, "LSTM")
+                    _add_forget_bias(
+                        self.variant, self.hidden_size, p.get("bias_ih"), self.forget_bias, "LSTM"
+                    )
 
     def _run(self, x, state, p, keep, recorder):
         T, B = x.shape[0], x.shape[1]
@@ -366,7 +128,9 @@ class LSTM(_RecurrentBase):
         h0, c0 = state
         if self._kernel_backend() == "reference":
             rec = None if recorder is None else recorder.append
-            out, h, c = reference.lstm_reference(x, h0, c0, p, self.spec, keep_h, keep_c, rmask, rec)
+            out, h, c = reference.lstm_reference(
+                x, h0, c0, p, self.spec, keep_h, keep_c, rmask, rec
+            )
         else:
             out, h, c = fused.lstm_fused(x, h0, c0, p, self.spec, keep_h, keep_c, rmask)
         return out, (h, c)
@@ -380,10 +144,15 @@ class LSTM(_RecurrentBase):
             raise ValueError(
                 f"LSTM.to_torch: torch.nn.LSTM has only the vanilla variant, got variant {self.variant.name!r}"
             )
-        for flag, value in (("layer_norm", self.layer_norm), ("zoneout", any(self.zoneout)),
-                            ("recurrent_dropout", self.recurrent_dropout)):
+        for flag, value in (
+            ("layer_norm", self.layer_norm),
+            ("zoneout", any(self.zoneout)),
+            ("recurrent_dropout", self.recurrent_dropout),
+        ):
             if value:
-                raise ValueError(f"LSTM.to_torch: torch.nn.LSTM has no {flag}, but this LSTM uses it")
+                raise ValueError(
+                    f"LSTM.to_torch: torch.nn.LSTM has no {flag}, but this LSTM uses it"
+                )
         return super().to_torch()
 
     def extra_repr(self) -> str:
@@ -398,11 +167,11 @@ class LSTM(_RecurrentBase):
         return s
 
 
-class GRU(_RecurrentBase):
+class GRU(RecurrentBase):
     r"""A multi-layer GRU, drop-in for ``torch.nn.GRU`` (gate order r, z, n)::
 
-        r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)   z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
-        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)   z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   h_t = (1 - z_t) * n_t + z_t * h_{t-1}
     """
 
     mode = "GRU"
@@ -412,14 +181,15 @@ class GRU(_RecurrentBase):
 
     def _run(self, x, state, p, keep, recorder):
         if self._kernel_backend() == "reference":
-            out, h = reference.gru_reference(x, state[0], p, keep,
-                                             None if recorder is None else recorder.append)
+            out, h = reference.gru_reference(
+                x, state[0], p, keep, None if recorder is None else recorder.append
+            )
         else:
-            out, h = fused.gru_fused(x, state[0], p, keep)
+            out, h = fused_gru_rnn.gru_fused(x, state[0], p, keep)
         return out, (h,)
 
 
-class RNN(_RecurrentBase):
+class RNN(RecurrentBase):
     r"""A multi-layer Elman RNN, drop-in for ``torch.nn.RNN``:
     ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`` with ``act`` tanh or relu.
 
@@ -440,10 +210,16 @@ class RNN(_RecurrentBase):
 
     def _run(self, x, state, p, keep, recorder):
         if self._kernel_backend() == "reference":
-            out, h = reference.rnn_reference(x, state[0], p, self.nonlinearity, keep,
-                                             None if recorder is None else recorder.append)
+            out, h = reference.rnn_reference(
+                x,
+                state[0],
+                p,
+                self.nonlinearity,
+                keep,
+                None if recorder is None else recorder.append,
+            )
         else:
-            out, h = fused.rnn_fused(x, state[0], p, self.nonlinearity, keep)
+            out, h = fused_gru_rnn.rnn_fused(x, state[0], p, self.nonlinearity, keep)
         return out, (h,)
 
     def _torch_kwargs(self) -> dict[str, Any]:
@@ -451,7 +227,10 @@ class RNN(_RecurrentBase):
 
 
 def _simple_shapes(n_gates: int, H: int, I: int, bias: bool) -> dict[str, tuple[int, ...]]:
-    shapes: dict[str, tuple[int, ...]] = {"weight_ih": (n_gates * H, I), "weight_hh": (n_gates * H, H)}
+    shapes: dict[str, tuple[int, ...]] = {
+        "weight_ih": (n_gates * H, I),
+        "weight_hh": (n_gates * H, H),
+    }
     if bias:
         shapes["bias_ih"] = (n_gates * H,)
         shapes["bias_hh"] = (n_gates * H,)

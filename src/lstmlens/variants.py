@@ -49,11 +49,11 @@ class Variant:
         for name in ("input_activation", "output_activation"):
             value = getattr(self, name)
             if value not in ACTIVATIONS:
-                raise ValueError(
-                    f"Variant: {name} must be one of {ACTIVATIONS}, got {value!r}"
-                )
+                raise ValueError(f"Variant: {name} must be one of {ACTIVATIONS}, got {value!r}")
         if self.coupled and not self.input_gate:
-            raise ValueError("Variant: coupled=True needs input_gate=True (f = 1 - i), got input_gate=False")
+            raise ValueError(
+                "Variant: coupled=True needs input_gate=True (f = 1 - i), got input_gate=False"
+            )
         if self.coupled and not self.forget_gate:
             raise ValueError(
                 "Variant: coupled=True derives the forget gate from the input gate, "

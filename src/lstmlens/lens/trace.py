@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..layers import _RecurrentBase
+from ..recurrent import RecurrentBase
 
 __all__ = ["GATE_NAMES", "VOCABULARY", "Trace", "inspect"]
 
@@ -79,13 +79,15 @@ class Trace:
         return {name: self.gate(name, layer, direction) for name in self.gate_names}
 
 
-def _find_module(model: nn.Module, module: nn.Module | None) -> _RecurrentBase:
+def _find_module(model: nn.Module, module: nn.Module | None) -> RecurrentBase:
     if module is not None:
-        if not isinstance(module, _RecurrentBase):
-            raise TypeError(f"inspect: module must be a lstmlens LSTM/GRU/RNN, got {type(module).__name__}")
+        if not isinstance(module, RecurrentBase):
+            raise TypeError(
+                f"inspect: module must be a lstmlens LSTM/GRU/RNN, got {type(module).__name__}"
+            )
         return module
     for m in model.modules():
-        if isinstance(m, _RecurrentBase):
+        if isinstance(m, RecurrentBase):
             return m
     raise TypeError(
         f"inspect: expected a lstmlens LSTM/GRU/RNN or a model containing one, got {type(model).__name__} "
@@ -93,7 +95,9 @@ def _find_module(model: nn.Module, module: nn.Module | None) -> _RecurrentBase:
     )
 
 
-def inspect(model: nn.Module, *inputs: Any, module: nn.Module | None = None, **kwargs: Any) -> Trace:
+def inspect(
+    model: nn.Module, *inputs: Any, module: nn.Module | None = None, **kwargs: Any
+) -> Trace:
     """Run ``model(*inputs, **kwargs)`` in eval mode without gradients, recording every gate.
 
     ``module`` picks the recurrent module to record when the model has several (default: the
@@ -109,7 +113,9 @@ def inspect(model: nn.Module, *inputs: Any, module: nn.Module | None = None, **k
         if isinstance(x, PackedSequence):
             seen["batched"] = True
             bs = x.batch_sizes
-            lengths = (bs.unsqueeze(0) > torch.arange(int(bs[0])).unsqueeze(1)).sum(1)  # sorted order
+            lengths = (bs.unsqueeze(0) > torch.arange(int(bs[0])).unsqueeze(1)).sum(
+                1
+            )  # sorted order
             if x.unsorted_indices is not None:
                 lengths = lengths[x.unsorted_indices.cpu()]
             seen["lengths"] = lengths
@@ -133,7 +139,9 @@ def inspect(model: nn.Module, *inputs: Any, module: nn.Module | None = None, **k
         for m, training in modes.items():
             m.train(training)
     if not calls:
-        raise ValueError(f"inspect: {type(model).__name__} never called its {type(target).__name__}")
+        raise ValueError(
+            f"inspect: {type(model).__name__} never called its {type(target).__name__}"
+        )
     kind = target.mode.lower()
     gates = calls[-1]
     if kind == "rnn":
