@@ -80,6 +80,9 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
         write(tmp)
         with open(tmp, "rb+") as f:  # flush the bytes to disk before the rename
             os.fsync(f.fileno())
