@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from lstmlens.train.checkpoint import write_atomic
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
     correlation,
@@ -39,6 +38,7 @@ from lstmlens.lens.stats import (
     series_signals,
     text_signals,
 )
+from lstmlens.train.checkpoint import write_atomic
 
 __all__ = ["TUTORIAL_WORDS", "series_page", "text_page", "write_page"]
 

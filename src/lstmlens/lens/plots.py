@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from lstmlens.train.checkpoint import write_atomic
 from lstmlens.lens.stats import SIGMOID_GATES, one_sequence, saturation
+from lstmlens.train.checkpoint import write_atomic
 
 __all__ = [
     "cell_trajectories_figure",
