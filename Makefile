@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lstmlens forecast train --out runs/demo --force
 
 test: $(DEVSTAMP)
+	@bash scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
 lint: $(DEVSTAMP)
