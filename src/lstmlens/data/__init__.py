@@ -1,0 +1,8 @@
+"""Data for the tasks: time series (:mod:`.series`, :mod:`.windows`), text
+(:mod:`.text`) and the offline default datasets (:mod:`.datasets`).
+
+Import from the submodules (``from lstmlens.data.series import read_csv``); this
+package imports nothing itself so that loading one kind of data stays cheap.
+"""
+
+__all__: list[str] = []
