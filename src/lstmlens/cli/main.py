@@ -40,9 +40,17 @@ def _version() -> str:
         return "unknown"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``CLIError``, exit status 2 in ``main``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        where = self.prog.removeprefix("lstmlens").strip()
+        raise CLIError(f"{where}: {message}" if where else message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lstmlens`` parser with every subcommand module that exists."""
-    parser = argparse.ArgumentParser(prog="lstmlens", description=DESCRIPTION)
+    parser = OneLineParser(prog="lstmlens", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"lstmlens {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:

@@ -35,21 +35,11 @@ DEFAULT_CORPUS = "pydoc_data"  # the name recorded in config.json when no file i
 DEFAULT_WORD_VOCAB = 10000  # --max-vocab of word models when not given
 
 
-def _one_line_errors(parser: argparse.ArgumentParser, where: str) -> None:
-    """Make argparse errors of ``parser`` a :class:`CLIError` (one line, exit 2)."""
-
-    def error(message: str) -> None:
-        raise CLIError(f"{where}: {message}")
-
-    parser.error = error  # type: ignore[method-assign]
-
-
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``text train|generate|next`` to the ``lstmlens`` parser."""
     text = subparsers.add_parser(
         "text", help="language models: train, generate, next tokens", description=__doc__
     )
-    _one_line_errors(text, "text")
     actions = text.add_subparsers(dest="action", metavar="ACTION")
 
     p = actions.add_parser("train", help="train a character or word model on a text file")
@@ -67,7 +57,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/text", help="run folder (runs/text)")
     add_train_args(p)
     p.set_defaults(func=train, hidden=256, epochs=10, lr=2e-3, dropout=0.1)
-    _one_line_errors(p, "text train")
 
     g = actions.add_parser("generate", help="write text with a trained model (streams to stdout)")
     g.add_argument("run", metavar="RUN", help="run folder of `text train`")
@@ -78,14 +67,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, help="sample from the smallest set of mass >= P")
     g.add_argument("--seed", type=int, help="random seed, for a repeatable text")
     g.set_defaults(func=generate)
-    _one_line_errors(g, "text generate")
 
     n = actions.add_parser("next", help="the most likely next tokens after a prompt")
     n.add_argument("run", metavar="RUN", help="run folder of `text train`")
     n.add_argument("prompt", metavar="PROMPT", help="the text so far")
     n.add_argument("--top", type=int, default=5, help="how many tokens to show (5)")
     n.set_defaults(func=next_tokens)
-    _one_line_errors(n, "text next")
     return text
 
 
