@@ -69,6 +69,15 @@ _CHECKPOINT_FORMAT = "lstmlens-checkpoint"
 _CHECKPOINT_VERSION = 1
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Create ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
 
@@ -80,10 +89,8 @@ def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp made 0600 (and writers may replace the file)
         with open(tmp, "rb+") as f:  # flush the bytes to disk before the rename
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,0 +1,145 @@
+"""Scoring a forecaster on the test part against the baselines, and rolling-origin backtests.
+
+Test origins are ``val_end, val_end + H, ...`` (stride ``H``): every test row is
+forecast exactly once, from the nearest origin before it, by the model and by each
+baseline (whose parameters are fitted on the rows before ``val_end``). Metrics are
+in the data's units; MASE is scaled by the seasonal-naive error on those rows.
+With quantiles the model also reports ``coverage``: the share of test values inside
+its outermost interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..data.series import Series
+from ..data.windows import Split, backtest_splits, window_origins
+from ..train import Reporter, TrainConfig
+from .baselines import BASELINES, run_baselines
+from .forecast import ForecastConfig, Forecaster, Prediction
+from .metrics import all_metrics
+
+__all__ = ["Evaluation", "backtest", "evaluate", "metrics_table"]
+
+
+@dataclass
+class Evaluation:
+    """Test-part forecasts of the model and the baselines, and their metrics."""
+
+    origins: np.ndarray  # (N,) row positions of the forecast origins
+    actual: np.ndarray  # (N, H) the test values
+    model: Prediction  # the model's forecasts (N, H)
+    baselines: dict[str, np.ndarray]  # name -> (N, H)
+    metrics: dict[str, Any] = field(default_factory=dict)  # {"model", "baselines", ...}
+
+    def best_baseline(self) -> str | None:
+        """The baseline with the lowest MAE (None if there is none)."""
+        scores = self.metrics.get("baselines", {})
+        return min(scores, key=lambda k: scores[k]["mae"]) if scores else None
+
+
+def evaluate(
+    forecaster: Forecaster,
+    series: Series,
+    split: Split,
+    baselines: tuple[str, ...] = BASELINES,
+) -> Evaluation:
+    """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines."""
+    h = forecaster.config.horizon
+    origins = window_origins(split.val_end, split.n, forecaster.config.window, h, stride=h)
+    if len(origins) == 0:
+        raise ValueError(f"evaluate: the test part ({split.test_size} rows) holds no horizon {h}")
+    y = series.values
+    actual = y[origins[:, None] + np.arange(h)[None, :]]  # (N, H)
+    pred = forecaster.predict_at(series, origins, h)
+    season = forecaster.season
+    forecasts, descriptions, skipped = run_baselines(
+        y, split.val_end, origins, h, season, baselines
+    )
+    insample = y[: split.val_end]
+    m = season if season and len(insample) > season else 1
+    model_metrics = all_metrics(actual, pred.point, insample, m)
+    if pred.quantiles is not None:
+        inside = (actual >= pred.lower) & (actual <= pred.upper)
+        model_metrics["coverage"] = float(inside.mean())
+    metrics = {
+        "model": model_metrics,
+        "baselines": {k: all_metrics(actual, f, insample, m) for k, f in forecasts.items()},
+        "baseline_models": descriptions,
+        "skipped_baselines": skipped,
+        "test": {
+            "rows": split.test_size,
+            "origins": len(origins),
+            "horizon": h,
+            "first": _label(series, split.val_end),
+            "last": _label(series, split.n - 1),
+            "season": season,
+            "mase_season": m,
+        },
+    }
+    return Evaluation(origins, actual, pred, forecasts, metrics)
+
+
+def _label(series: Series, row: int) -> str:
+    label = series.index[row]
+    return str(label.date()) if hasattr(label, "date") else str(label)
+
+
+def backtest(
+    series: Series,
+    config: ForecastConfig,
+    train: TrainConfig,
+    folds: int,
+    test_size: int | None = None,
+    reporter: Reporter | None = None,
+    on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Rolling-origin evaluation over ``folds`` consecutive test blocks of ``test_size`` rows.
+
+    Fold ``k`` trains a fresh model (same seed) on everything before its block and scores
+    it with :func:`evaluate`. Returns ``{"folds": [metrics...], "mean": {name: metrics}}``
+    where ``mean`` averages each metric over the folds (a baseline skipped in any fold is
+    left out of the mean).
+    """
+    size = test_size or config.test_size or config.horizon
+    splits = backtest_splits(
+        len(series), config.window, config.horizon, folds, size, config.val_size
+    )
+    results = []
+    for k, split in enumerate(splits):
+        part = series.head(split.n)
+        if reporter is not None:
+            reporter.message(f"fold {k + 1}/{folds}: test rows {split.val_end}..{split.n - 1}")
+        model = Forecaster(config)
+        model.fit(part, train, split=split, reporter=reporter)
+        fold = evaluate(model, part, split).metrics
+        fold["fold"] = k + 1
+        results.append(fold)
+        if on_fold is not None:
+            on_fold(k, fold)
+    names = ["model"] + [b for b in BASELINES if all(b in r["baselines"] for r in results)]
+    mean = {}
+    for name in names:
+        rows = [r["model"] if name == "model" else r["baselines"][name] for r in results]
+        mean[name] = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+    return {"folds": results, "mean": mean, "test_size": size}
+
+
+def metrics_table(rows: dict[str, dict[str, float]], notes: dict[str, str] | None = None) -> str:
+    """A plain-text table: one row per name, columns MAE, RMSE, sMAPE%, MASE (+ coverage)."""
+    cols = [("mae", "MAE"), ("rmse", "RMSE"), ("smape", "sMAPE%"), ("mase", "MASE")]
+    if any("coverage" in r for r in rows.values()):
+        cols.append(("coverage", "cover"))
+    width = max([len(n) for n in rows] + [8])
+    lines = [f"{'':<{width}}  " + "  ".join(f"{title:>9}" for _, title in cols)]
+    for name, row in rows.items():
+        cells = "  ".join(
+            f"{row[k]:>9.4g}" if k in row and np.isfinite(row[k]) else f"{'-':>9}" for k, _ in cols
+        )
+        note = f"  {notes[name]}" if notes and name in notes else ""
+        lines.append(f"{name:<{width}}  {cells}{note}")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""The forecasting network, the pinball loss and the task object the trainer drives.
+
+Shapes: ``B`` windows, ``W`` lookback steps, ``F`` input features, ``S`` output
+steps (the horizon ``H`` for the direct head, 1 for the recursive one), ``Q``
+outputs per step (the number of quantiles, or 1 for a point forecast).
+
+    out, _ = LSTM(x)                 # x: (B, W, F) -> out: (B, W, hidden)
+    y_hat  = Linear(out[:, -1])      # last hidden state -> (B, S * Q) -> (B, S, Q)
+
+Pinball (quantile) loss for level ``tau`` and error ``e = y - q``:
+``rho_tau(e) = max(tau * e, (tau - 1) * e)``, averaged over windows, steps and
+levels; with ``tau = 0.5`` it is half the absolute error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..layers import LSTM
+
+__all__ = ["ForecastNet", "ForecastTask", "NetConfig", "median_index", "pinball_loss", "point_loss"]
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Everything needed to rebuild a :class:`ForecastNet` (stored in ``config.json``)."""
+
+    input_size: int  # F: the target plus covariates
+    hidden_size: int = 32  # LSTM units per layer
+    num_layers: int = 1  # stacked LSTM layers
+    variant: str = "vanilla"  # an lstmlens variant preset (vanilla, peephole, cifg, ...)
+    dropout: float = 0.0  # dropout between stacked layers (torch.nn.LSTM semantics)
+    out_steps: int = 1  # S: H (direct head) or 1 (recursive)
+    n_outputs: int = 1  # Q: number of quantiles, or 1 for a point forecast
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ForecastNet(nn.Module):
+    """LSTM (batch first) with a linear head on the last step's hidden state.
+
+    ``forward(x)`` maps ``x`` of shape ``(B, W, F)`` to ``(B, S, Q)``.
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.lstm = LSTM(
+            config.input_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            variant=config.variant,
+        )
+        self.head = nn.Linear(config.hidden_size, config.out_steps * config.n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[-1] != self.config.input_size:
+            raise ValueError(
+                f"ForecastNet: expected input (B, W, {self.config.input_size}), "
+                f"got {tuple(x.shape)}"
+            )
+        out, _ = self.lstm(x)  # (B, W, hidden)
+        y = self.head(out[:, -1])  # (B, S * Q)
+        return y.view(len(x), self.config.out_steps, self.config.n_outputs)  # (B, S, Q)
+
+
+def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
+    """Mean pinball loss: ``pred`` ``(B, S, Q)``, ``target`` ``(B, S)``, ``quantiles`` ``(Q,)``."""
+    err = target.unsqueeze(-1) - pred  # (B, S, Q)
+    return torch.maximum(quantiles * err, (quantiles - 1.0) * err).mean()
+
+
+def point_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of a point forecast: ``pred`` ``(B, S, 1)``, ``target`` ``(B, S)``."""
+    return torch.mean((pred.squeeze(-1) - target) ** 2)
+
+
+class ForecastTask:
+    """The trainer's task: mini-batches of windows, the loss, and validation.
+
+    Args:
+        x_train, y_train: training windows ``(N, W, F)`` and targets ``(N, S)`` (model scale).
+        x_val, y_val: validation windows and targets, same layout.
+        quantiles: the quantile levels (empty for a point forecast with MSE).
+        batch_size: windows per step; the last batch of an epoch may be smaller.
+        val_scale: multiply the model-scale error by this to report ``val_mae`` in the
+            units of the data (None: no ``val_mae``; only exact without a log transform).
+    """
+
+    def __init__(
+        self,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_val: torch.Tensor,
+        y_val: torch.Tensor,
+        quantiles: tuple[float, ...] = (),
+        batch_size: int = 64,
+        val_scale: float | None = None,
+    ) -> None:
+        if len(x_train) == 0 or len(x_val) == 0:
+            raise ValueError(
+                f"ForecastTask: need training and validation windows, got {len(x_train)} "
+                f"and {len(x_val)}"
+            )
+        self.x_train, self.y_train = x_train, y_train
+        self.x_val, self.y_val = x_val, y_val
+        self.quantiles = torch.tensor(quantiles, dtype=x_train.dtype)
+        self.batch_size = int(batch_size)
+        self.val_scale = val_scale
+        self._median = median_index(quantiles)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if len(self.quantiles):
+            return pinball_loss(pred, target, self.quantiles)
+        return point_loss(pred, target)
+
+    def train_batches(
+        self, epoch: int, generator: torch.Generator
+    ) -> list[tuple[torch.Tensor, ...]]:
+        order = torch.randperm(len(self.x_train), generator=generator)
+        return [
+            (self.x_train[idx], self.y_train[idx]) for idx in torch.split(order, self.batch_size)
+        ]
+
+    def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        x, y = batch
+        return self.loss(model(x), y)
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        losses, abs_err = [], []
+        for idx in torch.split(torch.arange(len(self.x_val)), 1024):
+            pred = model(self.x_val[idx])  # (b, S, Q)
+            losses.append(float(self.loss(pred, self.y_val[idx])) * len(idx))
+            abs_err.append((pred[..., self._median] - self.y_val[idx]).abs().sum())
+        metrics = {"val_loss": sum(losses) / len(self.x_val)}
+        if self.val_scale is not None:
+            total = float(sum(abs_err)) / self.y_val.numel()
+            metrics["val_mae"] = total * self.val_scale
+        return metrics
+
+
+def median_index(quantiles: tuple[float, ...]) -> int:
+    """Index of the level nearest 0.5 (the point forecast); 0 for a point model."""
+    if not quantiles:
+        return 0
+    return min(range(len(quantiles)), key=lambda i: abs(quantiles[i] - 0.5))
