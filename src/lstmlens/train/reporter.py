@@ -119,7 +119,14 @@ class Reporter:
         if self._epochs and isinstance(epoch, int) and epoch < self._epochs:
             mean = math.fsum(self._epoch_seconds) / len(self._epoch_seconds)
             line += f"  eta {_clock(mean * (self._epochs - epoch))}"
-        self._emit(line, show=not self.quiet)
+        self._emit(line, show=not self.quiet and self._worth_a_line(epoch))
+
+    def _worth_a_line(self, epoch: object) -> bool:
+        """On a terminal every epoch; in a log or pipe about 20 lines a run (the log file gets all)."""
+        if self.interactive or not self._epochs or not isinstance(epoch, int):
+            return True
+        stride = math.ceil(self._epochs / 20)
+        return epoch == 1 or epoch == self._epochs or epoch % stride == 0
 
     def message(self, text: str) -> None:
         """A line for the user (hidden when quiet)."""
