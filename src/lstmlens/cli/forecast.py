@@ -4,7 +4,8 @@
 co2, its 59 gaps filled), trains on the oldest rows, keeps the weights with the lowest
 validation loss and scores the last rows (the test part) against naive, seasonal naive,
 drift, ETS and ARIMA forecasts from the same origins. The run folder gets config.json,
-model.safetensors, metrics.json, forecast.png, training_curve.png and train.log.
+model.safetensors, metrics.json, forecast.png, training_curve.png, train.log and
+lens.html (the gates over the test part; ``--no-lens`` skips it).
 ``forecast predict RUN`` forecasts the steps after the end of the data; ``forecast
 backtest`` repeats train-and-score over k rolling test blocks.
 """
@@ -36,7 +37,7 @@ from .common import (
     train_config_from_args,
 )
 
-__all__ = ["register", "run_backtest", "run_predict", "run_train"]
+__all__ = ["register", "run_backtest", "run_predict", "run_series", "run_train"]
 
 DEFAULT_DATA = "co2"
 #: Defaults for every forecast training (the demo runs exactly these on co2).
@@ -136,6 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_data_args(train)
     _add_model_args(train)
     train.add_argument("--out", default="runs/forecast", help="run folder (runs/forecast)")
+    train.add_argument("--no-lens", action="store_true", help="skip RUN/lens.html (the gates)")
     add_train_args(train)
     train.set_defaults(func=run_train, **TRAIN_DEFAULTS)
 
@@ -176,6 +178,25 @@ def _load_series(spec: dict[str, Any]) -> Series:
         covariates=tuple(spec.get("covariates") or ()),
         fill=spec.get("fill"),
     )
+
+
+def run_series(
+    run: Path, forecaster: Any, cfg: dict[str, Any], data: str | None = None, option: str = "--data"
+) -> Series:
+    """The series of a saved run: its training data (``cfg["data"]``), or the CSV ``data``
+    read the same way (same target, date, covariates and fill). ``option`` names the
+    command's data option in the message when the run records no usable data."""
+    spec = cfg.get("data")
+    if data is None and (
+        not isinstance(spec, dict) or spec.get("source") not in (DEFAULT_DATA, "csv")
+    ):
+        raise CLIError(f"{run / 'config.json'}: no usable 'data' entry; pass {option}")
+    spec = dict(spec) if isinstance(spec, dict) else {}
+    if data is not None:
+        spec = {**spec, "source": "csv", "path": data}
+    if spec["source"] == "csv" and spec.get("target") is None:
+        spec["target"] = forecaster.target
+    return _load_series(spec)
 
 
 def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -294,6 +315,11 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"LSTM MAE {model_mae:.4g} {verdict} the best baseline ({best}, MAE {base_mae:.4g})")
     for name, why in ev.metrics["skipped_baselines"].items():
         print(f"{name} left out: {why}")
+    if not args.no_lens:
+        from .inspect import forecast_run_lens
+
+        if (lens := forecast_run_lens(forecaster, series, split, run_dir)) is not None:
+            print(f"lens page (the gates over the test part): {lens}")
     print(f"run saved in {run_dir}")
     return 0
 
@@ -323,14 +349,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
     forecaster, cfg = Forecaster.load(run)
-    spec = cfg.get("data")
-    if not isinstance(spec, dict) or spec.get("source") not in (DEFAULT_DATA, "csv"):
-        raise CLIError(f"{run / 'config.json'}: no usable 'data' entry; pass --data")
-    if args.data is not None:
-        spec = {**spec, "source": "csv", "path": args.data}
-    if spec["source"] == "csv" and spec.get("target") is None:
-        spec["target"] = forecaster.target
-    series = _load_series(spec)
+    series = run_series(run, forecaster, cfg, args.data, option="--data")
     steps = args.steps or forecaster.config.horizon
     pred = forecaster.forecast(series, steps)
     buffer = io.StringIO()

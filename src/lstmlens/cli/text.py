@@ -8,7 +8,8 @@
 With no CORPUS, ``train`` uses the standard library's ``pydoc_data`` help text. The
 last ``--val-fraction`` (10%) of the tokens is the validation split. The run folder
 gets ``config.json`` + ``model.safetensors`` (best epoch), ``metrics.json``,
-``metrics.jsonl``, ``loss.png``, ``train.log`` and the training checkpoint.
+``metrics.jsonl``, ``loss.png``, ``train.log``, the training checkpoint and ``lens.html``
+(the gates over validation text; ``--no-lens`` skips it).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="parallel streams (32)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share (0.1)")
     p.add_argument("--out", default="runs/text", help="run folder (runs/text)")
+    p.add_argument("--no-lens", action="store_true", help="skip RUN/lens.html (the gates)")
     add_train_args(p)
     p.set_defaults(func=train, hidden=256, epochs=10, lr=2e-3, dropout=0.1)
 
@@ -209,6 +211,11 @@ def train(args: argparse.Namespace) -> int:
             f"best val_loss {best['val_loss']:.4f} nats/{level} (perplexity "
             f"{best['val_ppl']:.2f}{bpc}) at epoch {result.best_epoch}; model in {run_dir}"
         )
+    if not args.no_lens and result.stopped != "interrupted":
+        from .inspect import text_run_lens
+
+        if (lens := text_run_lens(model, text, args.val_fraction, run_dir)) is not None:
+            print(f"lens page (the gates over validation text): {lens}")
     return EXIT_INTERRUPTED if result.stopped == "interrupted" else 0
 
 
