@@ -1,0 +1,206 @@
+"""``lstmlens longrange adding|copy|order``: race recurrent cells on a long-range task.
+
+Trains each cell of ``--cells`` with the same budget (steps, batch, hidden size, learning rate,
+seed: the same batches) and prints a Markdown table on stdout: final test loss, accuracy where
+it applies, steps to solve and whether the task was solved. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ..tasks.longrange import TASKS, make_task
+from ..tasks.longrange_compare import CELLS, CompareConfig, compare_cells, format_table
+from ..train import save_json_atomic
+from .common import CLIError, nonnegative_float, positive_float, positive_int, reporter_from_args
+
+__all__ = ["DEFAULTS", "register", "run"]
+
+DEFAULT_CELLS = "rnn,gru,lstm,cifg,nfg"
+DEFAULT_MINUTES = 9.5  # the whole race, by default within 10 minutes
+#: per task: the length T, the steps per cell and Adam's learning rate
+DEFAULTS: dict[str, dict[str, float]] = {
+    "adding": {"length": 200, "steps": 3000, "lr": 3e-2},
+    "copy": {"length": 100, "steps": 5000, "lr": 1e-2},
+    "order": {"length": 100, "steps": 5000, "lr": 1e-2},
+}
+
+
+def _per_task(key: str) -> str:
+    return ", ".join(f"{task} {DEFAULTS[task][key]:g}" for task in DEFAULTS)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``longrange`` to the ``lstmlens`` parser."""
+    parser = subparsers.add_parser(
+        "longrange",
+        help="race RNN, GRU and LSTM variants on the adding, copy-memory or temporal-order task",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    parser.add_argument("task", choices=sorted(TASKS), help="the task")
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        metavar="T",
+        help="the gap to bridge (" + _per_task("length") + ")",
+    )
+    parser.add_argument(
+        "--cells",
+        default=DEFAULT_CELLS,
+        help=f"comma-separated cells to compare ({DEFAULT_CELLS}); any of " + ", ".join(CELLS),
+    )
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="training steps per cell (" + _per_task("steps") + ")",
+    )
+    parser.add_argument(
+        "--hidden",
+        type=positive_int,
+        default=CompareConfig.hidden_size,
+        help=f"hidden units ({CompareConfig.hidden_size})",
+    )
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=CompareConfig.batch_size,
+        help=f"sequences per step ({CompareConfig.batch_size})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="Adam learning rate (" + _per_task("lr") + ")",
+    )
+    parser.add_argument(
+        "--clip",
+        type=nonnegative_float,
+        default=CompareConfig.clip_norm,
+        help=f"gradient norm clip, 0 for none ({CompareConfig.clip_norm})",
+    )
+    parser.add_argument(
+        "--forget-bias",
+        type=float,
+        default=CompareConfig.forget_bias,
+        help=f"initial forget-gate bias of the LSTMs ({CompareConfig.forget_bias})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument(
+        "--eval-every",
+        type=positive_int,
+        default=CompareConfig.eval_every,
+        help=f"steps between test scores ({CompareConfig.eval_every})",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=positive_int,
+        default=CompareConfig.test_size,
+        help=f"test sequences ({CompareConfig.test_size})",
+    )
+    parser.add_argument(
+        "--relevant",
+        type=int,
+        choices=(2, 3),
+        default=2,
+        help="order only: 2 relevant symbols (experiment 6a) or 3 (6b) (2)",
+    )
+    parser.add_argument(
+        "--full-budget",
+        action="store_true",
+        help="train every cell for all its steps, even once solved",
+    )
+    parser.add_argument(
+        "--max-minutes",
+        type=positive_float,
+        default=DEFAULT_MINUTES,
+        metavar="M",
+        help="time limit of the whole race: each cell may use (time left) / (cells left); a cell "
+        f"stopped by it reads 'no (time)' ({DEFAULT_MINUTES:g})",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the results (with each cell's history) to FILE",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; 0 keeps torch's default. These small recurrences gain nothing "
+        "from a second thread and lose several-fold when another process shares the cores (1)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=run)
+
+
+def _cells(text: str) -> list[str]:
+    cells = [c.strip().lower() for c in text.split(",") if c.strip()]
+    if not cells:
+        raise CLIError("--cells: expected a comma-separated list of cells, got nothing")
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown:
+        raise CLIError(f"--cells: unknown cell {unknown[0]!r}; expected any of {', '.join(CELLS)}")
+    return cells
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, race the cells, print the table (and write ``--json``)."""
+    defaults = DEFAULTS[args.task]
+    length = int(defaults["length"]) if args.length is None else args.length
+    options = {"relevant": args.relevant} if args.task == "order" else {}
+    task = make_task(args.task, length, **options)  # ValueError on a too-short length: exit 2
+    cells = _cells(args.cells)
+    if args.json is not None and args.json.exists() and args.json.is_dir():
+        raise CLIError(f"--json: {args.json} is a folder")
+    config = CompareConfig(
+        steps=int(defaults["steps"]) if args.steps is None else args.steps,
+        batch_size=args.batch,
+        hidden_size=args.hidden,
+        lr=defaults["lr"] if args.lr is None else args.lr,
+        clip_norm=args.clip or None,
+        forget_bias=args.forget_bias,
+        eval_every=args.eval_every,
+        test_size=args.test_size,
+        seed=args.seed,
+        stop_when_solved=not args.full_budget,
+        total_minutes=args.max_minutes,
+    )
+    reporter = reporter_from_args(args)
+    if args.threads < 0:
+        raise CLIError(f"--threads: expected 0 (torch's default) or more, got {args.threads}")
+
+    def progress(cell: str, record: dict[str, float]) -> None:
+        acc = f"  accuracy {100 * record['accuracy']:.1f}%" if "accuracy" in record else ""
+        reporter.message(
+            f"{cell:>8} step {int(record['step']):>6}  train {record['train_loss']:.4g}  "
+            f"test {record['test_loss']:.4g}{acc}  {record['seconds']:.0f}s"
+        )
+
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results = compare_cells(task, cells, config, progress)
+    finally:
+        torch.set_num_threads(threads)  # as it was (main may run in a larger process)
+    print(format_table(task, results))
+    if args.json is not None:
+        save_json_atomic(
+            args.json,
+            {
+                "task": task.name,
+                "length": task.length,
+                "baseline_loss": task.baseline_loss,
+                "config": asdict(config),
+                "results": [asdict(r) for r in results],
+            },
+        )
+    return 0
