@@ -27,6 +27,8 @@ from ..train.checkpoint import CHECKPOINT_JSON, CHECKPOINT_TENSORS, write_atomic
 from ..train.config import OPTIMIZERS
 
 __all__ = [
+    "add_threads_arg",
+    "nonnegative_int",
     "EXIT_INTERRUPTED",
     "LOG_FILE",
     "RUN_FILE_PATTERNS",
@@ -87,6 +89,14 @@ def positive_float(text: str) -> float:
     value = _number(text, float, "a number > 0")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = int(_number(text, int, "an integer >= 0"))
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -159,10 +169,22 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         "--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (fp32)"
     )
 
+    add_threads_arg(parser)
     run = parser.add_argument_group("run folder")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
     run.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+
+def add_threads_arg(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: torch CPU threads while the command runs (``main`` applies it)."""
+    parser.add_argument(
+        "--threads",
+        type=nonnegative_int,
+        default=1,
+        help="torch CPU threads; 0 keeps torch's default. These small recurrences gain little "
+        "from a second thread and lose many-fold when another process shares the cores (1)",
+    )
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:

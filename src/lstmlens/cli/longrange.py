@@ -11,12 +11,17 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from ..tasks.longrange import TASKS, make_task
 from ..tasks.longrange_compare import CELLS, CompareConfig, compare_cells, format_table
 from ..train import save_json_atomic
-from .common import CLIError, nonnegative_float, positive_float, positive_int, reporter_from_args
+from .common import (
+    CLIError,
+    add_threads_arg,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    reporter_from_args,
+)
 
 __all__ = ["DEFAULTS", "register", "run"]
 
@@ -130,13 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="also write the results (with each cell's history) to FILE",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads; 0 keeps torch's default. These small recurrences gain nothing "
-        "from a second thread and lose several-fold when another process shares the cores (1)",
-    )
+    add_threads_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
@@ -174,8 +173,6 @@ def run(args: argparse.Namespace) -> int:
         total_minutes=args.max_minutes,
     )
     reporter = reporter_from_args(args)
-    if args.threads < 0:
-        raise CLIError(f"--threads: expected 0 (torch's default) or more, got {args.threads}")
 
     def progress(cell: str, record: dict[str, float]) -> None:
         acc = f"  accuracy {100 * record['accuracy']:.1f}%" if "accuracy" in record else ""
@@ -184,13 +181,7 @@ def run(args: argparse.Namespace) -> int:
             f"test {record['test_loss']:.4g}{acc}  {record['seconds']:.0f}s"
         )
 
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        results = compare_cells(task, cells, config, progress)
-    finally:
-        torch.set_num_threads(threads)  # as it was (main may run in a larger process)
+    results = compare_cells(task, cells, config, progress)  # on --threads threads (main)
     print(format_table(task, results))
     if args.json is not None:
         save_json_atomic(

@@ -89,7 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         func = getattr(args, "func", None)
         if func is None:
             raise CLIError(f"{args.command}: an action is needed; see lstmlens {args.command} -h")
-        status = func(args)
+        threads = getattr(args, "threads", 0)
+        if threads:
+            from ..train.threads import torch_threads
+
+            with torch_threads(threads):
+                status = func(args)
+        else:
+            status = func(args)
         return 0 if status is None else int(status)
     except SystemExit as e:
         return _exit_status(e.code)

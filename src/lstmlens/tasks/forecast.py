@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split, make_windows, window_origins
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
+from ..train.threads import torch_threads
 from .baselines import detect_season
 from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
 
@@ -131,23 +131,13 @@ class Prediction:
         return None if self.quantiles is None else self.quantiles[..., -1]
 
 
-@contextlib.contextmanager
-def few_threads(n: int = 1) -> Iterator[None]:
-    """Run torch (and BLAS) on ``n`` threads, then restore the previous setting.
+def few_threads(n: int = 1) -> contextlib.AbstractContextManager[None]:
+    """Run torch (and BLAS) on ``n`` threads (see :func:`lstmlens.train.threads.torch_threads`).
 
     The forecasting network is small (batches of a few dozen windows of one or a few
-    features): thread start-up and contention then cost more than they save, and on a
-    busy 2-core machine one thread trained 5-25 times faster than two.
+    features): on a busy 2-core machine one thread trained 5-25 times faster than two.
     """
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with threadpool_limits(n, "blas"):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    return torch_threads(n)
 
 
 class Forecaster:
