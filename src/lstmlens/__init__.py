@@ -13,6 +13,7 @@ from .layers import LSTM as LSTM
 from .layers import RNN as RNN
 from .lens.trace import Trace as Trace
 from .lens.trace import inspect as inspect
+from .stream import Stream as Stream
 from .variants import PRESETS as PRESETS
 from .variants import Variant as Variant
 
@@ -26,6 +27,7 @@ __all__ = [
     "PRESETS",
     "RNN",
     "RNNCell",
+    "Stream",
     "Trace",
     "Variant",
     "inspect",

@@ -1,53 +1,88 @@
 """Kernel timings as ratios against ``torch.nn.LSTM`` measured in the same run.
 
 Used by ``benchmarks/kernels.py`` and ``lstmlens bench``. Nothing here asserts a speed: the
-machines are shared and noisy, so the table reports medians and ratios and people read it.
+machines are shared and noisy, so every implementation of a (shape, mode) is run once per
+round, round after round (interleaved, so a burst of load hits all of them alike), and the
+table reports the median of the rounds and its ratio to the first implementation.
+
+Implementation names: ``"torch.nn.LSTM"``, ``"nn.LSTMCell loop"`` (the naive baseline) and
+``"BACKEND:VARIANT"`` for an :class:`lstmlens.LSTM` (``"native:cifg"``, ``"fused:layer_norm"``;
+``layer_norm`` means the vanilla variant with layer normalisation).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from .layers import LSTM
+from .variants import PRESETS, resolve_variant
 
-__all__ = ["DESIGN_SHAPES", "Row", "format_table", "lstm_flops", "run_benchmark", "time_call"]
+__all__ = [
+    "DESIGN_SHAPES",
+    "KERNEL_VARIANTS",
+    "Row",
+    "default_impls",
+    "format_table",
+    "lstm_flops",
+    "run_benchmark",
+    "time_call",
+    "time_interleaved",
+]
 
 #: (B, T, I, H) of DESIGN section 5
 DESIGN_SHAPES = ((64, 100, 256, 256), (32, 30, 1, 64), (16, 200, 128, 512))
+#: what the kernel table covers: every preset and layer norm
+KERNEL_VARIANTS = (*PRESETS, "layer_norm")
 
 
 @dataclass
 class Row:
-    shape: tuple[int, int, int, int]
+    shape: tuple[int, int, int, int]  # (B, T, I, H)
     impl: str
     mode: str  # "train" (forward+backward) or "infer"
-    ms: float
-    ratio: float = float("nan")  # ms / torch.nn.LSTM ms, same shape and mode
-    gflops: float = float("nan")
+    ms: float  # median over the rounds
+    ratio: float = float("nan")  # ms / the baseline's ms, same shape and mode
+    gflops: float = float("nan")  # this implementation's matmul FLOPs / time
 
 
-def lstm_flops(B: int, T: int, I: int, H: int, train: bool) -> float:
-    """Matmul FLOPs of one vanilla LSTM layer (backward ~ 2x forward)."""
-    fwd = 2.0 * T * B * 4 * H * (I + H)
+def lstm_flops(B: int, T: int, I: int, H: int, train: bool, variant: str = "vanilla") -> float:
+    """Matmul FLOPs of one LSTM layer (backward ~ 2x forward).
+
+    Per step and sequence: ``2 * nG*H * (I + H)`` for the gate projections (nG gate blocks:
+    4 for vanilla, 3 for cifg/nig/nfg/nog) plus ``2 * (nS*H)^2`` for full gate recurrence.
+    """
+    v = resolve_variant("vanilla" if variant == "layer_norm" else variant, "lstm_flops")
+    fwd = 2.0 * T * B * len(v.blocks) * H * (I + H)
+    if v.full_gate_recurrence:
+        fwd += 2.0 * T * B * (len(v.sigmoid_blocks) * H) ** 2
     return 3 * fwd if train else fwd
 
 
 def time_call(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Median wall time of ``fn`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
+    return time_interleaved({"fn": fn}, repeats, warmup)["fn"]
+
+
+def time_interleaved(
+    fns: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Median wall time (ms) of each function, running them in turn, ``repeats`` rounds."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 class _CellLoop(nn.Module):
@@ -66,6 +101,12 @@ class _CellLoop(nn.Module):
         return torch.stack(outs), (h, c)
 
 
+def _lstm(I: int, H: int, backend: str, variant: str) -> LSTM:
+    ln = variant == "layer_norm"
+    kw = dict(variant="vanilla" if ln else variant, layer_norm=ln)
+    return LSTM(I, H, backend=backend, **kw)
+
+
 def _impls(I: int, H: int, names: Iterable[str]) -> dict[str, nn.Module]:
     out: dict[str, nn.Module] = {}
     for name in names:
@@ -73,13 +114,17 @@ def _impls(I: int, H: int, names: Iterable[str]) -> dict[str, nn.Module]:
             out[name] = nn.LSTM(I, H)
         elif name == "nn.LSTMCell loop":
             out[name] = _CellLoop(I, H)
-        else:  # "reference:vanilla", "fused:cifg", "fused:layer_norm", ...
-            backend, variant = name.split(":")
-            ln = variant == "layer_norm"
-            out[name] = LSTM(
-                I, H, variant="vanilla" if ln else variant, layer_norm=ln, backend=backend
-            )
+        else:  # "reference:vanilla", "fused:cifg", "native:layer_norm", ...
+            backend, sep, variant = name.partition(":")
+            if not sep:
+                raise ValueError(f"run_benchmark: expected 'BACKEND:VARIANT', got {name!r}")
+            out[name] = _lstm(I, H, backend, variant)
     return out
+
+
+def default_impls(backend: str = "native", variants: Iterable[str] = KERNEL_VARIANTS) -> list[str]:
+    """``torch.nn.LSTM`` (the baseline) then ``BACKEND:VARIANT`` for every variant."""
+    return ["torch.nn.LSTM", *(f"{backend}:{v}" for v in variants)]
 
 
 def run_benchmark(
@@ -89,9 +134,10 @@ def run_benchmark(
         "nn.LSTMCell loop",
         "reference:vanilla",
         "fused:vanilla",
-        "fused:peephole",
-        "fused:cifg",
-        "fused:layer_norm",
+        "native:vanilla",
+        "native:peephole",
+        "native:cifg",
+        "native:layer_norm",
     ),
     modes: Iterable[str] = ("train", "infer"),
     repeats: int = 5,
@@ -106,12 +152,12 @@ def run_benchmark(
         x = torch.randn(T, B, I)
         models = _impls(I, H, impls)
         for mode in modes:
-            base = None
+            steps: dict[str, Callable[[], object]] = {}
             for name, m in models.items():
                 if mode == "train":
-                    xg = x.clone().requires_grad_()
 
-                    def step(m=m, xg=xg):
+                    def step(m=m, x=x):
+                        xg = x.clone().requires_grad_()
                         out, (h, c) = m(xg)
                         (out.sum() + c.sum()).backward()
                 else:
@@ -120,16 +166,13 @@ def run_benchmark(
                         with torch.inference_mode():
                             m(x)
 
-                ms = time_call(step, repeats)
-                base = ms if base is None else base
-                row = Row(
-                    shape,
-                    name,
-                    mode,
-                    ms,
-                    ms / base,
-                    lstm_flops(B, T, I, H, mode == "train") / ms / 1e6,
-                )
+                steps[name] = step
+            medians = time_interleaved(steps, repeats)
+            base = medians[impls[0]]
+            for name, ms in medians.items():
+                variant = name.partition(":")[2] or "vanilla"
+                flops = lstm_flops(B, T, I, H, mode == "train", variant)
+                row = Row(shape, name, mode, ms, ms / base, flops / ms / 1e6)
                 rows.append(row)
                 if progress is not None:
                     progress(row)
@@ -139,7 +182,7 @@ def run_benchmark(
 def format_table(rows: list[Row]) -> str:
     """A Markdown table: one line per shape, implementation and mode."""
     lines = [
-        "| (B, T, I, H) | implementation | mode | ms | x torch.nn.LSTM | GFLOP/s |",
+        "| (B, T, I, H) | implementation | mode | ms | x baseline | GFLOP/s |",
         "|---|---|---|---:|---:|---:|",
     ]
     for r in rows:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .cells import CellSpec, _add_forget_bias, lstm_param_shapes
-from .kernels import fused, fused_gru_rnn, reference
+from .kernels import fused, fused_gru_rnn, native, reference
 from .recurrent import BACKENDS, RecurrentBase
 from .variants import Variant, resolve_variant
 
@@ -131,6 +131,8 @@ class LSTM(RecurrentBase):
             out, h, c = reference.lstm_reference(
                 x, h0, c0, p, self.spec, keep_h, keep_c, rmask, rec
             )
+        elif self._kernel_backend() == "native":
+            out, h, c = native.lstm_native(x, h0, c0, p, self.spec, keep_h, keep_c, rmask)
         else:
             out, h, c = fused.lstm_fused(x, h0, c0, p, self.spec, keep_h, keep_c, rmask)
         return out, (h, c)
@@ -184,6 +186,8 @@ class GRU(RecurrentBase):
             out, h = reference.gru_reference(
                 x, state[0], p, keep, None if recorder is None else recorder.append
             )
+        elif self._kernel_backend() == "native":
+            out, h = native.gru_native(x, state[0], p, keep)
         else:
             out, h = fused_gru_rnn.gru_fused(x, state[0], p, keep)
         return out, (h,)
@@ -218,6 +222,8 @@ class RNN(RecurrentBase):
                 keep,
                 None if recorder is None else recorder.append,
             )
+        elif self._kernel_backend() == "native":
+            out, h = native.rnn_native(x, state[0], p, self.nonlinearity, keep)
         else:
             out, h = fused_gru_rnn.rnn_fused(x, state[0], p, self.nonlinearity, keep)
         return out, (h,)

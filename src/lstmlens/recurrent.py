@@ -11,8 +11,9 @@ Shapes (as in torch): ``N`` batch, ``L`` sequence length, ``D`` = 2 if bidirecti
 Layer ``k`` > 0 reads the concatenated outputs of layer ``k-1`` (both directions), with dropout
 between layers in training. The reverse direction reads each sequence backwards within its own
 length. How a layer-direction is run over the sequence is the ``backend``'s business:
-``"reference"`` (the per-step loop over the cell, the oracle) or ``"fused"`` (one autograd
-Function with a hand-derived backward); ``"auto"`` takes the fastest one.
+``"reference"`` (the per-step loop over the cell, the oracle), ``"fused"`` (one autograd
+Function with a hand-derived backward) or ``"native"`` (the same scheme compiled in C++);
+``"auto"`` takes the fastest one that runs here.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 __all__ = ["BACKENDS", "LayerRecorder", "RecurrentBase"]
 
-BACKENDS = ("auto", "reference", "fused")
+BACKENDS = ("auto", "reference", "fused", "native")
 
 #: called by a layer being inspected: (layer, direction, {gate name: (T, B, units)})
 LayerRecorder = Callable[[int, int, dict[str, Tensor]], None]
@@ -139,7 +140,9 @@ class RecurrentBase(nn.Module):
     def _kernel_backend(self) -> str:
         if self._recorder is not None:
             return "reference"  # the lens records through the oracle
-        return "fused" if self.backend == "auto" else self.backend
+        # auto: the compiled kernel, which itself falls back to fused where it cannot run
+        # (no compiler, a failed build, another device or dtype)
+        return "native" if self.backend == "auto" else self.backend
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:

@@ -1,0 +1,113 @@
+"""``lstmlens bench``: the kernel table, every variant against ``torch.nn.LSTM`` in one run.
+
+    lstmlens bench [--shapes "B,T,I,H;B,T,I,H"] [--variants vanilla,cifg,...]
+                   [--backend native|fused|reference] [--modes train,infer] [--repeats N]
+
+Default: the three shapes of DESIGN section 5, every preset variant and ``layer_norm`` on the
+native kernel, forward+backward ("train") and inference, 5 rounds. Each row gives the median
+time, its ratio to ``torch.nn.LSTM`` at the same shape and mode, and the GFLOP/s of the
+implementation's own matmuls. All implementations of a (shape, mode) run in turn, round after
+round, so load from other programs hits them alike. The table goes to stdout, progress to
+stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from ..bench import DESIGN_SHAPES, KERNEL_VARIANTS, default_impls, format_table, run_benchmark
+from .common import CLIError, positive_int
+
+__all__ = ["parse_shapes", "register", "run"]
+
+BACKENDS = ("native", "fused", "reference")
+MODES = ("train", "infer")
+
+
+def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
+    """``"64,100,256,256;32,30,1,64"`` -> [(64, 100, 256, 256), (32, 30, 1, 64)]."""
+    shapes = []
+    for part in text.split(";"):
+        if not part.strip():
+            continue
+        fields = part.split(",")
+        try:
+            values = tuple(int(f) for f in fields)
+        except ValueError:
+            values = ()
+        if len(values) != 4 or min(values) < 1:
+            raise CLIError(f"bench: --shapes wants B,T,I,H (four integers >= 1), got {part!r}")
+        shapes.append(values)
+    if not shapes:
+        raise CLIError(f"bench: --shapes wants at least one B,T,I,H, got {text!r}")
+    return shapes  # type: ignore[return-value]
+
+
+def _names(text: str, allowed: tuple[str, ...], option: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise CLIError(f"bench: {option} must be among {', '.join(allowed)}, got {text!r}")
+    return names
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``bench`` subcommand to the ``lstmlens`` parser."""
+    p = subparsers.add_parser(
+        "bench",
+        help="time every LSTM variant against torch.nn.LSTM (the kernel table)",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument(
+        "--shapes",
+        metavar="B,T,I,H;...",
+        help="batch, steps, input and hidden sizes (the three shapes of DESIGN section 5)",
+    )
+    p.add_argument(
+        "--variants",
+        default=",".join(KERNEL_VARIANTS),
+        metavar="NAME,...",
+        help=f"variants to time (all: {','.join(KERNEL_VARIANTS)})",
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="native", help="(native)")
+    p.add_argument("--modes", default="train,infer", metavar="train,infer", help="(both)")
+    p.add_argument("--repeats", type=positive_int, default=5, metavar="N", help="rounds (5)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=run)
+    return p
+
+
+def _backend_line(backend: str) -> str:
+    if backend != "native":
+        return f"backend: {backend}"
+    from ..kernels.native import status
+
+    st = status()
+    if st.ok:
+        return f"backend: native (compiled kernel {st.path})"
+    return f"backend: native unavailable ({st.summary()}), rows run the fused path"
+
+
+def run(args: argparse.Namespace) -> int:
+    shapes = parse_shapes(args.shapes) if args.shapes else list(DESIGN_SHAPES)
+    variants = _names(args.variants, KERNEL_VARIANTS, "--variants")
+    modes = _names(args.modes, MODES, "--modes")
+    quiet = args.quiet
+    if not quiet:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
+              f"{_backend_line(args.backend)}", file=sys.stderr)  # fmt: skip
+
+    def progress(r):
+        if not quiet:
+            print(f"  {r.shape} {r.mode:5s} {r.impl:20s} {r.ms:9.1f} ms  x{r.ratio:.2f}",
+                  file=sys.stderr)  # fmt: skip
+
+    rows = run_benchmark(
+        shapes, default_impls(args.backend, variants), modes, args.repeats, progress
+    )
+    print(format_table(rows))
+    return 0
