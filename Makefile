@@ -27,8 +27,8 @@ test: $(DEVSTAMP)
 	$(PY) -m pytest
 
 lint: $(DEVSTAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 
 bench: $(DEVSTAMP)
 	$(PY) benchmarks/kernels.py
