@@ -33,6 +33,7 @@ from lstmlens.tasks.forecast import ForecastConfig, Forecaster
 from lstmlens.tasks.forecast_eval import evaluate, metrics_table
 from lstmlens.tasks.metrics import all_metrics
 from lstmlens.train import TrainConfig
+from lstmlens.train.threads import torch_threads
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "series"
 
@@ -103,4 +104,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with torch_threads(1):  # as the CLI trains (its --threads default): small nets, shared cores
+        sys.exit(main())

@@ -23,7 +23,13 @@ def test_torch_threads_sets_and_restores():
 
 @pytest.mark.parametrize(
     "command",
-    [["text", "train"], ["forecast", "train"], ["classify", "train"], ["longrange", "adding"]],
+    [
+        ["text", "train"],
+        ["forecast", "train"],
+        ["classify", "train"],
+        ["longrange", "adding"],
+        ["inspect", "RUN"],
+    ],
 )
 def test_every_training_command_takes_threads(command):
     parser = cli_main.build_parser()

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .common import CLIError, positive_int
+from .common import CLIError, add_threads_arg, positive_int
 
 __all__ = [
     "LENS_CHARS",
@@ -70,6 +70,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="N",
         help="show at most N steps: a text's first, a series' last (1000)",
     )
+    add_threads_arg(p)
     p.set_defaults(func=run)
     return p
 
@@ -192,7 +193,6 @@ def window_ends(
     trace-like object whose gates are ``(N, H)``, and the first step it shows.
     """
     from lstmlens.lens.trace import inspect
-    from lstmlens.tasks.forecast import few_threads
 
     window = forecaster.config.window
     n = len(series)
@@ -211,14 +211,13 @@ def window_ends(
         raise ValueError(f"lens: the model reads log({series.name}), which needs values > 0")
     origins = np.arange(first + 1, stop + 1)  # the window of step t ends at t, forecasts t+1
     pieces: dict[tuple[str, int, int], list[np.ndarray]] = {}
-    with few_threads():
-        for chunk in np.array_split(origins, math.ceil(len(origins) / _CHUNK)):
-            trace = inspect(forecaster.net, forecaster.inputs(series, chunk))  # x: (n, W, F)
-            for layer in range(trace.num_layers):
-                for d in range(trace.num_directions):
-                    for name in trace.gate_names:
-                        last = trace.gate(name, layer, d)[:, -1]  # (n, W, H) -> (n, H)
-                        pieces.setdefault((name, layer, d), []).append(last.double().numpy())
+    for chunk in np.array_split(origins, math.ceil(len(origins) / _CHUNK)):
+        trace = inspect(forecaster.net, forecaster.inputs(series, chunk))  # x: (n, W, F)
+        for layer in range(trace.num_layers):
+            for d in range(trace.num_directions):
+                for name in trace.gate_names:
+                    last = trace.gate(name, layer, d)[:, -1]  # (n, W, H) -> (n, H)
+                    pieces.setdefault((name, layer, d), []).append(last.double().numpy())
     gates = {key: np.concatenate(parts) for key, parts in pieces.items()}  # (N, H) each
     return _WindowEnds(trace, gates), first
 

@@ -22,7 +22,6 @@ and the scaler, target, window, ...) and loads back to identical predictions.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,11 +34,10 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split, make_windows, window_origins
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from ..train.threads import torch_threads
 from .baselines import detect_season
 from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
 
-__all__ = ["FORMAT", "MODES", "ForecastConfig", "Forecaster", "Prediction", "few_threads"]
+__all__ = ["FORMAT", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
 FORMAT = "lstmlens-forecast"
 MODES = ("direct", "recursive")
@@ -129,15 +127,6 @@ class Prediction:
     def upper(self) -> np.ndarray | None:
         """The highest quantile ``(N, steps)``, or None without quantiles."""
         return None if self.quantiles is None else self.quantiles[..., -1]
-
-
-def few_threads(n: int = 1) -> contextlib.AbstractContextManager[None]:
-    """Run torch (and BLAS) on ``n`` threads (see :func:`lstmlens.train.threads.torch_threads`).
-
-    The forecasting network is small (batches of a few dozen windows of one or a few
-    features): on a busy 2-core machine one thread trained 5-25 times faster than two.
-    """
-    return torch_threads(n)
 
 
 class Forecaster:
@@ -242,8 +231,7 @@ class Forecaster:
             val_scale=None if c.log else float(self.scaler.scale[0]),
         )
         trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter)
-        with few_threads():
-            self.result = trainer.fit(resume=resume)
+        self.result = trainer.fit(resume=resume)
         self.net.eval()
         return self.result
 
@@ -295,8 +283,7 @@ class Forecaster:
             x = win.copy()
             base = x[:, -1, 0].copy() if c.relative else np.zeros(len(x))
             x[..., 0] -= base[:, None]
-            with few_threads():
-                out = net(torch.from_numpy(x).float()).double().numpy()  # (N, S, Q)
+            out = net(torch.from_numpy(x).float()).double().numpy()  # (N, S, Q)
             out = np.sort(out, axis=-1) + base[:, None, None]
             out = out[:, : steps - sum(b.shape[1] for b in blocks)]
             blocks.append(out)
