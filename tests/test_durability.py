@@ -12,6 +12,7 @@ and matches the uninterrupted run.
 import errno
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -239,3 +240,32 @@ def test_the_next_run_removes_stray_temporary_files(tmp_path):
         (tmp_path / name).write_bytes(b"\0" * 100)
     Trainer(nn.Linear(2, 1), Tiny(), TrainConfig(epochs=2), tmp_path).fit(resume=True)
     assert not any((tmp_path / name).exists() for name in strays)
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_a_command_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from lstmlens.cli.main import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
+    out = tmp_path / "run"
+    real_fill, calls = checkpoint_module._fill, []
+
+    def fill_until_full(tmp, data):
+        calls.append(tmp)
+        if len(calls) == 3:  # model.safetensors, the checkpoint before epoch 1, that of epoch 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fill(tmp, data)
+
+    monkeypatch.setattr(checkpoint_module, "_fill", fill_until_full)
+    argv = ["text", "train", str(corpus), "--out", str(out), "--hidden", "8", "--embed", "4",
+            "--seq-len", "10", "--batch-size", "4", "--epochs", "2", "--quiet", "--no-lens"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        f"lstmlens: error: {re.escape(str(out))}/checkpoint-[0-9a-f]{{32}}.safetensors: "
+        r"No space left on device \(the checkpoint of epoch 0 is kept\)\n",
+        err,
+    ), err
+    monkeypatch.setattr(checkpoint_module, "_fill", real_fill)
+    assert main([*argv, "--resume"]) == 0  # space again: the run goes on from its checkpoint

@@ -16,7 +16,7 @@ file. The rules:
 * a marked folder whose checkpoint has trained nothing (a run stopped in its
   first seconds) is reused like an empty one;
 * ``--resume`` needs a usable checkpoint there, and refuses one recorded with
-  other options (see :func:`run_spec`); it touches nothing; ``--force`` with
+  other options (see :func:`run_spec`); it touches nothing but the lock; ``--force`` with
   ``--resume`` is refused.
 
 A claimed folder is locked (:mod:`lstmlens.train.lock`) until the command ends, so

@@ -357,7 +357,9 @@ class Trainer:
         except OSError as e:
             kept = self._saved_epoch
             note = (
-                "nothing saved yet" if kept is None else f"the checkpoint of epoch {kept} is kept"
+                "no checkpoint written yet"
+                if kept is None
+                else f"the checkpoint of epoch {kept} is kept"
             )
             raise OSError(e.errno, f"{e.strerror} ({note})", e.filename) from None
 
