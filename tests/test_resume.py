@@ -7,6 +7,7 @@ wrote beside a running one, and a Ctrl-C before the first checkpoint left a
 folder that could be neither resumed nor rerun.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,12 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from torch import nn
 
 from lstmlens.cli.main import main
+from lstmlens.train import TrainConfig, Trainer
+from lstmlens.train.checkpoint import mark_started, read_checkpoint
 from lstmlens.train.resume import check_resume, file_identity, resume_differences
 
 FORECAST = ["--target", "sales", "--horizon", "3", "--hidden", "4", "--epochs", "1", "--quiet"]
@@ -60,6 +65,38 @@ def test_options_added_later_count_as_off_and_tuples_equal_lists():
     assert resume_differences(saved, {"quantiles": [0.1, 0.9], "folds": 3}) == [
         "folds differs: checkpoint has nothing (not recorded), command line asks 3"
     ]
+
+
+class Tiny:
+    """One batch an epoch; nothing to learn, everything to checkpoint."""
+
+    def train_batches(self, epoch, generator):
+        return [torch.randn(8, 2, generator=generator)]
+
+    def training_loss(self, model, batch):
+        return model(batch).square().mean()
+
+    def validate(self, model):
+        return {"val_loss": 1.0}
+
+
+def test_the_trainer_records_spec_and_world_size_and_refuses_others(tmp_path):
+    def fit(spec, resume=False, epochs=1):
+        trainer = Trainer(nn.Linear(2, 1), Tiny(), TrainConfig(epochs=epochs), tmp_path, spec=spec)
+        return trainer.fit(resume=resume)
+
+    fit({"hidden": 4, "data": {"path": "/a.csv"}})
+    state = read_checkpoint(tmp_path).state
+    assert state["spec"] == {"hidden": 4, "data": {"path": "/a.csv"}} and state["world_size"] == 1
+    with pytest.raises(ValueError, match=r"Trainer.fit\(resume=True\): .*checkpoint.json: "
+                       "hidden differs: checkpoint has 4, this run asks 8$"):  # fmt: skip
+        fit({"hidden": 8, "data": {"path": "/a.csv"}}, resume=True)
+    doc = json.loads((tmp_path / "checkpoint.json").read_text())
+    (tmp_path / "checkpoint.json").write_text(json.dumps({**doc, "world_size": 2}))
+    with pytest.raises(ValueError, match="world_size differs: checkpoint has 2, this run asks 1"):
+        fit({"hidden": 4, "data": {"path": "/a.csv"}}, resume=True)
+    mark_started(tmp_path)  # a run that trained nothing: any spec starts it afresh
+    assert len(fit({"hidden": 8}, resume=True, epochs=2).history) == 2
 
 
 def test_file_identity_tells_an_edited_file_apart(tmp_path):

@@ -282,7 +282,7 @@ def _link_atomic(source: Path, target: Path) -> None:
     try:
         os.link(source, tmp)
     except OSError:  # no hard links on this file system
-        write_atomic(target, lambda t: Path(t).write_bytes(source.read_bytes()))
+        write_atomic(target, lambda t: _fill(t, source.read_bytes()))
         return
     try:
         os.replace(tmp, target)
