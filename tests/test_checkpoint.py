@@ -249,8 +249,9 @@ def test_stray_temporary_files_and_orphan_weights_are_cleaned(tmp_path):
     for name in strays:
         (tmp_path / name).write_bytes(b"half")
     (tmp_path / "notes.tmp").write_text("mine")  # not ours: kept
+    (tmp_path / ".draft.txt.tmp").write_text("another program's")  # kept
     assert sorted(clean_stray_files(tmp_path)) == sorted(strays)
-    assert files(tmp_path) == sorted(["checkpoint.json", kept, "notes.tmp"])
+    assert files(tmp_path) == sorted([".draft.txt.tmp", "checkpoint.json", kept, "notes.tmp"])
     assert load_checkpoint(tmp_path)[1]["epoch"] == 1
 
 

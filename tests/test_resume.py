@@ -185,8 +185,10 @@ def test_forecast_resume_may_change_epochs_time_and_output(forecast_run, tmp_pat
     data, out = forecast_run
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
+    (copy / ".forecast.png.ab12cd34.tmp").write_bytes(b"half a plot")  # a killed write
     status = resume(data, copy, "--epochs", "2", "--max-minutes", "5", "--threads", "1")
     assert status == 0, capsys.readouterr().err
+    assert not (copy / ".forecast.png.ab12cd34.tmp").exists()
     assert "--epochs, --max-minutes, --patience, --precision, --quiet, --threads, --no-lens may " \
         "change" in " ".join(capsys_help(capsys, ["forecast", "train", "-h"]).split())  # fmt: skip
 

@@ -38,6 +38,7 @@ from ..train.checkpoint import (
     CHECKPOINT_JSON,
     CHECKPOINT_PREVIOUS,
     checkpoint_state,
+    clean_stray_files,
     mark_started,
     write_atomic,
 )
@@ -66,6 +67,7 @@ __all__ = [
 
 RUN_MARKER = ".lstmlens-run"
 LOG_FILE = "train.log"
+TEMPORARY_PATTERNS = (".*.tmp", ".tmp??????")  # what killed writes leave: ours, safetensors'
 RUN_FILE_PATTERNS = (
     "*.json",
     "*.jsonl",
@@ -74,8 +76,7 @@ RUN_FILE_PATTERNS = (
     "*.svg",
     "*.html",
     "*.log",
-    ".*.tmp",
-    ".tmp??????",  # safetensors' own temporary file
+    *TEMPORARY_PATTERNS,
 )
 #: Options a ``--resume`` may change (``--epochs`` not with ``--schedule cosine``); every
 #: other option must be the one the run started with.
@@ -298,6 +299,7 @@ def prepare_run_dir(
         if not any((path / n).is_file() for n in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS)):
             raise CLIError(f"cannot resume: no checkpoint in {path} ({CHECKPOINT_JSON} missing)")
         acquire_run_lock(path)  # before reading: no one else writes it from now on
+        clean_stray_files(path, patterns=TEMPORARY_PATTERNS)  # what a killed run left
         state = checkpoint_state(path)
         if spec is not None and state is not None and state.get("tensors") is not None:
             check_resume(state.get("spec") or {}, spec)

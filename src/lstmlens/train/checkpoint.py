@@ -87,8 +87,15 @@ MODEL_CONFIG = "config.json"
 CHECKPOINT_JSON = "checkpoint.json"
 CHECKPOINT_PREVIOUS = "checkpoint.prev.json"
 METRICS_LOG = "metrics.jsonl"
-#: Temporary files a killed writer leaves: ours (``write_atomic``) and safetensors' own.
-STRAY_PATTERNS = (".*.tmp", ".tmp??????")
+#: Temporary files a killed writer of this module leaves (``write_atomic`` names them
+#: ``.NAME.XXXXXXXX.tmp``), and safetensors' own (``.tmpXXXXXX``, left by older lstmlens).
+STRAY_PATTERNS = (
+    ".checkpoint*.tmp",
+    ".metrics.jsonl.*.tmp",
+    ".model.safetensors.*.tmp",
+    ".config.json.*.tmp",
+    ".tmp??????",
+)
 
 _CHECKPOINT_FORMAT = "lstmlens-checkpoint"
 _CHECKPOINT_VERSION = 2
@@ -429,12 +436,15 @@ def checkpoint_state(run_dir: str | os.PathLike) -> dict[str, Any] | None:
     return _newest_pair(run_dir)[1]
 
 
-def clean_stray_files(run_dir: str | os.PathLike) -> list[str]:
+def clean_stray_files(
+    run_dir: str | os.PathLike, patterns: tuple[str, ...] = STRAY_PATTERNS
+) -> list[str]:
     """Remove what a killed writer leaves in ``run_dir``; returns the names removed.
 
-    That is temporary files (:data:`STRAY_PATTERNS`) and checkpoint weights
-    that no checkpoint JSON names. Call it only while holding the folder's
-    lock (:mod:`lstmlens.train.lock`), when nothing else writes there.
+    That is the top-level files matching ``patterns`` (temporary files) and
+    checkpoint weights that no checkpoint JSON names. Call it only while
+    holding the folder's lock (:mod:`lstmlens.train.lock`), when nothing else
+    writes there.
     """
     run_dir = Path(run_dir)
     named = set()
@@ -449,7 +459,7 @@ def clean_stray_files(run_dir: str | os.PathLike) -> list[str]:
     for path in sorted(run_dir.iterdir()):
         if path.is_symlink() or not path.is_file():
             continue
-        temporary = any(fnmatch.fnmatchcase(path.name, p) for p in STRAY_PATTERNS)
+        temporary = any(fnmatch.fnmatchcase(path.name, p) for p in patterns)
         orphan = _WEIGHTS_NAME.fullmatch(path.name) is not None and path.name not in named
         if temporary or orphan:
             with naming_os_errors(path):
