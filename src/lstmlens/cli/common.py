@@ -28,6 +28,7 @@ a run stopped before its first epoch can be resumed or rerun.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -268,7 +269,7 @@ def run_spec(args: argparse.Namespace, files: Sequence[str] = ()) -> dict[str, A
     for name in files:
         if spec.get(name) is not None:
             spec[name] = file_identity(spec[name])
-    return spec
+    return json.loads(json.dumps(spec, default=str))  # paths as strings, tuples as lists
 
 
 # ---------------------------------------------------------------- run folder
