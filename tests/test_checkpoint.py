@@ -161,6 +161,10 @@ def test_each_save_writes_a_new_pair_and_removes_the_old_one(tmp_path):
 class Killed(BaseException):
     """Stands for SIGKILL: nothing after it runs, no ``except Exception`` catches it."""
 
+    @staticmethod
+    def raise_(*args, **kwargs):
+        raise Killed
+
 
 @pytest.mark.parametrize(
     "stop_at", ["_fill", "_link_atomic", "save_json_atomic", "_retire_old_pairs"]
@@ -169,10 +173,7 @@ def test_a_kill_between_the_steps_of_a_save_leaves_a_loadable_pair(tmp_path, mon
     """Stop the save before each of its steps, as a kill would, and load what is on disk."""
     save_checkpoint(tmp_path, {"w": torch.ones(2)}, {"epoch": 1})
 
-    def killed(*args, **kwargs):
-        raise Killed
-
-    monkeypatch.setattr(checkpoint_module, stop_at, killed)
+    monkeypatch.setattr(checkpoint_module, stop_at, Killed.raise_)
     with pytest.raises(Killed):
         save_checkpoint(tmp_path, {"w": torch.zeros(2)}, {"epoch": 2})
     new_pair_in_place = stop_at == "_retire_old_pairs"
@@ -326,3 +327,14 @@ def test_rng_states_round_trip(tmp_path):
     tensors, state = load_checkpoint(tmp_path)
     restore_rng_state(generator, tensors, state["rng"])
     assert draws() == first
+
+
+def test_a_save_after_one_killed_past_its_link_leaves_no_temporary(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, {"w": torch.ones(2)}, {"epoch": 1})
+    monkeypatch.setattr(checkpoint_module, "save_json_atomic", Killed.raise_)
+    with pytest.raises(Killed):  # killed after checkpoint.prev.json became a link to the JSON
+        save_checkpoint(tmp_path, {"w": torch.zeros(2)}, {"epoch": 2})
+    monkeypatch.undo()
+    save_checkpoint(tmp_path, {"w": torch.zeros(2)}, {"epoch": 2})  # links onto that same file
+    assert [n for n in files(tmp_path) if n.endswith(".tmp")] == []
+    assert load_checkpoint(tmp_path)[1]["epoch"] == 2

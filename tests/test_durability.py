@@ -132,7 +132,7 @@ def test_random_kills_during_checkpoint_writes_always_leave_a_run_that_resumes_e
     left = sorted(p.name for p in run.iterdir())
     assert left == [".lstmlens-lock", found.state["tensors"], "checkpoint.json", "metrics.jsonl"]
     print(f"{kills} kills, {landed.total() - landed['outside a save']} inside saves: {landed}")
-    assert len(landed) >= 6  # the kills spread over the steps of a save
+    assert len(set(landed) - {"outside a save"}) >= 4  # spread over the steps of a save
 
 
 # ------------------------------------------------------------- fast checks

@@ -293,9 +293,8 @@ def _link_atomic(source: Path, target: Path) -> None:
         return
     try:
         os.replace(tmp, target)
-    except BaseException:
+    finally:  # a rename onto a link to the same file does nothing and leaves tmp (POSIX)
         tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
