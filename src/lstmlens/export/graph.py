@@ -40,6 +40,8 @@ class Graph:
 
         self.name = name
         self.float = TensorProto.FLOAT
+        self.double = TensorProto.DOUBLE
+        self.int64 = TensorProto.INT64
         self.nodes: list[Any] = []
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
@@ -62,13 +64,16 @@ class Graph:
         )
         return name
 
-    def output(self, value: str, name: str, shape: Sequence[Dim] | None = None) -> str:
+    def output(
+        self, value: str, name: str, shape: Sequence[Dim] | None = None, elem: int | None = None
+    ) -> str:
         """Expose ``value`` as graph output ``name`` (an Identity renames it when needed)."""
         from onnx import helper
 
         if value != name:
             self.nodes.append(helper.make_node("Identity", [value], [name]))
-        self.outputs.append(helper.make_tensor_value_info(name, self.float, shape))
+        kind = self.float if elem is None else elem
+        self.outputs.append(helper.make_tensor_value_info(name, kind, shape))
         return name
 
     def weight(self, hint: str, value: torch.Tensor | np.ndarray, dtype: Any = np.float32) -> str:

@@ -121,7 +121,7 @@ def language_graph(g: Graph, model: nn.Module, with_state: bool) -> None:
     """``tokens`` (B, T) [+ ``h0``, ``c0``] -> ``logits`` (B, T, V), ``h_n``, ``c_n``."""
     lstm = model.lstm
     LD, P, H = lstm.num_layers * lstm.num_directions, lstm.proj_size or lstm.hidden_size, lstm.hidden_size
-    tokens = g.input("tokens", ["batch", "time"], elem=_int64())
+    tokens = g.input("tokens", ["batch", "time"], elem=g.int64)
     states = None
     if with_state:
         states = [g.input("h0", [LD, "batch", P]), g.input("c0", [LD, "batch", H])]
@@ -157,12 +157,6 @@ def reduce_mean(g: Graph, x: str, axis: int) -> str:
     return g.op("Div", total, count)
 
 
-def _int64() -> int:
-    from onnx import TensorProto
-
-    return TensorProto.INT64
-
-
 def _register_tasks() -> None:
     """Builders of the task models (imported lazily: the tasks pull in their data stack)."""
     from ..tasks.classify import SequenceClassifier
@@ -184,7 +178,7 @@ def _register_tasks() -> None:
     def _classifier(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
         x, _ = _split_example(example, "SequenceClassifier")
         if m.text:
-            ids = g.input("tokens", ["batch", "time"], elem=_int64())
+            ids = g.input("tokens", ["batch", "time"], elem=g.int64)
             inp, feeds = embedding(g, ids, m.embed), {"tokens": _np(x.long())}
         else:
             raw = g.input("x", ["batch", "time", int(m.config["input_size"])])
