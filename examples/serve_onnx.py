@@ -154,7 +154,9 @@ def classify(model: ort.InferenceSession, side: dict, path: Path) -> str:
         writer.writerow(row + [f"{float(v):.6g}" for v in p[0]])
         right += bool(labels) and labels[k] == best
     if labels:
-        print(f"accuracy {right / len(seqs):.4f} on {len(seqs)} labelled sequences", file=sys.stderr)
+        print(
+            f"accuracy {right / len(seqs):.4f} on {len(seqs)} labelled sequences", file=sys.stderr
+        )
     return buffer.getvalue()
 
 
@@ -167,17 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     side = json.loads(args.model.with_suffix(".json").read_text(encoding="utf-8"))
     model = session(args.model)
-    task = side["task"]
-    if task == "forecast":
-        out = forecast(model, side, args.steps)
-    elif task == "language":
-        out = next_tokens(model, side, args.query or "", args.top)
-    elif task == "classify":
-        if args.query is None:
-            parser.error("classify needs DATA.csv")
-        out = classify(model, side, Path(args.query))
-    else:
-        parser.error(f"unknown task {task!r} in the sidecar")
+    answers = {
+        "forecast": lambda: forecast(model, side, args.steps),
+        "language": lambda: next_tokens(model, side, args.query or "", args.top),
+        "classify": lambda: classify(
+            model, side, Path(args.query or parser.error("need DATA.csv"))
+        ),
+    }
+    if side.get("task") not in answers:
+        parser.error(f"unknown task {side.get('task')!r} in the sidecar")
+    out = answers[side["task"]]()
     sys.stdout.write(out)
     return 0
 

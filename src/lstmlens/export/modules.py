@@ -120,7 +120,11 @@ def _recurrent_graph(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[
 def language_graph(g: Graph, model: nn.Module, with_state: bool) -> None:
     """``tokens`` (B, T) [+ ``h0``, ``c0``] -> ``logits`` (B, T, V), ``h_n``, ``c_n``."""
     lstm = model.lstm
-    LD, P, H = lstm.num_layers * lstm.num_directions, lstm.proj_size or lstm.hidden_size, lstm.hidden_size
+    LD, P, H = (
+        lstm.num_layers * lstm.num_directions,
+        lstm.proj_size or lstm.hidden_size,
+        lstm.hidden_size,
+    )
     tokens = g.input("tokens", ["batch", "time"], elem=g.int64)
     states = None
     if with_state:
