@@ -64,9 +64,7 @@ class Graph:
         )
         return name
 
-    def output(
-        self, value: str, name: str, shape: Sequence[Dim] | None = None, elem: int | None = None
-    ) -> str:
+    def output(self, value: str, name: str, shape: Sequence[Dim], elem: int | None = None) -> str:
         """Expose ``value`` as graph output ``name`` (an Identity renames it when needed)."""
         from onnx import helper
 

@@ -196,7 +196,9 @@ def _register_tasks() -> None:
     @register(ForecastNet)
     def _forecast(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
         x, _ = _split_example(example, "ForecastNet")
-        g.output(forecast_body(g, m, g.input("x", ["batch", "time", m.config.input_size])), "y")
+        x_in = g.input("x", ["batch", "time", m.config.input_size])
+        shape = ["batch", m.config.out_steps, m.config.n_outputs]
+        g.output(forecast_body(g, m, x_in), "y", shape)
         with torch.no_grad():
             return {"x": _np(x)}, [m(x)]
 
