@@ -131,3 +131,43 @@ def test_missing_onnx_names_the_install_command(monkeypatch, tmp_path):
     )
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'lstmlens\[export\]'"):
         lstmlens.export.onnx(lstmlens.LSTM(4, 6), torch.randn(5, 3, 4), tmp_path / "m.onnx")
+
+
+def test_task_models_export_whole(tmp_path):
+    """Language model (with state), classifier (numeric, text; last and mean pooling),
+    forecast network: ONNX Runtime equals eager on a batch and length unlike the example's."""
+    from lstmlens.data.text import CharTokenizer
+    from lstmlens.tasks.classify import SequenceClassifier
+    from lstmlens.tasks.forecast_model import ForecastNet, NetConfig
+    from lstmlens.tasks.language import LanguageModel
+
+    lm = LanguageModel(CharTokenizer(list("abcde")), embed_size=4, hidden_size=6,
+                       num_layers=2, proj_size=3, variant="cifg").eval()  # fmt: skip
+    state = (torch.randn(2, 3, 3), torch.randn(2, 3, 6))
+    path = lstmlens.export.onnx(lm, (torch.randint(0, 6, (3, 5)), state), tmp_path / "lm.onnx")
+    tokens, state = torch.randint(0, 6, (2, 9)), (torch.randn(2, 2, 3), torch.randn(2, 2, 6))
+    got = run_onnx(path, {"tokens": tokens.numpy(), "h0": state[0].numpy(), "c0": state[1].numpy()})
+    with torch.no_grad():
+        logits, (h, c) = lm(tokens, state)
+    for g, w in zip(got, (logits, h, c)):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-5)
+
+    base = {"num_classes": 3, "hidden_size": 5, "num_layers": 2, "bidirectional": True}
+    for config, x in (
+        ({**base, "input_size": 2, "mean": [1.0, -1.0], "std": [2.0, 0.5]}, torch.randn(4, 6, 2)),
+        ({**base, "vocab_size": 7, "embed_dim": 3, "pooling": "mean"}, torch.randint(0, 7, (4, 6))),
+    ):
+        model = SequenceClassifier(config).eval()
+        path = lstmlens.export.onnx(model, x[:2, :3], tmp_path / "cls.onnx")
+        (got,) = run_onnx(path, {("x" if x.is_floating_point() else "tokens"): x.numpy()})
+        with torch.no_grad():
+            want = model(x, torch.full((4,), 6))
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+    net = ForecastNet(NetConfig(input_size=2, hidden_size=5, variant="peephole", out_steps=3,
+                                n_outputs=2)).eval()  # fmt: skip
+    path = lstmlens.export.onnx(net, torch.randn(2, 8, 2), tmp_path / "fc.onnx")
+    x = torch.randn(5, 12, 2)
+    (got,) = run_onnx(path, {"x": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(x).numpy(), atol=1e-5)
