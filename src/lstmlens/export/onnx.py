@@ -61,7 +61,7 @@ def onnx(
     path: str | os.PathLike,
     opset: int = DEFAULT_OPSET,
     check: bool = True,
-    atol: float = 1e-4,
+    atol: float = 1e-3,
 ) -> Path:
     """Export ``model`` to ``path`` (written atomically) and return the path.
 
@@ -71,7 +71,9 @@ def onnx(
             gets state inputs. Batch size and length are not fixed by it.
         opset: the ONNX opset (17 or later).
         check: run the file with ONNX Runtime on ``example`` (when installed) and raise
-            ``ValueError`` if any output differs from eager by more than ``atol``.
+            ``ValueError`` if any output differs from eager by more than ``atol`` (a check
+            against a wrong graph: float32 rounding alone stays far below it on short
+            examples, though it grows over long sequences in eager and ONNX alike).
     """
     require_onnx()
     if not isinstance(model, nn.Module):

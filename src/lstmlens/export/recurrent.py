@@ -25,7 +25,7 @@ from ..variants import PRESETS
 from .graph import Graph
 from .lstm_scan import lstm_scan
 
-__all__ = ["LAYER_EXPORTERS", "recurrent"]
+__all__ = ["LAYER_EXPORTERS", "exporter_for", "recurrent"]
 
 # torch row blocks -> ONNX row blocks
 _ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
@@ -96,12 +96,19 @@ def _scan(
     return cat(ys, -1), [cat(hs, 0), cat(cs, 0)]
 
 
-def _choose(module: RecurrentBase) -> LayerExporter:
-    return _native if _native_fits(module) else _scan
+#: (name, takes this layer?, exporter), tried in order: the first that takes a layer exports it
+LAYER_EXPORTERS: tuple[tuple[str, Callable[[RecurrentBase], bool], LayerExporter], ...] = (
+    ("native", _native_fits, _native),
+    ("scan", lambda module: module.mode == "LSTM", _scan),
+)
 
 
-#: name -> layer exporter, for the record (``_choose`` picks per module)
-LAYER_EXPORTERS: dict[str, LayerExporter] = {"native": _native, "scan": _scan}
+def exporter_for(module: RecurrentBase) -> tuple[str, LayerExporter]:
+    """The name and function of the first exporter that takes ``module``."""
+    for name, fits, run in LAYER_EXPORTERS:
+        if fits(module):
+            return name, run
+    raise TypeError(f"export.onnx: no ONNX exporter for a {type(module).__name__} layer")
 
 
 def recurrent(
@@ -112,7 +119,7 @@ def recurrent(
     ``states`` are the initial ``h_0`` (and ``c_0``) of shape ``(L*D, B, *)``, or None for
     zeros; ``finals`` the matching ``h_n`` (and ``c_n``).
     """
-    run = _choose(module)
+    _, run = exporter_for(module)
     D = module.num_directions
     finals: list[list[str]] = [[] for _ in range(module._state_count)]
     for layer in range(module.num_layers):
