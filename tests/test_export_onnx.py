@@ -171,3 +171,28 @@ def test_task_models_export_whole(tmp_path):
     (got,) = run_onnx(path, {"x": x.numpy()})
     with torch.no_grad():
         np.testing.assert_allclose(got, net(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "fgr"])
+def test_one_sequence_of_one_step(variant, tmp_path):
+    m = lstmlens.LSTM(4, 6, num_layers=2, bidirectional=True, variant=variant).eval()
+    path = lstmlens.export.onnx(m, torch.randn(5, 3, 4), tmp_path / "m.onnx")
+    x = torch.randn(1, 1, 4)
+    got = run_onnx(path, {"input": x.numpy()})
+    with torch.no_grad():
+        y, (h, c) = m(x)
+    for g, w in zip(got, (y, h, c)):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-6)
+
+
+def test_forecaster_with_unknown_parts_is_refused():
+    from lstmlens.export.forecast import check_known
+    from lstmlens.tasks.forecast import ForecastConfig, Forecaster
+    from lstmlens.tasks.forecast_model import ForecastNet, NetConfig
+
+    fc = Forecaster(ForecastConfig(window=4))
+    fc.net = ForecastNet(NetConfig(input_size=1))
+    check_known(fc)
+    fc.net.add_module("norm", torch.nn.Identity())
+    with pytest.raises(ValueError, match=r"does not know the forecast net's \['norm'\]"):
+        check_known(fc)

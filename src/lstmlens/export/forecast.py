@@ -37,6 +37,30 @@ __all__ = ["forecast_run"]
 FUTURE_HORIZONS = 10
 
 
+#: the forecaster as this exporter knows it: config fields that change the maths, the net's parts
+KNOWN_CONFIG = {"window", "horizon", "mode", "quantiles", "hidden_size", "num_layers", "variant",
+                "dropout", "log", "relative", "batch_size", "val_size", "test_size", "season"}  # fmt: skip
+KNOWN_NET = {"input_size", "hidden_size", "num_layers", "variant", "dropout", "out_steps",
+             "n_outputs"}  # fmt: skip
+KNOWN_MODULES = {"lstm", "head"}
+
+
+def check_known(fc: Any) -> None:
+    """Refuse a forecaster with options this exporter does not write (instead of a wrong graph)."""
+    import dataclasses
+
+    for obj, known in ((fc.config, KNOWN_CONFIG), (fc.net.config, KNOWN_NET)):
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name not in known and value != f.default:
+                raise ValueError(
+                    f"the ONNX exporter does not know the forecast option {f.name}={value!r} yet"
+                )
+    extra = set(dict(fc.net.named_children())) - KNOWN_MODULES
+    if extra:
+        raise ValueError(f"the ONNX exporter does not know the forecast net's {sorted(extra)} yet")
+
+
 def forecast_graph(g: Graph, fc: Any) -> None:
     """Inputs ``history`` (B, W, F) float64; output ``forecast`` (B, S, Q) float64, sorted on Q."""
     c, net, scaler = fc.config, fc.net, fc.scaler
@@ -135,5 +159,6 @@ def forecast_run(g: Graph, run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
 
     fc, cfg = Forecaster.load(run)
     fc.net.eval()
+    check_known(fc)
     forecast_graph(g, fc)
     return forecast_sidecar(fc, cfg, run)

@@ -68,8 +68,10 @@ class LanguageStep(nn.Module):
 
 def _forecast(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
     from ..tasks.forecast import Forecaster
+    from .forecast import check_known
 
     fc, _ = Forecaster.load(run)
+    check_known(fc)
     fc.net.lstm.backend = "reference"
     example = torch.zeros(2, fc.config.window, fc.net.config.input_size, dtype=torch.float64)
     example[..., 0] = 1.0  # positive, for a log model
