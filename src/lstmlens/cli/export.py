@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="write a trained run as ONNX (+ sidecar JSON) or a torch.export program",
-        description=__doc__.split("\n\n")[0].strip("`"),
+        description="Ship a trained run: " + __doc__.split("\n\n")[1].replace("\n", " "),
     )
     parser.add_argument("run", metavar="RUN", help="a run folder (forecast, text or classify)")
     parser.add_argument(
