@@ -135,28 +135,38 @@ def read_sequences(path: Path, side: dict) -> tuple[list[str], list[np.ndarray],
     return ids, seqs, labels
 
 
-def classify(model: ort.InferenceSession, side: dict, path: Path) -> str:
-    """The CSV ``lstmlens classify predict`` prints (one sequence per run: no padding)."""
+def pad(seqs: list[np.ndarray], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-padded batch (B, L_max, ...) and the lengths (B,)."""
+    lengths = np.asarray([len(q) for q in seqs], dtype=np.int64)
+    batch = np.zeros((len(seqs), int(lengths.max()), *seqs[0].shape[1:]), dtype=dtype)
+    for k, q in enumerate(seqs):
+        batch[k, : len(q)] = q
+    return batch, lengths
+
+
+def classify(model: ort.InferenceSession, side: dict, path: Path, batch: int = 256) -> str:
+    """The CSV ``lstmlens classify predict`` prints: id, predicted class, [label], probabilities."""
     ids, seqs, labels = read_sequences(path, side)
     classes = side["classes"]
     name = "tokens" if side["data"]["kind"] == "text" else "x"
     dtype = np.int64 if name == "tokens" else np.float32
+    probabilities = []
+    for lo in range(0, len(seqs), batch):
+        x, lengths = pad(seqs[lo : lo + batch], dtype)
+        probabilities.append(model.run(["probabilities"], {name: x, "lengths": lengths})[0])
+    p = np.concatenate(probabilities)  # (N, C)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
         ["id", "predicted"] + (["label"] if labels else []) + [f"p_{c}" for c in classes]
     )
-    right = 0
-    for k, seq in enumerate(seqs):
-        (p,) = model.run(["probabilities"], {name: seq[None].astype(dtype)})
-        best = classes[int(p[0].argmax())]
-        row = [ids[k], best] + ([labels[k]] if labels else [])
-        writer.writerow(row + [f"{float(v):.6g}" for v in p[0]])
-        right += bool(labels) and labels[k] == best
+    best = [classes[int(k)] for k in p.argmax(-1)]
+    for k in range(len(seqs)):
+        row = [ids[k], best[k]] + ([labels[k]] if labels else [])
+        writer.writerow(row + [f"{float(v):.6g}" for v in p[k]])
     if labels:
-        print(
-            f"accuracy {right / len(seqs):.4f} on {len(seqs)} labelled sequences", file=sys.stderr
-        )
+        right = sum(a == b for a, b in zip(best, labels)) / len(seqs)
+        print(f"accuracy {right:.4f} on {len(seqs)} labelled sequences", file=sys.stderr)
     return buffer.getvalue()
 
 

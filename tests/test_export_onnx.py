@@ -153,15 +153,18 @@ def test_task_models_export_whole(tmp_path):
         np.testing.assert_allclose(g, w.numpy(), atol=1e-5)
 
     base = {"num_classes": 3, "hidden_size": 5, "num_layers": 2, "bidirectional": True}
+    lengths = torch.tensor([6, 2, 4, 1])
     for config, x in (
         ({**base, "input_size": 2, "mean": [1.0, -1.0], "std": [2.0, 0.5]}, torch.randn(4, 6, 2)),
         ({**base, "vocab_size": 7, "embed_dim": 3, "pooling": "mean"}, torch.randint(0, 7, (4, 6))),
     ):
         model = SequenceClassifier(config).eval()
-        path = lstmlens.export.onnx(model, x[:2, :3], tmp_path / "cls.onnx")
-        (got,) = run_onnx(path, {("x" if x.is_floating_point() else "tokens"): x.numpy()})
+        example = (x[:2, :3], torch.tensor([3, 2]))
+        path = lstmlens.export.onnx(model, example, tmp_path / "cls.onnx")
+        name = "x" if x.is_floating_point() else "tokens"
+        (got,) = run_onnx(path, {name: x.numpy(), "lengths": lengths.numpy()})
         with torch.no_grad():
-            want = model(x, torch.full((4,), 6))
+            want = model(x, lengths)
         np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
 
     net = ForecastNet(NetConfig(input_size=2, hidden_size=5, variant="peephole", out_steps=3,
@@ -196,3 +199,29 @@ def test_forecaster_with_unknown_parts_is_refused():
     fc.net.add_module("norm", torch.nn.Identity())
     with pytest.raises(ValueError, match=r"does not know the forecast net's \['norm'\]"):
         check_known(fc)
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "peephole", "cifg", "fgr"])
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time-major", "batch-first"])
+def test_packed_sequences_read_each_length(variant, batch_first, tmp_path):
+    """A PackedSequence example adds a ``lengths`` input: states stop at each sequence's end,
+    the reverse direction starts there, the padded output is zero past it."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    m = lstmlens.LSTM(4, 6, 2, bidirectional=True, batch_first=batch_first, variant=variant)
+    m.eval()
+
+    def packed(lengths):
+        B, T = len(lengths), max(lengths)
+        x = torch.randn(B, T, 4) if batch_first else torch.randn(T, B, 4)
+        lengths = torch.tensor(lengths)
+        return pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+
+    path = lstmlens.export.onnx(m, packed([5, 2, 4]), tmp_path / "m.onnx")
+    p = packed([3, 7, 1, 5])
+    x, lengths = pad_packed_sequence(p, batch_first=batch_first)
+    got = run_onnx(path, {"input": x.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        y, (h, c) = m(p)
+    for g, w in zip(got, (pad_packed_sequence(y, batch_first=batch_first)[0], h, c)):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-5)

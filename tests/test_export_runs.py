@@ -68,7 +68,7 @@ def same_table(got: str, want: str, rtol: float = 1e-5) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """A tiny forecast (quantiles, a covariate), text and classify run, each exported."""
+    """Tiny forecast (quantiles, a covariate), text and classify (numeric; text) runs, exported."""
     root = tmp_path_factory.mktemp("export")
     write_csv(root / "sales.csv", n=80)
     forecast = ["forecast", "train", str(root / "sales.csv"), "--target", "sales"]
@@ -78,11 +78,18 @@ def runs(tmp_path_factory) -> Path:
     numeric_csv(root / "cls.csv", n=12)
     assert main(["classify", "train", str(root / "cls.csv"), *CLASSIFY_TRAIN,
                  "--out", str(root / "cls")]) == 0  # fmt: skip
+    texts = ["great fun, loved it", "awful and dull", "a joy to read!", "don't bother"] * 4
+    labels = ["pos", "neg"] * 8
+    lines = ["text,y"] + [f'"{t}",{y}' for t, y in zip(texts, labels)]
+    (root / "texts.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["classify", "train", str(root / "texts.csv"), "--text", "text", "--label", "y",
+                 "--epochs", "1", "--hidden", "4", "--bidirectional", "--pooling", "mean",
+                 "--quiet", "--out", str(root / "tcls")]) == 0  # fmt: skip
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     assert main(["text", "train", str(root / "corpus.txt"), "--epochs", "1", "--hidden", "8",
                  "--embed", "4", "--seq-len", "20", "--batch-size", "8", "--quiet",
                  "--no-lens", "--out", str(root / "txt")]) == 0  # fmt: skip
-    for name in ("fc", "cls", "txt"):
+    for name in ("fc", "cls", "tcls", "txt"):
         assert main(["export", str(root / name), "--output", str(root / f"{name}.onnx")]) == 0
     return root
 
@@ -108,8 +115,9 @@ def test_text_next_through_onnxruntime(runs, capsys):
 
 @pytest.mark.slow
 def test_classify_predict_through_onnxruntime(runs, capsys):
-    want = cli(capsys, "classify", "predict", str(runs / "cls"), str(runs / "cls.csv"))
-    same_table(serve(str(runs / "cls.onnx"), str(runs / "cls.csv")), want)
+    for run, data in (("cls", "cls.csv"), ("tcls", "texts.csv")):  # numeric; text, mean pooling
+        want = cli(capsys, "classify", "predict", str(runs / run), str(runs / data))
+        same_table(serve(str(runs / f"{run}.onnx"), str(runs / data)), want)
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DEFAULT_OPSET", "Graph"]
+__all__ = ["DEFAULT_OPSET", "Graph", "Lengths"]
 
 #: LayerNormalization needs 17; every runtime since 2022 reads it.
 DEFAULT_OPSET = 17
@@ -42,6 +42,7 @@ class Graph:
         self.float = TensorProto.FLOAT
         self.double = TensorProto.DOUBLE
         self.int64 = TensorProto.INT64
+        self.bool = TensorProto.BOOL
         self.nodes: list[Any] = []
         self.inputs: list[Any] = []
         self.outputs: list[Any] = []
@@ -142,3 +143,24 @@ class Graph:
         )
         checker.check_model(model, full_check=True)
         return model
+
+
+class Lengths:
+    """The lengths of the sequences of a padded batch, in the forms the exporters need.
+
+    ``lengths`` (B,) int64 -> ``int32`` (B,) (ONNX's ``sequence_lens``) and ``valid``
+    (T, B, 1) bool (step ``t`` of sequence ``b`` is real), for time-major ``x`` (T, B, ...).
+    """
+
+    def __init__(self, g: Graph, lengths: str, x: str) -> None:
+        self.int64 = lengths
+        self.int32 = g.op("Cast", lengths, to=6)  # TensorProto.INT32
+        T = g.op("Squeeze", g.dim(x, 0), g.ints([0]))
+        zero, one = (g.weight("i", np.asarray(k, np.int64), np.int64) for k in (0, 1))
+        steps = g.op("Unsqueeze", g.op("Range", zero, T, one), g.ints([1]))  # (T, 1)
+        self.valid = g.op("Unsqueeze", g.op("Less", steps, lengths), g.ints([2]))  # (T, B, 1)
+        self.mask = g.op("Cast", self.valid, to=g.float)  # (T, B, 1) float
+
+    def reverse(self, g: Graph, x: str) -> str:
+        """Each sequence of ``x`` (T, B, ...) reversed within its own length."""
+        return g.op("ReverseSequence", x, self.int64, batch_axis=1, time_axis=0)

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from torch import Tensor
 
 from ..cells import LN_EPS, CellSpec
-from .graph import Graph
+from .graph import Graph, Lengths
 
 __all__ = ["lstm_scan"]
 
@@ -107,8 +107,14 @@ def lstm_scan(
     h0: str,
     c0: str,
     reverse: bool,
+    lengths: Lengths | None = None,
 ) -> tuple[str, str, str]:
-    """One layer-direction: ``x`` (T, B, I), ``h0`` (B, P), ``c0`` (B, H) -> ``(y (T, B, P), h_n, c_n)``."""
+    """One layer-direction: ``x`` (T, B, I), ``h0`` (B, P), ``c0`` (B, H) -> ``(y (T, B, P), h_n, c_n)``.
+
+    With ``lengths`` a sequence's state stops changing after its last step (so ``h_n`` is the
+    state at its own end) and the reverse direction reads each sequence backwards within its
+    own length (``ReverseSequence``), as :class:`lstmlens.LSTM` does for a ``PackedSequence``.
+    """
     v, H, P = spec.variant, spec.hidden_size, spec.state_size
     xb = g.op("MatMul", x, g.weight("w_ih", params["weight_ih"].T))  # (T, B, nG*H)
     if spec.layer_norm:
@@ -117,6 +123,9 @@ def lstm_scan(
         both = (params["bias_ih"] + params["bias_hh"]).detach()
         xb = g.op("Add", xb, g.weight("bias", both))
     p = _prepare(g, params, spec)
+    flip = reverse and lengths is not None  # reversed within each length, outside the Scan
+    if flip:
+        xb = lengths.reverse(g, xb)
 
     b = g.sub("lstm_step")
     h = b.input(b.fresh("h"), ["batch", P])
@@ -125,6 +134,11 @@ def lstm_scan(
     s = b.input(b.fresh("s"), ["batch", n_s]) if v.full_gate_recurrence else None
     xt = b.input(b.fresh("xb_t"), ["batch", len(v.blocks) * H])
     h_new, c_new, s_new = _step(b, p, spec, h, c, s, xt)
+    if lengths is not None:  # a finished sequence keeps its state
+        valid = b.input(b.fresh("valid_t"), ["batch", 1], elem=b.bool)
+        h_new, c_new = b.op("Where", valid, h_new, h), b.op("Where", valid, c_new, c)
+        if s_new is not None:
+            s_new = b.op("Where", valid, s_new, s)
     b.output(h_new, b.fresh("h_out"), ["batch", P])
     b.output(c_new, b.fresh("c_out"), ["batch", H])
     if s_new is not None:
@@ -134,15 +148,17 @@ def lstm_scan(
     states = [h0, c0]
     if v.full_gate_recurrence:
         states.append(g.zeros(x, 1, [], n_s))
-    direction = [1 if reverse else 0]
+    scans = [xb] if lengths is None else [xb, lengths.valid]
+    direction = [1 if reverse and not flip else 0] * len(scans)
     outs = g.op(
         "Scan",
         *states,
-        xb,
+        *scans,
         outputs=len(states) + 1,
         body=b.graph(),
-        num_scan_inputs=1,
+        num_scan_inputs=len(scans),
         scan_input_directions=direction,
-        scan_output_directions=direction,
+        scan_output_directions=direction[:1],
     )
-    return outs[-1], outs[0], outs[1]
+    y = lengths.reverse(g, outs[-1]) if flip else outs[-1]
+    return y, outs[0], outs[1]

@@ -9,7 +9,7 @@ model                  inputs                             outputs
 =====================  =================================  =====================================
 LSTM / GRU / RNN       ``input`` [, ``h0``, ``c0``]       ``output``, ``h_n`` [, ``c_n``]
 LanguageModel          ``tokens`` (B, T) int64 [, state]  ``logits`` (B, T, V), ``h_n``, ``c_n``
-SequenceClassifier     ``x`` (B, L, F) / ``tokens``       ``logits`` (B, C)
+SequenceClassifier     ``x`` / ``tokens``, ``lengths``    ``logits`` (B, C)
 ForecastNet            ``x`` (B, W, F)                    ``y`` (B, S, Q)
 =====================  =================================  =====================================
 
@@ -26,12 +26,21 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..recurrent import RecurrentBase
 from .graph import Graph
 from .recurrent import recurrent
 
-__all__ = ["BUILDERS", "builder_for", "classifier_body", "embedding", "linear", "register"]
+__all__ = [
+    "BUILDERS",
+    "builder_for",
+    "classifier_body",
+    "classifier_graph",
+    "embedding",
+    "linear",
+    "register",
+]
 
 Feeds = dict[str, np.ndarray]
 Builder = Callable[[Graph, nn.Module, Any], tuple[Feeds, list[Tensor]]]
@@ -79,7 +88,7 @@ def _np(t: Tensor) -> np.ndarray:
 
 def _split_example(example: Any, who: str) -> tuple[Tensor, Any]:
     """``x`` or ``(x,)`` or ``(x, state)`` -> ``(x, state or None)``."""
-    if isinstance(example, Tensor):
+    if isinstance(example, (Tensor, PackedSequence)):  # (a PackedSequence is a tuple)
         return example, None
     if isinstance(example, (tuple, list)) and 1 <= len(example) <= 2:
         return example[0], (example[1] if len(example) == 2 else None)
@@ -93,27 +102,37 @@ def _states(state: Any, count: int) -> list[Tensor]:
 # -- builders -----------------------------------------------------------------------------
 @register(RecurrentBase)
 def _recurrent_graph(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
+    """A layer; a ``PackedSequence`` example adds the input ``lengths`` (B,) int64 and makes
+    ``input`` the padded batch (batch first like the layer); ``output`` is then padded too."""
     assert isinstance(m, RecurrentBase)
     x, state = _split_example(example, type(m).__name__)
-    if not isinstance(x, Tensor) or x.dim() != 3:
+    packed = isinstance(x, PackedSequence)
+    if not packed and (not isinstance(x, Tensor) or x.dim() != 3):
         raise ValueError(
-            f"export.onnx: {type(m).__name__} example input must be a batched 3-D Tensor"
+            f"export.onnx: {type(m).__name__} example input must be a batched 3-D Tensor "
+            "or a PackedSequence"
         )
     LD, P, H = m.num_layers * m.num_directions, m.proj_size or m.hidden_size, m.hidden_size
     dims = ["batch", "time"] if m.batch_first else ["time", "batch"]
     xin = g.input("input", [*dims, m.input_size])
-    feeds = {"input": _np(x)}
+    padded, lengths = pad_packed_sequence(x, m.batch_first) if packed else (x, None)
+    feeds = {"input": _np(padded)}
+    if packed:
+        feeds["lengths"] = _np(lengths.long())
     states = None
     if state is not None:
         names, shapes = ["h0", "c0"][: m._state_count], [P, H]
         states = [g.input(n, [LD, "batch", w]) for n, w in zip(names, shapes)]
         feeds.update({n: _np(t) for n, t in zip(names, _states(state, m._state_count))})
-    out, finals = recurrent(g, m, time_major(g, xin, m.batch_first), states)
+    lens = g.input("lengths", ["batch"], elem=g.int64) if packed else None
+    out, finals = recurrent(g, m, time_major(g, xin, m.batch_first), states, lens)
     g.output(time_major(g, out, m.batch_first), "output", [*dims, m.num_directions * P])
     for name, value, w in zip(["h_n", "c_n"], finals, [P, H]):
         g.output(value, name, [LD, "batch", w])
     with torch.no_grad():
         y, s = m(x, state)
+    if packed:
+        y = pad_packed_sequence(y, m.batch_first)[0]
     return feeds, [y, *_states(s, m._state_count)]
 
 
@@ -137,28 +156,35 @@ def language_graph(g: Graph, model: nn.Module, with_state: bool) -> None:
     g.output(c_n, "c_n", [LD, "batch", H])
 
 
-def classifier_body(g: Graph, model: nn.Module, x: str) -> str:
-    """Inputs already prepared (standardised or embedded), batch first -> logits (B, C).
+def classifier_body(g: Graph, model: nn.Module, x: str, lengths: str) -> str:
+    """Prepared inputs (standardised or embedded) (B, L, E), ``lengths`` (B,) -> logits (B, C).
 
-    Every sequence of the batch is read whole (no padding): pooling ``last`` takes the top
-    layer's final state (forward ``h_L`` beside backward ``h_1``), ``mean`` averages over time.
+    A padded batch, as eager packs it: pooling ``last`` takes the top layer's state at each
+    sequence's end (forward ``h_L`` beside backward ``h_1``), ``mean`` averages its own steps.
     """
     rnn = model.rnn
-    out, finals = recurrent(g, rnn, time_major(g, x, True), None)  # (T, B, D*H)
+    out, finals = recurrent(g, rnn, time_major(g, x, True), None, lengths)  # (T, B, D*H)
     if model.pooling == "last":
         D = rnn.num_directions
         top = g.op("Slice", finals[0], g.ints([-D]), g.ints([rnn.num_layers * D]), g.ints([0]))
         summary = g.op("Reshape", g.op("Transpose", top, perm=[1, 0, 2]), g.ints([0, -1]))
     else:
-        summary = reduce_mean(g, out, 0)  # (B, D*H)
+        total = g.op("ReduceSum", out, g.ints([0]), keepdims=0)  # (B, D*H), zeros past ends
+        count = g.op("Unsqueeze", g.op("Cast", lengths, to=g.float), g.ints([1]))  # (B, 1)
+        summary = g.op("Div", total, count)
     return linear(g, summary, model.head)
 
 
-def reduce_mean(g: Graph, x: str, axis: int) -> str:
-    """Mean over ``axis`` without keeping it (written for any opset >= 13)."""
-    total = g.op("ReduceSum", x, g.ints([axis]), keepdims=0)
-    count = g.op("Cast", g.dim(x, axis), to=g.float)
-    return g.op("Div", total, count)
+def classifier_graph(g: Graph, model: nn.Module) -> str:
+    """Graph inputs of a classifier and its logits: ``x`` (B, L, F) float32 raw features
+    (standardised in the graph) or ``tokens`` (B, L) int64, zero-padded, and ``lengths`` (B,)."""
+    if model.text:
+        x = embedding(g, g.input("tokens", ["batch", "time"], elem=g.int64), model.embed)
+    else:
+        raw = g.input("x", ["batch", "time", int(model.config["input_size"])])
+        mean, std = g.weight("mean", model.mean), g.weight("std", model.std)
+        x = g.op("Div", g.op("Sub", raw, mean), std)
+    return classifier_body(g, model, x, g.input("lengths", ["batch"], elem=g.int64))
 
 
 def _register_tasks() -> None:
@@ -180,16 +206,12 @@ def _register_tasks() -> None:
 
     @register(SequenceClassifier)
     def _classifier(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
-        x, _ = _split_example(example, "SequenceClassifier")
-        if m.text:
-            ids = g.input("tokens", ["batch", "time"], elem=g.int64)
-            inp, feeds = embedding(g, ids, m.embed), {"tokens": _np(x.long())}
-        else:
-            raw = g.input("x", ["batch", "time", int(m.config["input_size"])])
-            mean, std = g.weight("mean", m.mean), g.weight("std", m.std)
-            inp, feeds = g.op("Div", g.op("Sub", raw, mean), std), {"x": _np(x)}
-        g.output(classifier_body(g, m, inp), "logits", ["batch", int(m.config["num_classes"])])
-        lengths = torch.full((len(x),), x.shape[1], dtype=torch.long)
+        """Inputs ``x`` (B, L, F) raw features or ``tokens`` (B, L), and ``lengths`` (B,)."""
+        if not (isinstance(example, (tuple, list)) and len(example) == 2):
+            raise TypeError("export.onnx: SequenceClassifier example must be (x, lengths)")
+        x, lengths = example
+        g.output(classifier_graph(g, m), "logits", ["batch", int(m.config["num_classes"])])
+        feeds = {("tokens" if m.text else "x"): _np(x), "lengths": _np(lengths.long())}
         with torch.no_grad():
             return feeds, [m(x, lengths)]
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..recurrent import RecurrentBase
 from ..variants import PRESETS
-from .graph import Graph
+from .graph import Graph, Lengths
 from .lstm_scan import lstm_scan
 
 __all__ = ["LAYER_EXPORTERS", "exporter_for", "recurrent"]
@@ -30,7 +30,9 @@ __all__ = ["LAYER_EXPORTERS", "exporter_for", "recurrent"]
 # torch row blocks -> ONNX row blocks
 _ONNX_ORDER = {"LSTM": [0, 3, 1, 2], "GRU": [1, 0, 2], "RNN": [0]}
 
-LayerExporter = Callable[[Graph, RecurrentBase, int, str, list[str]], tuple[str, list[str]]]
+LayerExporter = Callable[
+    [Graph, RecurrentBase, int, str, list[str], Lengths | None], tuple[str, list[str]]
+]
 
 
 def _reorder(w: Tensor, mode: str) -> Tensor:
@@ -46,7 +48,7 @@ def _native_fits(module: RecurrentBase) -> bool:
 
 
 def _native(
-    g: Graph, module: RecurrentBase, layer: int, x: str, init: list[str]
+    g: Graph, module: RecurrentBase, layer: int, x: str, init: list[str], lengths: Lengths | None
 ) -> tuple[str, list[str]]:
     """One layer through ONNX's ``LSTM``/``GRU``/``RNN`` op; ``init``: per state (D, B, *) or []."""
     mode, D, H = module.mode, module.num_directions, module.hidden_size
@@ -58,7 +60,7 @@ def _native(
         inputs.append(g.weight("B", bias))
     else:
         inputs.append("")
-    inputs.append("")  # sequence_lens: every sequence is whole
+    inputs.append("" if lengths is None else lengths.int32)  # sequence_lens
     inputs += init if init else [""] * (2 if mode == "LSTM" else 1)
     attrs: dict = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
     if mode == "LSTM" and module.variant.peepholes:
@@ -76,7 +78,7 @@ def _native(
 
 
 def _scan(
-    g: Graph, module: RecurrentBase, layer: int, x: str, init: list[str]
+    g: Graph, module: RecurrentBase, layer: int, x: str, init: list[str], lengths: Lengths | None
 ) -> tuple[str, list[str]]:
     """One LSTM layer, a ``Scan`` per direction."""
     spec, D = module.spec, module.num_directions
@@ -88,7 +90,8 @@ def _scan(
         else:
             h0 = g.zeros(x, 1, [], spec.state_size)
             c0 = g.zeros(x, 1, [], spec.hidden_size)
-        y, h, c = lstm_scan(g, x, module.layer_parameters(layer, d), spec, h0, c0, bool(d))
+        p = module.layer_parameters(layer, d)
+        y, h, c = lstm_scan(g, x, p, spec, h0, c0, bool(d), lengths)
         ys.append(y)
         hs.append(g.op("Unsqueeze", h, g.ints([0])))
         cs.append(g.op("Unsqueeze", c, g.ints([0])))
@@ -112,13 +115,20 @@ def exporter_for(module: RecurrentBase) -> tuple[str, LayerExporter]:
 
 
 def recurrent(
-    g: Graph, module: RecurrentBase, x: str, states: Sequence[str] | None = None
+    g: Graph,
+    module: RecurrentBase,
+    x: str,
+    states: Sequence[str] | None = None,
+    lengths: str | None = None,
 ) -> tuple[str, list[str]]:
     """All layers of ``module``: ``x`` (T, B, I) -> ``(output (T, B, D*P), finals)``.
 
     ``states`` are the initial ``h_0`` (and ``c_0``) of shape ``(L*D, B, *)``, or None for
-    zeros; ``finals`` the matching ``h_n`` (and ``c_n``).
+    zeros; ``finals`` the matching ``h_n`` (and ``c_n``). ``lengths`` (B,) int64 makes ``x``
+    a padded batch (a ``PackedSequence`` in eager): states stop at each sequence's end, the
+    reverse direction starts there, and the output is zero past it.
     """
+    seq = None if lengths is None else Lengths(g, lengths, x)
     _, run = exporter_for(module)
     D = module.num_directions
     finals: list[list[str]] = [[] for _ in range(module._state_count)]
@@ -127,7 +137,9 @@ def recurrent(
         if states is not None:
             rows = g.ints(list(range(layer * D, (layer + 1) * D)))
             init = [g.op("Gather", s, rows, axis=0) for s in states]
-        x, ends = run(g, module, layer, x, init)
+        x, ends = run(g, module, layer, x, init, seq)
         for j, end in enumerate(ends):
             finals[j].append(end)
+    if seq is not None:
+        x = g.op("Mul", x, seq.mask)  # zero past each sequence's end
     return x, [f[0] if len(f) == 1 else g.op("Concat", *f, axis=0) for f in finals]

@@ -10,7 +10,7 @@ task       graph inputs                               graph outputs
 =========  =========================================  =========================================
 forecast   ``history`` (B, W, F) float64, data units  ``forecast`` (B, S, Q) float64, data units
 language   ``tokens`` (B, T) int64, ``h0``, ``c0``    ``logits`` (B, T, V), ``h_n``, ``c_n``
-classify   ``x`` (B, L, F) raw / ``tokens`` (B, L)    ``logits``, ``probabilities`` (B, C)
+classify   ``x`` (B, L, F) / ``tokens``, ``lengths``  ``logits``, ``probabilities`` (B, C)
 =========  =========================================  =========================================
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from .forecast import forecast_run
 from .graph import DEFAULT_OPSET, Graph
-from .modules import classifier_body, embedding, language_graph
+from .modules import classifier_graph, language_graph
 
 __all__ = ["FORMATS", "RUNS", "SIDECAR_FORMAT", "export_run", "sidecar_path", "task_of"]
 
@@ -72,24 +72,21 @@ def _classify_run(g: Graph, run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     model, cfg = load_classifier(run)
     model.eval()
     C = int(model.config["num_classes"])
+    logits = classifier_graph(g, model)
     if model.text:
-        ids = g.input("tokens", ["batch", "time"], elem=g.int64)
-        x = embedding(g, ids, model.embed)
-        inputs = {"tokens": "(B, L) int64: token ids of the first max_tokens tokens"}
+        inputs = {"tokens": "(B, L) int64: token ids of the first max_tokens tokens, 0-padded"}
         pre = "tokenise as the language task does (tokenizer below), keep max_tokens"
     else:
         F = int(model.config["input_size"])
-        raw = g.input("x", ["batch", "time", F], elem=g.float)
-        x = g.op("Div", g.op("Sub", raw, g.weight("mean", model.mean)), g.weight("std", model.std))
-        inputs = {"x": f"(B, L, {F}) float32: the feature columns, rows in time order"}
+        inputs = {"x": f"(B, L, {F}) float32: the feature columns, rows in time order, 0-padded"}
         pre = "group the CSV rows by the id column, order each group by the time column"
-    logits = classifier_body(g, model, x)
+    inputs["lengths"] = "(B,) int64: the real length of each sequence"
     g.output(logits, "logits", ["batch", C])
     g.output(g.op("Softmax", logits, axis=-1), "probabilities", ["batch", C])
     return {
         "inputs": inputs,
         "outputs": {"logits": f"(B, {C}) float32", "probabilities": f"(B, {C}) float32"},
-        "preprocessing": pre + "; a batch holds sequences of one length (or run them one by one)",
+        "preprocessing": pre + "; pad a batch with zeros to its longest sequence",
         "postprocessing": "predicted class = classes[argmax(probabilities)]",
         "classes": list(cfg["classes"]),
         "data": cfg["data"],
