@@ -225,3 +225,31 @@ def test_packed_sequences_read_each_length(variant, batch_first, tmp_path):
         y, (h, c) = m(p)
     for g, w in zip(got, (pad_packed_sequence(y, batch_first=batch_first)[0], h, c)):
         np.testing.assert_allclose(g, w.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lstmlens.LSTM(4, 6, bias=False),
+        lambda: lstmlens.LSTM(4, 6, bias=False, variant="nig", layer_norm=True),
+        lambda: lstmlens.GRU(4, 6, num_layers=2, bidirectional=True),
+        lambda: lstmlens.RNN(4, 6, nonlinearity="relu", bidirectional=True),
+    ],
+    ids=["lstm-nobias", "nig-ln-nobias", "gru-2-bi", "rnn-relu-bi"],
+)
+def test_packed_and_unbiased_layers(make, tmp_path):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    m = make().eval()
+    example = pack_padded_sequence(
+        torch.randn(5, 3, 4), torch.tensor([5, 2, 4]), enforce_sorted=False
+    )
+    path = lstmlens.export.onnx(m, example, tmp_path / "m.onnx")
+    lengths = torch.tensor([3, 7, 1, 5])
+    p = pack_padded_sequence(torch.randn(7, 4, 4), lengths, enforce_sorted=False)
+    got = run_onnx(path, {"input": pad_packed_sequence(p)[0].numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        y, s = m(p)
+    want = [pad_packed_sequence(y)[0], *(s if m.mode == "LSTM" else (s,))]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w.numpy(), atol=1e-5)

@@ -7,13 +7,15 @@ example's ``feeds`` (input name -> array) and the eager outputs in graph-output 
 =====================  =================================  =====================================
 model                  inputs                             outputs
 =====================  =================================  =====================================
-LSTM / GRU / RNN       ``input`` [, ``h0``, ``c0``]       ``output``, ``h_n`` [, ``c_n``]
+LSTM / GRU / RNN       ``input`` [, ``lengths``]          ``output``, ``h_n`` [, ``c_n``]
+                       [, ``h0``, ``c0``]
 LanguageModel          ``tokens`` (B, T) int64 [, state]  ``logits`` (B, T, V), ``h_n``, ``c_n``
 SequenceClassifier     ``x`` / ``tokens``, ``lengths``    ``logits`` (B, C)
 ForecastNet            ``x`` (B, W, F)                    ``y`` (B, S, Q)
 =====================  =================================  =====================================
 
-``batch`` and ``time`` are dynamic; the state inputs appear when the example passes a state.
+``batch`` and ``time`` are dynamic; the state inputs appear when the example passes a state,
+``lengths`` (B,) int64 when it is a ``PackedSequence`` (``input`` is then the padded batch).
 Heads are built from the model's own modules (:func:`linear`, :func:`embedding`), so a task
 model that changes its layers changes only its builder here.
 """
