@@ -1,8 +1,9 @@
 """The lens: every gate of every step, as numbers (trace, stats), plots and an HTML page."""
 
+from .reach import memory_reach as memory_reach
 from .trace import GATE_NAMES as GATE_NAMES
 from .trace import VOCABULARY as VOCABULARY
 from .trace import Trace as Trace
 from .trace import inspect as inspect
 
-__all__ = ["GATE_NAMES", "VOCABULARY", "Trace", "inspect"]
+__all__ = ["GATE_NAMES", "VOCABULARY", "Trace", "inspect", "memory_reach"]

@@ -110,8 +110,26 @@ _SKELETON = """<!DOCTYPE html>
 {legend}
 </section>
 <main>
+<div id="views">
 {view}
+<section id="cellview" tabindex="0" aria-label="the cell at one step; left and right arrow keys step">
+<h2>The cell at step <span id="step-label"></span></h2>
+<div class="stepper">
+<button type="button" id="step-back" aria-label="previous step">&#9664; back</button>
+<label>step <input id="step" type="number" min="0" value="0"></label>
+<button type="button" id="step-forward" aria-label="next step">forward &#9654;</button>
+<span class="muted">or &larr; &rarr; keys; click a step to jump</span>
+</div>
+<svg id="cell-svg" role="img" aria-label="the cell diagram with this step's values"></svg>
+<ul id="cell-captions"></ul>
+<table id="cell-numbers"></table>
+</section>
+{pattern}
+</div>
 <aside>
+<section><h2>Saturation per gate</h2><div id="saturation"></div>
+<p class="muted">One point per unit: the fraction of steps the gate is shut (&lt;0.1, right) and
+wide open (&gt;0.9, up). Click a point to select its unit.</p></section>
 <section><h2>This unit</h2><div id="unit-card"></div></section>
 <section><h2>Most interpretable units</h2><ol id="top-units"></ol>
 <p class="muted">Units whose value follows a signal a person can name (Pearson r).
@@ -133,6 +151,20 @@ _SERIES_VIEW = (
     '<section id="chart"><svg role="img" aria-label="the series and the gates of the chosen '
     'units"></svg><p id="unit-keys"></p></section>'
 )
+_PATTERN = """<section id="pattern" aria-label="pattern search">
+<h2>Where do these units fire together?</h2>
+<p class="muted">Select a stretch of the text (or type its steps); the units of the chosen layer
+and gate that stay above the threshold over it form a pattern; the places where the same
+units fire together are listed, best match first.</p>
+<div class="stepper">
+<label>from <input id="pat-from" type="number" min="0" value="0"></label>
+<label>to <input id="pat-to" type="number" min="0" value="0"></label>
+<label>threshold <input id="pat-threshold" type="number" step="0.05" value="0.5"></label>
+<button type="button" id="pat-search">search</button>
+</div>
+<p id="pat-summary" class="muted"></p>
+<ol id="pat-results"></ol>
+</section>"""
 _LEGEND = (
     '<span id="legend"><span id="legend-lo"></span><span id="legend-bar"></span>'
     '<span id="legend-hi"></span></span>'
@@ -182,6 +214,7 @@ class _OneSequence:
                     self.full_steps = seq.shape[0]
                     self.arrays[name, layer, d] = seq[:max_steps] if max_steps else seq
         self.steps, self.hidden_size = next(iter(self.arrays.values())).shape
+        self.cell = _cell_info(trace)
         if self.steps == 0:
             raise ValueError("lens page: the sequence has no steps")
 
@@ -222,6 +255,7 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
         "directions": seq.num_directions,
         "hidden": seq.hidden_size,
         "steps": seq.steps,
+        "cell": seq.cell,
         "arrays": arrays,
         "stats": stats,
         "corr": corr,
@@ -239,6 +273,38 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
     }
 
 
+#: inlined in this order: the views register themselves, page.js starts them
+_SCRIPTS = ("cellview.js", "saturation.js", "pattern.js", "page.js")
+
+
+def _cell_info(trace: Any) -> dict[str, Any]:
+    """How the recorded module is wired, for the cell view (variant, layer norm, projection).
+
+    ``consecutive`` says that row t - 1 of the page is the step before row t (false for a
+    page whose rows are separate windows, which has no ``module``).
+    """
+    module = getattr(trace, "module", None)
+    info: dict[str, Any] = {"consecutive": module is not None, "layerNorm": False, "proj": 0}
+    if module is None:
+        return info
+    info["proj"] = int(getattr(module, "proj_size", 0) or 0)
+    info["layerNorm"] = bool(getattr(module, "layer_norm", False))
+    variant = getattr(module, "variant", None)
+    if variant is not None:
+        info["variant"] = {
+            "name": variant.name,
+            "peepholes": variant.peepholes,
+            "input": variant.has_i,
+            "forget": variant.has_f,
+            "output": variant.has_o,
+            "coupled": variant.coupled,
+            "inputActivation": variant.input_activation,
+            "outputActivation": variant.output_activation,
+            "gateRecurrence": variant.full_gate_recurrence,
+        }
+    return info
+
+
 def _asset(name: str) -> str:
     return resources.files("lstmlens.lens").joinpath(name).read_text(encoding="utf-8")
 
@@ -251,9 +317,10 @@ def _render(payload: dict[str, Any], title: str, subtitle: str, series: bool) ->
         title=html.escape(title),
         subtitle=html.escape(subtitle),
         css=_asset("page.css"),
-        js=_asset("page.js"),
+        js="\n".join(_asset(name) for name in _SCRIPTS),
         data=blob,
         view=_SERIES_VIEW if series else _TEXT_VIEW,
+        pattern="" if series else _PATTERN,
         legend="" if series else _LEGEND,
         unit_attrs=' multiple size="4"' if series else "",
         unit_hint=" (ctrl-click for more)" if series else "",

@@ -1,0 +1,192 @@
+"""The magnifier in headless Chromium: the cell view's numbers are the trace's and obey the
+variant's update rule, the arrow keys step, clicking a saturation point selects its unit, and a
+pattern search finds the planted places first; the console stays free of errors.
+
+Chromium is driven as in ``test_lens_browser.py`` (DevTools protocol on a pipe).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_lens_browser import Chromium, Page, find_chromium
+
+import lstmlens
+from lstmlens import GRU, LSTM
+from lstmlens.lens.html import text_page, write_page
+from lstmlens.lens.stats import one_sequence
+
+pytestmark = pytest.mark.browser
+
+TEXT = "the cat sat on the mat; a bear! the bear ran, and the bear slept. " * 3
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    exe = find_chromium()
+    if exe is None:
+        pytest.skip("headless Chromium not found: install Debian's `chromium` package")
+    folder = tmp_path_factory.mktemp("chromium")
+    b = Chromium(exe, folder / "profile", folder / "chromium.log")
+    try:
+        b.call("Browser.getVersion")
+    except (OSError, TimeoutError, ConnectionError) as e:
+        b.close()
+        pytest.skip(f"{exe} did not start headless ({e})")
+    yield b
+    b.close()
+
+
+def _page_of(layer, tmp_path, name: str) -> tuple[lstmlens.lens.Trace, str]:
+    torch.manual_seed(0)
+    x = torch.randn(len(TEXT), 1, layer.input_size)  # (T, 1, I): one step per character
+    trace = lstmlens.inspect(layer, x)
+    path = tmp_path / f"{name}.html"
+    write_page(text_page(trace, TEXT), path)
+    return trace, path.as_uri()
+
+
+def _gate(trace, name: str) -> np.ndarray:
+    return one_sequence(trace.gate(name), lengths=trace.lengths, batch_first=trace.batch_first)
+
+
+def _numbers(page: Page) -> dict[str, float]:
+    cells = page.js(
+        "Array.from(document.querySelectorAll('#cell-numbers td[data-key]'),"
+        " td => [td.dataset.key, td.dataset.value])"
+    )
+    return {k: float(v) if v else float("nan") for k, v in cells}
+
+
+def _press(page: Page, key: str) -> None:
+    for kind in ("keyDown", "keyUp"):
+        params = {
+            "type": kind,
+            "key": key,
+            "code": key,
+            "windowsVirtualKeyCode": 39 if key == "ArrowRight" else 37,
+        }
+        page.browser.call("Input.dispatchKeyEvent", params, session=page.session)
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "cifg", "nfg"])
+def test_cell_view_numbers_are_the_trace_and_obey_the_update_rule(browser, tmp_path, variant):
+    trace, url = _page_of(LSTM(3, 6, variant=variant), tmp_path, variant)
+    page = Page(browser, url)
+    try:
+        unit, t = 4, 17
+        page.js(
+            f"(() => {{ const s = document.getElementById('unit'); s.value = '{unit}';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        page.js(
+            f"(() => {{ const s = document.getElementById('step'); s.value = '{t}';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        got = _numbers(page)
+        keys = {
+            "i": "input",
+            "f": "forget",
+            "g": "candidate",
+            "o": "output",
+            "c": "cell",
+            "h": "hidden",
+        }
+        for key, name in keys.items():
+            a = _gate(trace, name)  # (T, H)
+            tol = 1e-6 + np.abs(a).max() / 32767  # the page stores int16 of the array's peak
+            assert got[key] == pytest.approx(float(a[t, unit]), abs=tol), key
+            if key in ("c", "h"):
+                assert got[key + "_prev"] == pytest.approx(float(a[t - 1, unit]), abs=tol), key
+        # the variant's own rule: c = f c_prev + i g (cifg: f = 1 - i; nfg: f = 1), h = o tanh(c)
+        tol_c = 3 * np.abs(_gate(trace, "cell")).max() / 32767 + 1e-4
+        assert got["c"] == pytest.approx(got["f"] * got["c_prev"] + got["i"] * got["g"], abs=tol_c)
+        assert got["forget"] + got["learn"] == pytest.approx(got["c"], abs=tol_c)
+        assert got["h"] == pytest.approx(got["o"] * np.tanh(got["c"]), abs=1e-3)
+        if variant == "cifg":
+            assert got["f"] == pytest.approx(1 - got["i"], abs=1e-4)
+        if variant == "nfg":
+            assert got["f"] == 1.0
+            assert "no forget gate" in page.js(
+                "document.getElementById('cell-captions').textContent"
+            )
+        caption = page.js("document.getElementById('cell-captions').textContent")
+        assert f"{got['c']:.3f}" in caption
+        assert page.js("document.querySelectorAll('#cell-svg [data-key]').length") > 5
+        # arrow keys step t, the text cursor follows
+        page.js("document.getElementById('cellview').focus()")
+        _press(page, "ArrowRight")
+        _press(page, "ArrowRight")
+        _press(page, "ArrowLeft")
+        assert page.js("document.getElementById('step').value") == str(t + 1)
+        assert page.js("document.querySelector('#text span.current').dataset.step") == str(t + 1)
+        after = float(_gate(trace, "cell")[t + 1, unit])
+        assert _numbers(page)["c"] == pytest.approx(after, abs=tol_c)
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_gru_cell_view_obeys_its_rule_and_a_scatter_click_selects_the_unit(browser, tmp_path):
+    trace, url = _page_of(GRU(3, 5), tmp_path, "gru")
+    page = Page(browser, url)
+    try:
+        page.js(
+            "(() => { const s = document.getElementById('step'); s.value = '9';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        page.js(
+            'document.querySelector(\'#saturation svg[data-gate="update"] circle[data-unit="3"]\')'
+            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+        )
+        assert page.js("document.getElementById('unit').value") == "3"
+        assert page.js("document.getElementById('step-label').textContent").endswith("unit 3")
+        got = _numbers(page)
+        assert got["h"] == pytest.approx(float(_gate(trace, "hidden")[9, 3]), abs=2e-4)
+        assert got["h"] == pytest.approx(
+            (1 - got["z"]) * got["n"] + got["z"] * got["h_prev"], abs=1e-3
+        )
+        chosen = page.js("document.querySelectorAll('#saturation circle[r=\"5\"]').length")
+        assert chosen == page.js("document.querySelectorAll('#saturation svg').length") == 2
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_pattern_search_finds_the_planted_places_first(browser, tmp_path):
+    """Units 2, 5 and 7 fire together on every 'bear' (and nowhere else): select one 'bear'."""
+    rng = np.random.default_rng(0)
+    steps, hidden = len(TEXT), 12
+    h = rng.uniform(-0.4, 0.45, (steps, hidden))  # (T, H)
+    starts = [k for k in range(steps) if TEXT.startswith("bear", k)]
+    decoys = [k for k in range(steps) if TEXT.startswith("cat", k)]
+    for k in starts:
+        h[k : k + 4, [2, 5, 7]] = 0.9
+    for k in decoys:  # one unit of the pattern also fires on 'cat': a weaker match
+        h[k : k + 4, [2, 9, 10]] = 0.9
+    gates = {name: torch.tensor(h).unsqueeze(1).float() for name in ("hidden",)}  # (T, 1, H)
+    trace = lstmlens.lens.Trace("rnn", 1, 1, hidden, False, True, None, _gates={(0, 0): gates})
+    path = tmp_path / "pattern.html"
+    write_page(text_page(trace, TEXT), path)
+    page = Page(browser, path.as_uri())
+    try:
+        selected = starts[1]
+        page.js(
+            f"document.getElementById('pat-from').value = '{selected}';"
+            f"document.getElementById('pat-to').value = '{selected + 3}';"
+            "document.getElementById('pat-threshold').value = '0.5';"
+            "document.getElementById('pat-search').click()"
+        )
+        found = page.js(
+            "Array.from(document.querySelectorAll('#pat-results button'),"
+            " b => [+b.dataset.step, +b.dataset.score])"
+        )
+        others = sorted(set(starts) - {selected})
+        assert sorted(s for s, _ in found[: len(others)]) == others
+        assert all(score == 1.0 for _, score in found[: len(others)])
+        assert all(score < 1.0 for _, score in found[len(others) :])
+        assert "bear" in page.js("document.querySelector('#pat-results mark').textContent")
+        assert page.errors() == []
+    finally:
+        page.close()
