@@ -103,6 +103,7 @@ def main() -> None:
         print(f"| {cell} | {mse:.4f} | {steps if steps >= 0 else 'saved'} | {cells} |")
     if args.html is not None:
         from lstmlens.lens.compare import compare_page
+
         from lstmlens.lens.html import write_page
 
         page = compare_page(

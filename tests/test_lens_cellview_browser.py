@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_lens_browser import Chromium, Page, find_chromium
 
 import lstmlens
 from lstmlens import GRU, LSTM
 from lstmlens.lens.html import text_page, write_page
 from lstmlens.lens.stats import one_sequence
+from test_lens_browser import Chromium, Page, find_chromium
 
 pytestmark = pytest.mark.browser
 
