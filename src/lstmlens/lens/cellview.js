@@ -23,8 +23,18 @@
     svg.appendChild(e);
     return e;
   }
-  const wire = (pts, extra) => el("polyline", Object.assign({ points: pts.map((p) => p.join(",")).join(" "),
-    fill: "none", stroke: "#5b6575", "stroke-width": 1.6, "marker-end": "url(#arrow)" }, extra || {}));
+  // a wire through pts, with an arrowhead at its end unless extra.head === false
+  function wire(pts, extra) {
+    const opts = Object.assign({ head: true }, extra || {});
+    const colour = opts.stroke || "#5b6575";
+    el("polyline", { points: pts.map((p) => p.join(",")).join(" "), fill: "none", stroke: colour,
+      "stroke-width": 1.6, "stroke-dasharray": opts["stroke-dasharray"] || "" });
+    if (!opts.head) return;
+    const [x1, y1] = pts[pts.length - 2], [x2, y2] = pts[pts.length - 1];
+    const a = Math.atan2(y2 - y1, x2 - x1), L = 8, W = 4;
+    const p = (dl, dw) => (x2 - dl * Math.cos(a) - dw * Math.sin(a)).toFixed(1) + "," + (y2 - dl * Math.sin(a) + dw * Math.cos(a)).toFixed(1);
+    el("polygon", { points: [x2 + "," + y2, p(L, W), p(L, -W)].join(" "), fill: colour });
+  }
   const op = (x, y, sym) => { el("circle", { cx: x, cy: y, r: 12, fill: "#fff", stroke: "#1d2430" }); el("text", { x: x, y: y + 5, "text-anchor": "middle", "font-size": 16 }, sym); };
   // a gate box: its activation symbol and its value; a removed gate is grey and reads 1
   function gate(x, y, sym, name, value, removed, note) {
@@ -100,8 +110,8 @@
     value(200, 94, "forget_label", "forget " + f3(n.forget[1]));
     value(385, 94, "learn_label", "learn " + f3(n.learn[1]), "start");
     // the inputs along the bottom: h(t-1) and x(t) join and feed every gate
-    wire([[10, 270], [470, 270]], { "marker-end": "" }); value(10, 286, "h_prev_label", "h(t-1) = " + f3(n.h_prev[1]), "start");
-    wire([[110, 325], [110, 270]], { "marker-end": "" }); value(118, 318, "x_label", "x(t): " + xText, "start");
+    wire([[10, 270], [470, 270]], { head: false }); value(10, 286, "h_prev_label", "h(t-1) = " + f3(n.h_prev[1]), "start");
+    wire([[110, 325], [110, 270]], { head: false }); value(118, 318, "x_label", "x(t): " + xText, "start");
     for (const x of [200, 290, 360, 460]) wire([[x, 270], [x, 232]]);
     gate(200, 216, "σ", "f", n.f[1], !v.forget && !v.coupled, v.coupled ? "f = 1-i = " + f3(n.f[1]) : undefined);
     gate(290, 216, "σ", "i", n.i[1], !v.input);
@@ -118,7 +128,7 @@
     value(548, 180, "use_label", "use " + f3(n.use[1]), "start");
     wire([[520, 228], [520, 300], [650, 300]]); value(650, 318, "h_label", "h(t) = " + f3(n.h[1]), "end");
     if (v.peepholes) {
-      const dash = { "stroke-dasharray": "2 3", stroke: "#2f6fc6", "marker-end": "" };
+      const dash = { "stroke-dasharray": "2 3", stroke: "#2f6fc6", head: false };
       wire([[150, 60], [150, 180], [166, 200]], dash); wire([[150, 180], [256, 200]], dash);
       wire([[540, 60], [560, 60], [560, 216], [494, 230]], dash);
       el("text", { x: 146, y: 130, "text-anchor": "end", "font-size": 11, fill: "#2f6fc6" }, "peepholes");
@@ -133,8 +143,8 @@
     value(650, 50, "h_label", "h(t) = " + f3(n.h[1]), "end");
     value(200, 94, "keep_label", "keep " + f3(n.keep[1]));
     value(455, 94, "write_label", "write " + f3(n.write[1]), "start");
-    wire([[10, 270], [440, 270]], { "marker-end": "" }); value(10, 286, "h_prev_in", "h(t-1)", "start");
-    wire([[110, 325], [110, 270]], { "marker-end": "" }); value(118, 318, "x_label", "x(t): " + xText, "start");
+    wire([[10, 270], [440, 270]], { head: false }); value(10, 286, "h_prev_in", "h(t-1)", "start");
+    wire([[110, 325], [110, 270]], { head: false }); value(118, 318, "x_label", "x(t): " + xText, "start");
     for (const x of [200, 300, 430]) wire([[x, 270], [x, 232]]);
     gate(200, 216, "σ", "z", n.z[1], false); gate(300, 216, "σ", "r", n.r[1], false); gate(430, 216, "tanh", "n", n.n[1], false);
     wire([[200, 200], [200, 72]]);
@@ -148,7 +158,7 @@
     svg.setAttribute("viewBox", "0 0 660 240");
     el("rect", { x: 70, y: 30, width: 500, height: 170, rx: 14, fill: "#f6f7f9", stroke: "#9aa3b2" });
     wire([[10, 180], [300, 180], [300, 132]]); value(10, 196, "h_prev_label", "h(t-1) = " + f3(n.h_prev[1]), "start");
-    wire([[220, 235], [220, 180]], { "marker-end": "" }); value(228, 228, "x_label", "x(t): " + xText, "start");
+    wire([[220, 235], [220, 180]], { head: false }); value(228, 228, "x_label", "x(t): " + xText, "start");
     el("ellipse", { cx: 300, cy: 115, rx: 34, ry: 16, fill: "#fde0dc", stroke: "#c0392b" });
     el("text", { x: 300, y: 120, "text-anchor": "middle", "font-size": 14 }, "tanh");
     wire([[300, 99], [300, 60], [650, 60]]); value(650, 50, "h_label", "h(t) = " + f3(n.h[1]), "end");
@@ -165,14 +175,6 @@
     const t = api.step;
     const n = numbers(s, t);
     svg.textContent = "";
-    const defs = el("defs", {});
-    const marker = document.createElementNS(NS, "marker");
-    for (const [k, val] of Object.entries({ id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" })) marker.setAttribute(k, String(val));
-    const tip = document.createElementNS(NS, "path");
-    tip.setAttribute("d", "M 0 0 L 10 5 L 0 10 z");
-    tip.setAttribute("fill", "#5b6575");
-    marker.appendChild(tip);
-    defs.appendChild(marker);
     ({ lstm: drawLstm, gru: drawGru, rnn: drawRnn })[data.kind](n, xText(s, t));
     document.getElementById("step-label").textContent = t + " of " + (api.T - 1) + ", unit " + s.unit
       + (data.kind === "lstm" && v.name !== "vanilla" ? " (variant " + v.name + ")" : "");

@@ -5,7 +5,7 @@
   "use strict";
   const data = api.data;
   const box = document.getElementById("saturation");
-  const NS = "http://www.w3.org/2000/svg";
+  const NS = document.getElementById("cell-svg").namespaceURI; // no URL written in the page
   const S = 150, M = 22;
 
   function el(name, attrs, parent, text) {
