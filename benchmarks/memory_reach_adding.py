@@ -101,7 +101,7 @@ def main() -> None:
         ratios = np.stack([(r := memory_reach(wide, x[None].double(), t)) / r[0] for x in xs])
         median = np.median(ratios, axis=0)
         rows.append((cell, mse, steps, [median[k] for k in lags]))
-        models[f"{cell} (test MSE {mse:.3g})"] = model
+        models[f"{cell} (test MSE {mse:.3g})"] = wide
     print(
         f"\nadding problem, T = {args.length}: median over {args.sequences} test sequences of "
         f"reach_k / reach_0 at t = T - 1 (float64), Adam lr {args.lr:g}"
@@ -116,7 +116,9 @@ def main() -> None:
         from lstmlens.lens.html import write_page
 
         page = compare_page(
-            models, xs[0][None], title=f"Memory reach on the adding problem, T = {args.length}"
+            models,
+            xs[0][None].double(),
+            title=f"Memory reach on the adding problem, T = {args.length}",
         )
         write_page(page, args.html)
         print(f"wrote {args.html}")

@@ -12,7 +12,8 @@
   const v = info.variant || { peepholes: false, input: true, forget: true, output: true, coupled: false,
                               inputActivation: "tanh", outputActivation: "tanh", name: "vanilla" };
   input.max = String(api.T - 1);
-  const pct = (x) => (100 * x).toFixed(0) + "%";
+  // 0.997 -> "99.7%", 0.42 -> "42%": the last percent is where saturation lives
+  const pct = (x) => (100 * x).toFixed(x > 0.01 && x < 0.99 ? 0 : 1) + "%";
   const f3 = (x) => (Number.isNaN(x) ? "–" : x.toFixed(3));
   const act = (x, name) => (name === "identity" ? x : Math.tanh(x));
 

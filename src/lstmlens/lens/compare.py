@@ -83,17 +83,19 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
     """Inline SVG: each curve (reach by lag, already relative to lag 0) on a log10 y axis."""
     if not curves:
         raise ValueError("reach_figure: expected at least one curve")
-    left, right, top, bottom = 70, 150, 14, 40
+    left, right, top, bottom = 70, 250, 14, 40
     kmax = max(len(c) for c in curves.values()) - 1
     lo = min(_log(float(np.min(c))) for c in curves.values())
     lo = math.floor(min(lo, -1.0))
     x = lambda k: left + (k / max(kmax, 1)) * (width - left - right)  # noqa: E731
-    y = lambda v: top + (-_log(v) / -lo) * (height - top - bottom) if lo else top  # noqa: E731
     parts = [
         f'<svg class="reach" viewBox="0 0 {width} {height}" role="img" '
         'aria-label="memory reach by lag, log scale">'
     ]
     step = max(1, math.ceil(-lo / 8))
+    lo = -step * math.ceil(-lo / step)  # the lowest grid line is the bottom of the chart
+    floored = any(float(np.min(c)) <= FLOOR for c in curves.values())
+    y = lambda v: top + (max(_log(v), lo) / lo) * (height - top - bottom)  # noqa: E731
     for e in range(0, lo - 1, -step):
         yy = y(10.0**e)
         parts.append(
@@ -101,9 +103,10 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
         )
         parts.append(
             f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#5b6575">1e{e}</text>'
+            f'fill="#5b6575">{"≤ " if floored and e == lo else ""}1e{e}</text>'
         )
-    for k in np.linspace(0, kmax, 6).round().astype(int):
+    tick = next(n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if kmax / n <= 8)
+    for k in range(0, kmax + 1, tick):
         parts.append(
             f'<text x="{x(k):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
             f'font-size="11" fill="#5b6575">{k}</text>'
@@ -131,7 +134,7 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
         )
         parts.append(
             f'<text x="{width - right + 36}" y="{ly}" font-size="12">'
-            f"{html.escape(name[:18])}</text>"
+            f"{html.escape(name[:34])}</text>"
         )
     parts.append("</svg>")
     return "\n".join(parts)

@@ -362,7 +362,10 @@
   buildTopUnits();
   for (const start of window.lensViews || []) start(api);
   for (const sel of Object.values(ui)) sel.addEventListener("change", render);
+  // a link may open the page at a step and unit: lens.html#step=40&unit=3
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  if (wanted.has("unit")) for (const o of ui.unit.options) o.selected = o.value === wanted.get("unit");
   render();
-  api.setStep(0);
+  api.setStep(+wanted.get("step") || 0);
   document.body.dataset.ready = "1";
 })();
