@@ -13,6 +13,7 @@ import torch
 
 import lstmlens
 from lstmlens import GRU, LSTM
+from lstmlens.lens import memory_reach
 from lstmlens.lens.html import text_page, write_page
 from lstmlens.lens.stats import one_sequence
 from test_lens_browser import Chromium, Page, find_chromium
@@ -187,6 +188,35 @@ def test_pattern_search_finds_the_planted_places_first(browser, tmp_path):
         assert all(score == 1.0 for _, score in found[: len(others)])
         assert all(score < 1.0 for _, score in found[len(others) :])
         assert "bear" in page.js("document.querySelector('#pat-results mark').textContent")
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_memory_reach_curve_and_shading(browser, tmp_path):
+    layer = LSTM(3, 6).double()
+    torch.manual_seed(0)
+    x = torch.randn(len(TEXT), 1, 3, dtype=torch.float64)
+    path = tmp_path / "reach.html"
+    write_page(text_page(lstmlens.inspect(layer, x), TEXT), path)
+    page = Page(browser, path.as_uri())
+    try:
+        reach = page.js("JSON.parse(document.getElementById('lens-data').textContent).reach")
+        last = len(TEXT) - 1
+        assert reach["steps"][-1] == last and len(reach["steps"]) == 4
+        expected = memory_reach(layer, x, last)[:201]
+        np.testing.assert_allclose(
+            reach["curves"][str(last)], expected / expected[0], rtol=6e-3
+        )  # 3 digits
+        assert page.js("document.querySelectorAll('#reach-svg polyline').length") == 1
+        read = "Array.from(document.querySelectorAll('#text span[data-step]'), s => s.style.backgroundColor)"
+        before = page.js(read)
+        page.js("document.getElementById('reach-shade').click()")
+        colours = page.js(read)
+        assert colours[last] == "rgb(255, 135, 40)"  # k = 0: reach 1, full orange
+        assert colours[last - 1] != colours[last]
+        page.js("document.getElementById('reach-shade').click()")
+        assert page.js(read) == before  # the unit's colouring is back
         assert page.errors() == []
     finally:
         page.close()

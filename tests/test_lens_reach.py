@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import lstmlens
 from lstmlens import GRU, LSTM, RNN
 from lstmlens.lens import memory_reach
 from lstmlens.tasks.language import LanguageModel
@@ -80,3 +81,17 @@ def test_bad_input_names_the_problem():
         memory_reach(layer, torch.randn(5, 3), 1.5)
     with pytest.raises(TypeError, match="LSTM/GRU/RNN"):
         memory_reach(torch.nn.Linear(3, 3), torch.randn(5, 3), 1)
+
+
+@pytest.mark.parametrize("name", ["vanilla", "gru", "two layers, projection"])
+def test_trace_reach_hands_the_state_on_exactly(name):
+    from lstmlens.lens.reach import trace_reach
+
+    torch.manual_seed(3)
+    layer = LAYERS[name]().double()
+    x = torch.randn(12, 1, 3, dtype=torch.float64)  # (T, 1, I)
+    trace = lstmlens.inspect(layer, x)
+    got = trace_reach(trace, [11, 4], max_lag=5)
+    assert sorted(got) == [4, 11]
+    np.testing.assert_allclose(got[11], memory_reach(layer, x, 11)[:6], rtol=1e-10)
+    np.testing.assert_allclose(got[4], memory_reach(layer, x, 4), rtol=1e-10)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmlens.lens.reach import trace_reach
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
     correlation,
@@ -123,6 +124,16 @@ _SKELETON = """<!DOCTYPE html>
 <svg id="cell-svg" role="img" aria-label="the cell diagram with this step's values"></svg>
 <ul id="cell-captions"></ul>
 <table id="cell-numbers"></table>
+</section>
+<section id="reach" aria-label="memory reach">
+<h2>How far back does the output at a step listen?</h2>
+<p class="muted">The memory reach of step t: how much the top layer's output at t changes when
+the input k steps earlier changes (||dy<sub>t</sub>/dx<sub>t-k</sub>||, relative to k = 0, log
+scale). A plain RNN's falls by orders of magnitude within tens of steps: the vanishing
+gradient.</p>
+<div class="stepper"><label>output step <select id="reach-step"></select></label>
+<label><input type="checkbox" id="reach-shade"> shade the {what} by it</label></div>
+<svg id="reach-svg" role="img" aria-label="memory reach by lag, log scale"></svg>
 </section>
 {pattern}
 </div>
@@ -274,7 +285,7 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
 
 
 #: inlined in this order: the views register themselves, page.js starts them
-_SCRIPTS = ("cellview.js", "saturation.js", "pattern.js", "page.js")
+_SCRIPTS = ("cellview.js", "saturation.js", "pattern.js", "reach.js", "page.js")
 
 
 def _cell_info(trace: Any) -> dict[str, Any]:
@@ -305,6 +316,19 @@ def _cell_info(trace: Any) -> dict[str, Any]:
     return info
 
 
+def _reach(trace: Any, seq: _OneSequence, batch_index: int, count: int) -> dict[str, Any]:
+    """Memory reach at ``count`` output steps spread over the page (the last one included),
+    relative to lag 0, 3 significant digits: {"steps": [...], "curves": {t: [...]}}."""
+    if count < 1 or getattr(trace, "inputs", None) is None:
+        return {"steps": [], "curves": {}}
+    steps = sorted({int(round(v)) for v in np.linspace(0, seq.steps - 1, count + 1)[1:]})
+    curves = {}
+    for t, reach in trace_reach(trace, steps, batch_index=batch_index).items():
+        rel = reach / reach[0] if reach[0] > 0 else reach
+        curves[str(t)] = [float(f"{v:.3g}") for v in rel]
+    return {"steps": steps, "curves": curves}
+
+
 def _asset(name: str) -> str:
     return resources.files("lstmlens.lens").joinpath(name).read_text(encoding="utf-8")
 
@@ -321,6 +345,7 @@ def _render(payload: dict[str, Any], title: str, subtitle: str, series: bool) ->
         data=blob,
         view=_SERIES_VIEW if series else _TEXT_VIEW,
         pattern="" if series else _PATTERN,
+        what="series" if series else "text",
         legend="" if series else _LEGEND,
         unit_attrs=' multiple size="4"' if series else "",
         unit_hint=" (ctrl-click for more)" if series else "",
@@ -345,13 +370,15 @@ def text_page(
     batch_index: int = 0,
     max_steps: int | None = None,
     top: int = 12,
+    reach_steps: int = 4,
 ) -> str:
     """The lens page of a text model: ``tokens`` (one per step) coloured by a chosen unit.
 
     ``trace`` is a lens trace (``lstmlens.inspect``); ``tokens`` is the text of sequence
     ``batch_index`` as one string per step (a ``str`` counts one step per character).
     The most interpretable units are those that best follow :func:`text_signals`.
-    Returns the HTML as a string.
+    ``reach_steps`` output steps get their memory reach (:func:`~lstmlens.lens.reach.trace_reach`,
+    up to 200 steps back; 0 for none). Returns the HTML as a string.
     """
     pieces = list(tokens) if isinstance(tokens, str) else [str(t) for t in tokens]
     seq = _OneSequence(trace, batch_index, max_steps)
@@ -361,7 +388,7 @@ def text_page(
         )
     pieces = pieces[: seq.steps]
     payload = _payload(seq, text_signals(pieces), top)
-    payload.update(mode="text", tokens=pieces)
+    payload.update(mode="text", tokens=pieces, reach=_reach(trace, seq, batch_index, reach_steps))
     return _render(payload, title, _subtitle(seq, "text"), series=False)
 
 
@@ -375,6 +402,7 @@ def series_page(
     max_steps: int | None = None,
     top: int = 12,
     units: Sequence[int] | None = None,
+    reach_steps: int = 4,
 ) -> str:
     """The lens page of a forecaster: the ``series`` (T,) with chosen units' gates under it.
 
@@ -404,7 +432,11 @@ def series_page(
     if bad:
         raise ValueError(f"series_page: expected units in [0, {seq.hidden_size}), got {bad}")
     payload.update(
-        mode="series", series=_rounded(y, 6), seriesName=series_name, initialUnits=list(units)
+        mode="series",
+        series=_rounded(y, 6),
+        seriesName=series_name,
+        initialUnits=list(units),
+        reach=_reach(trace, seq, batch_index, reach_steps),
     )
     return _render(payload, title, _subtitle(seq, series_name), series=True)
 

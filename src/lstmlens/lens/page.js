@@ -205,7 +205,7 @@
     const col = column(s.layer, s.direction, s.gate, s.unit);
     const scale = colourScale(s.gate, col);
     for (let t = 0; t < T; t++) {
-      spans[t].style.backgroundColor = Number.isNaN(col[t]) ? "" : scale.paint(col[t]);
+      spans[t].style.backgroundColor = api.shade ? api.shade(t) : Number.isNaN(col[t]) ? "" : scale.paint(col[t]);
     }
     const stops = [];
     for (let k = 0; k <= 10; k++) stops.push(scale.paint(scale.lo + (k * (scale.hi - scale.lo)) / 10));
@@ -319,6 +319,8 @@
   const api = {
     data: data, T: T, H: H, SIGMOID: SIGMOID, WORDS: WORDS, values: values, at: at,
     current: current, fmt: fmt, label: label, row: row, step: 0, hover: null,
+    shade: null, // a function t -> colour that replaces the unit's colouring of the text
+    render: () => render(),
     on: (what, fn) => listeners[what].push(fn),
     // select a layer / direction / gate / unit (any of them) and redraw everything
     select: (choice) => {

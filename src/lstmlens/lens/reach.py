@@ -31,7 +31,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..recurrent import RecurrentBase
 from .trace import _find_module
 
-__all__ = ["memory_reach"]
+__all__ = ["memory_reach", "trace_reach"]
 
 
 def _captured_input(model: nn.Module, module: RecurrentBase, x: Any) -> Tensor:
@@ -85,21 +85,62 @@ def memory_reach(
     if not -steps <= t < steps:
         raise ValueError(f"memory_reach: t must be in [{-steps}, {steps}), got {t}")
     t = int(t) % steps
-    if not target.bidirectional:
-        inp = inp[: t + 1]  # later steps cannot reach back to t; a reverse direction reads them
-    training = target.training
-    target.eval()
+    return _norms(target, inp, t)
+
+
+def _norms(module: RecurrentBase, inp: Tensor, t: int, first: int = 0) -> np.ndarray:
+    """reach_k of ``module`` on one sequence ``inp`` (T, I) for k = 0..t - first.
+
+    With ``first > 0`` the steps before it run without gradients and hand their state on
+    (exact for a unidirectional module that carries its whole state in ``(h, c)``).
+    """
+    if module.bidirectional:
+        first = 0  # the reverse direction reads the whole sequence
+    else:
+        inp = inp[: t + 1]  # later steps cannot reach back to t
+    out_size = (module.proj_size or module.hidden_size) * module.num_directions
+    training = module.training
+    module.eval()
     try:
+        state = None
+        if first > 0:
+            with torch.no_grad():
+                head = inp[:first].unsqueeze(1)  # (first, 1, I)
+                _, state = module(head.transpose(0, 1) if module.batch_first else head)
+            expand = lambda s: s.repeat(1, out_size, 1)  # noqa: E731  (L*D, 1, H) -> (L*D, D, H)
+            state = tuple(map(expand, state)) if isinstance(state, tuple) else expand(state)
         with torch.enable_grad():
-            out_size = (target.proj_size or target.hidden_size) * target.num_directions
-            copies = inp.unsqueeze(1).repeat(1, out_size, 1).requires_grad_(True)  # (T, D, I)
-            xin = copies.transpose(0, 1) if target.batch_first else copies
-            out, _ = target(xin)
-            out = out.transpose(0, 1) if target.batch_first else out  # (T, D, D)
+            copies = inp[first:].unsqueeze(1).repeat(1, out_size, 1).requires_grad_(True)
+            xin = copies.transpose(0, 1) if module.batch_first else copies  # (T', D, I)
+            out, _ = module(xin, state)
+            out = out.transpose(0, 1) if module.batch_first else out  # (T', D, D)
             unit = torch.arange(out_size, device=out.device)
-            out[t, unit, unit].sum().backward()
+            out[t - first, unit, unit].sum().backward()
     finally:
-        target.train(training)
-    grad = copies.grad[: t + 1]  # (t+1, D, I): row s, copy d = d y_t[d] / d x_s
-    norms = grad.double().pow(2).sum(dim=(1, 2)).sqrt()  # (t+1,) by step s
+        module.train(training)
+    grad = copies.grad[: t - first + 1]  # (t'+1, D, I): row s, copy d = d y_t[d] / d x_s
+    norms = grad.double().pow(2).sum(dim=(1, 2)).sqrt()  # by step s
     return norms.flip(0).cpu().numpy()  # index k = t - s
+
+
+def trace_reach(
+    trace: Any, steps: Any, *, max_lag: int = 200, batch_index: int = 0
+) -> dict[int, np.ndarray]:
+    """reach_k, k = 0..min(t, max_lag), at each output step t of ``steps``, from a lens trace.
+
+    Uses the module and the input the trace recorded (``trace.module``, ``trace.inputs``);
+    returns ``{}`` when it has neither (a packed input, a trace-like object). Exact: the
+    steps before ``t - max_lag`` run without gradients and hand their state on (a
+    full-gate-recurrence LSTM, whose gate state is not handed on, is differentiated whole).
+    """
+    module, x = getattr(trace, "module", None), getattr(trace, "inputs", None)
+    if module is None or x is None:
+        return {}
+    if x.dim() == 3:
+        x = x[batch_index] if module.batch_first else x[:, batch_index]  # (T, I)
+    whole = getattr(getattr(module, "variant", None), "full_gate_recurrence", False)
+    out = {}
+    for t in steps:
+        first = 0 if whole else max(0, int(t) - max_lag)
+        out[int(t)] = _norms(module, x.detach(), int(t), first)
+    return out
