@@ -316,11 +316,32 @@ def _cell_info(trace: Any) -> dict[str, Any]:
     return info
 
 
-def _reach(trace: Any, seq: _OneSequence, batch_index: int, count: int) -> dict[str, Any]:
+#: by default the page computes memory reach only for top layers this wide or narrower
+#: (its cost grows with the square of the width: one backward pass of that many copies)
+REACH_AUTO_WIDTH = 64
+
+
+def _reach(trace: Any, seq: _OneSequence, batch_index: int, count: int | None) -> dict[str, Any]:
     """Memory reach at ``count`` output steps spread over the page (the last one included),
-    relative to lag 0, 3 significant digits: {"steps": [...], "curves": {t: [...]}}."""
-    if count < 1 or getattr(trace, "inputs", None) is None:
-        return {"steps": [], "curves": {}}
+    relative to lag 0, 3 significant digits: {"steps": [...], "curves": {t: [...]}}.
+
+    ``count=None``: 4 steps when the top layer has at most :data:`REACH_AUTO_WIDTH` outputs.
+    """
+    module = getattr(trace, "module", None)
+    if module is None or getattr(trace, "inputs", None) is None:
+        return {"steps": [], "curves": {}, "note": "not available for this page"}
+    width = (module.proj_size or module.hidden_size) * module.num_directions
+    if count is None:
+        count = 4 if width <= REACH_AUTO_WIDTH else 0
+        if not count:
+            return {
+                "steps": [],
+                "curves": {},
+                "note": f"not computed by default for a top layer of {width} outputs "
+                "(pass reach_steps, or call lstmlens.lens.memory_reach)",
+            }
+    if count < 1:
+        return {"steps": [], "curves": {}, "note": "not computed (reach_steps=0)"}
     steps = sorted({int(round(v)) for v in np.linspace(0, seq.steps - 1, count + 1)[1:]})
     curves = {}
     for t, reach in trace_reach(trace, steps, batch_index=batch_index).items():
@@ -370,7 +391,7 @@ def text_page(
     batch_index: int = 0,
     max_steps: int | None = None,
     top: int = 12,
-    reach_steps: int = 4,
+    reach_steps: int | None = None,
 ) -> str:
     """The lens page of a text model: ``tokens`` (one per step) coloured by a chosen unit.
 
@@ -378,7 +399,8 @@ def text_page(
     ``batch_index`` as one string per step (a ``str`` counts one step per character).
     The most interpretable units are those that best follow :func:`text_signals`.
     ``reach_steps`` output steps get their memory reach (:func:`~lstmlens.lens.reach.trace_reach`,
-    up to 200 steps back; 0 for none). Returns the HTML as a string.
+    up to 200 steps back; 0 for none; default 4 for a top layer of at most
+    :data:`REACH_AUTO_WIDTH` outputs, else none). Returns the HTML as a string.
     """
     pieces = list(tokens) if isinstance(tokens, str) else [str(t) for t in tokens]
     seq = _OneSequence(trace, batch_index, max_steps)
@@ -402,7 +424,7 @@ def series_page(
     max_steps: int | None = None,
     top: int = 12,
     units: Sequence[int] | None = None,
-    reach_steps: int = 4,
+    reach_steps: int | None = None,
 ) -> str:
     """The lens page of a forecaster: the ``series`` (T,) with chosen units' gates under it.
 

@@ -6,7 +6,15 @@
   const data = api.data;
   const box = document.getElementById("reach");
   const reach = data.reach || { steps: [], curves: {} };
-  if (!reach.steps.length) { box.hidden = true; return; }
+  if (!reach.steps.length) {
+    box.querySelector(".stepper").hidden = true;
+    document.getElementById("reach-svg").hidden = true;
+    const p = document.createElement("p");
+    p.id = "reach-note";
+    p.textContent = "Memory reach: " + (reach.note || "not computed") + ".";
+    box.appendChild(p);
+    return;
+  }
   const svg = document.getElementById("reach-svg");
   const NS = svg.namespaceURI;
   const pick = document.getElementById("reach-step");
