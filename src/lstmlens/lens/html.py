@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from lstmlens.lens.reach import trace_reach
+from lstmlens.lens.magnifier import cell_info, corpus_payload, reach_payload
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
     correlation,
@@ -225,7 +225,7 @@ class _OneSequence:
                     self.full_steps = seq.shape[0]
                     self.arrays[name, layer, d] = seq[:max_steps] if max_steps else seq
         self.steps, self.hidden_size = next(iter(self.arrays.values())).shape
-        self.cell = _cell_info(trace)
+        self.cell = cell_info(trace)
         if self.steps == 0:
             raise ValueError("lens page: the sequence has no steps")
 
@@ -288,68 +288,6 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
 _SCRIPTS = ("cellview.js", "saturation.js", "pattern.js", "reach.js", "page.js")
 
 
-def _cell_info(trace: Any) -> dict[str, Any]:
-    """How the recorded module is wired, for the cell view (variant, layer norm, projection).
-
-    ``consecutive`` says that row t - 1 of the page is the step before row t (false for a
-    page whose rows are separate windows, which has no ``module``).
-    """
-    module = getattr(trace, "module", None)
-    info: dict[str, Any] = {"consecutive": module is not None, "layerNorm": False, "proj": 0}
-    if module is None:
-        return info
-    info["proj"] = int(getattr(module, "proj_size", 0) or 0)
-    info["layerNorm"] = bool(getattr(module, "layer_norm", False))
-    variant = getattr(module, "variant", None)
-    if variant is not None:
-        info["variant"] = {
-            "name": variant.name,
-            "peepholes": variant.peepholes,
-            "input": variant.has_i,
-            "forget": variant.has_f,
-            "output": variant.has_o,
-            "coupled": variant.coupled,
-            "inputActivation": variant.input_activation,
-            "outputActivation": variant.output_activation,
-            "gateRecurrence": variant.full_gate_recurrence,
-        }
-    return info
-
-
-#: by default the page computes memory reach only for top layers this wide or narrower
-#: (its cost grows with the square of the width: one backward pass of that many copies)
-REACH_AUTO_WIDTH = 64
-
-
-def _reach(trace: Any, seq: _OneSequence, batch_index: int, count: int | None) -> dict[str, Any]:
-    """Memory reach at ``count`` output steps spread over the page (the last one included),
-    relative to lag 0, 3 significant digits: {"steps": [...], "curves": {t: [...]}}.
-
-    ``count=None``: 4 steps when the top layer has at most :data:`REACH_AUTO_WIDTH` outputs.
-    """
-    module = getattr(trace, "module", None)
-    if module is None or getattr(trace, "inputs", None) is None:
-        return {"steps": [], "curves": {}, "note": "not available for this page"}
-    width = (module.proj_size or module.hidden_size) * module.num_directions
-    if count is None:
-        count = 4 if width <= REACH_AUTO_WIDTH else 0
-        if not count:
-            return {
-                "steps": [],
-                "curves": {},
-                "note": f"not computed by default for a top layer of {width} outputs "
-                "(pass reach_steps, or call lstmlens.lens.memory_reach)",
-            }
-    if count < 1:
-        return {"steps": [], "curves": {}, "note": "not computed (reach_steps=0)"}
-    steps = sorted({int(round(v)) for v in np.linspace(0, seq.steps - 1, count + 1)[1:]})
-    curves = {}
-    for t, reach in trace_reach(trace, steps, batch_index=batch_index).items():
-        rel = reach / reach[0] if reach[0] > 0 else reach
-        curves[str(t)] = [float(f"{v:.3g}") for v in rel]
-    return {"steps": steps, "curves": curves}
-
-
 def _asset(name: str) -> str:
     return resources.files("lstmlens.lens").joinpath(name).read_text(encoding="utf-8")
 
@@ -392,6 +330,7 @@ def text_page(
     max_steps: int | None = None,
     top: int = 12,
     reach_steps: int | None = None,
+    corpus_steps: int | None = None,
 ) -> str:
     """The lens page of a text model: ``tokens`` (one per step) coloured by a chosen unit.
 
@@ -400,7 +339,10 @@ def text_page(
     The most interpretable units are those that best follow :func:`text_signals`.
     ``reach_steps`` output steps get their memory reach (:func:`~lstmlens.lens.reach.trace_reach`,
     up to 200 steps back; 0 for none; default 4 for a top layer of at most
-    :data:`REACH_AUTO_WIDTH` outputs, else none). Returns the HTML as a string.
+    :data:`~lstmlens.lens.magnifier.REACH_AUTO_WIDTH` outputs, else none). With
+    ``corpus_steps``, the pattern search reads the state gates (h, c) of the first
+    ``corpus_steps`` steps of the trace, stored as uint8 (the page shows ``max_steps``).
+    Returns the HTML as a string.
     """
     pieces = list(tokens) if isinstance(tokens, str) else [str(t) for t in tokens]
     seq = _OneSequence(trace, batch_index, max_steps)
@@ -408,9 +350,14 @@ def text_page(
         raise ValueError(
             f"text_page: expected one token per step ({seq.full_steps}), got {len(pieces)}"
         )
-    pieces = pieces[: seq.steps]
-    payload = _payload(seq, text_signals(pieces), top)
-    payload.update(mode="text", tokens=pieces, reach=_reach(trace, seq, batch_index, reach_steps))
+    payload = _payload(seq, text_signals(pieces[: seq.steps]), top)
+    payload.update(
+        mode="text",
+        tokens=pieces[: seq.steps],
+        reach=reach_payload(trace, seq.steps, batch_index, reach_steps),
+    )
+    if corpus_steps is not None:
+        payload["corpus"] = corpus_payload(trace, pieces, batch_index, corpus_steps)
     return _render(payload, title, _subtitle(seq, "text"), series=False)
 
 
@@ -458,7 +405,7 @@ def series_page(
         series=_rounded(y, 6),
         seriesName=series_name,
         initialUnits=list(units),
-        reach=_reach(trace, seq, batch_index, reach_steps),
+        reach=reach_payload(trace, seq.steps, batch_index, reach_steps),
     )
     return _render(payload, title, _subtitle(seq, series_name), series=True)
 

@@ -11,6 +11,21 @@
   const from = $("pat-from"), to = $("pat-to"), threshold = $("pat-threshold");
   const TOP = 10, CONTEXT = 24;
   from.max = to.max = String(api.T - 1);
+  // the recorded corpus (data.corpus: more steps than the page shows, h and c as uint8) when
+  // the page has one and it holds the chosen gate, else the page's own steps
+  const corpus = data.corpus || null;
+  const decoded = new Map();
+  function source(s) {
+    const key = s.layer + "/" + s.direction + "/" + s.gate;
+    if (!corpus || !corpus.arrays[key]) return { a: api.values(s.layer, s.direction, s.gate), T: api.T, tokens: data.tokens };
+    if (!decoded.has(key)) {
+      const e = corpus.arrays[key], bin = atob(e.b64), a = new Float32Array(bin.length), step = (e.hi - e.lo) / 255;
+      for (let k = 0; k < a.length; k++) a[k] = e.lo + bin.charCodeAt(k) * step;
+      a.width = e.width;
+      decoded.set(key, a);
+    }
+    return { a: decoded.get(key), T: corpus.steps, tokens: corpus.tokens };
+  }
 
   // a text selection inside the text sets the range
   document.addEventListener("selectionchange", () => {
@@ -27,8 +42,8 @@
   });
 
   // run[t * H + u]: how many steps up to t the unit has stayed above the threshold
-  function runs(a, theta) {
-    const W = a.width, T = api.T;
+  function runs(a, T, theta) {
+    const W = a.width;
     const run = new Uint16Array(T * W);
     for (let t = 0; t < T; t++) {
       for (let u = 0; u < W; u++) {
@@ -40,17 +55,17 @@
 
   function search() {
     const s = api.current();
-    const a = api.values(s.layer, s.direction, s.gate);
-    const W = a.width, T = api.T;
-    const lo = Math.max(0, Math.min(+from.value, +to.value)), hi = Math.min(T - 1, Math.max(+from.value, +to.value));
+    const { a, T, tokens } = source(s);
+    const W = a.width;
+    const lo = Math.max(0, Math.min(+from.value, +to.value)), hi = Math.min(api.T - 1, Math.max(+from.value, +to.value));
     const L = hi - lo + 1, theta = +threshold.value;
-    const run = runs(a, theta);
+    const run = runs(a, T, theta);
     const pattern = [];
     for (let u = 0; u < W; u++) if (run[hi * W + u] >= L) pattern.push(u);
     const list = $("pat-results");
     list.textContent = "";
     $("pat-summary").textContent = pattern.length
-      ? "pattern: " + pattern.length + " unit(s) of " + api.label(s.gate) + " above " + theta + " over steps " + lo + ".." + hi + " (units " + pattern.slice(0, 12).join(", ") + (pattern.length > 12 ? ", ..." : "") + ")"
+      ? "pattern: " + pattern.length + " unit(s) of " + api.label(s.gate) + " above " + theta + " over steps " + lo + ".." + hi + ", searched in " + T + " steps (units " + pattern.slice(0, 12).join(", ") + (pattern.length > 12 ? ", ..." : "") + ")"
       : "no unit of " + api.label(s.gate) + " stays above " + theta + " over steps " + lo + ".." + hi + "; lower the threshold or shorten the range";
     if (!pattern.length) return [];
     const inP = new Uint8Array(W);
@@ -76,14 +91,15 @@
       b.type = "button";
       b.dataset.step = String(start);
       b.dataset.score = score.toFixed(4);
-      const pre = data.tokens.slice(Math.max(0, start - CONTEXT), start).join("");
-      const mid = data.tokens.slice(start, start + L).join("");
-      const post = data.tokens.slice(start + L, start + L + CONTEXT).join("");
+      const pre = tokens.slice(Math.max(0, start - CONTEXT), start).join("");
+      const mid = tokens.slice(start, start + L).join("");
+      const post = tokens.slice(start + L, start + L + CONTEXT).join("");
       b.append(document.createTextNode("match " + (100 * score).toFixed(0) + "% at step " + start + ": …" + pre));
       const mark = document.createElement("mark");
       mark.textContent = mid;
       b.append(mark, document.createTextNode(post + "…"));
-      b.addEventListener("click", () => api.setStep(start));
+      if (start < api.T) b.addEventListener("click", () => api.setStep(start));
+      else b.title = "beyond the steps this page shows";
       li.appendChild(b);
       list.appendChild(li);
     }
