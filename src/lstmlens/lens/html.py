@@ -4,7 +4,10 @@
 direction, gate and unit are picked with select elements), a hover with every gate of
 that step, a card of the unit's statistics and a list of the most interpretable units.
 :func:`series_page` shows a series as inline SVG with the gates of chosen units aligned
-under it. Both explain the gates in plain words.
+under it. Both explain the gates in plain words, and both carry the magnifier: the cell view
+(``cellview.js``: the classic diagram with the chosen unit's values at a step, stepped with
+the arrow keys), the saturation scatter (``saturation.js``), the memory reach of a few steps
+(``reach.js``) and, on a text page, the pattern search (``pattern.js``).
 
 The file needs nothing else: no network, no CDN, no external URL. The data is embedded
 as JSON in ``<script type="application/json" id="lens-data">`` and drawn by the vanilla
