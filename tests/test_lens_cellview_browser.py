@@ -263,3 +263,53 @@ def test_a_page_of_20000_recorded_steps_of_512_units_loads_fast(browser, tmp_pat
         assert page.errors() == []
     finally:
         page.close()
+
+
+def test_the_reverse_direction_steps_back_from_t_plus_one(browser, tmp_path):
+    trace, url = _page_of(LSTM(3, 4, bidirectional=True), tmp_path, "bidirectional")
+    page = Page(browser, url)
+    try:
+        page.js(
+            "(() => { const s = document.getElementById('direction'); s.value = '1';"
+            " s.dispatchEvent(new Event('change')); const t = document.getElementById('step');"
+            " t.value = '10'; t.dispatchEvent(new Event('change')); })()"
+        )
+        got = _numbers(page)
+        cell = one_sequence(trace.gate("cell", 0, 1))  # (T, H)
+        unit = int(page.js("document.getElementById('unit').value"))
+        tol = 1e-6 + np.abs(cell).max() / 32767
+        assert got["c_prev"] == pytest.approx(float(cell[11, unit]), abs=tol)
+        assert got["c"] == pytest.approx(
+            got["f"] * got["c_prev"] + got["i"] * got["g"], abs=3 * tol
+        )
+        assert "Reverse direction" in page.js(
+            "document.getElementById('cell-captions').textContent"
+        )
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
+def test_compare_page_a_scatter_click_selects_the_unit_in_every_gate(browser, tmp_path):
+    from lstmlens import RNN
+    from lstmlens.lens import compare_page
+
+    torch.manual_seed(0)
+    models = {"rnn": RNN(2, 5), "gru": GRU(2, 5), "lstm": LSTM(2, 5, variant="peephole")}
+    path = tmp_path / "compare.html"
+    write_page(compare_page(models, torch.randn(30, 2)), path)
+    page = Page(browser, path.as_uri())
+    try:
+        page.js(
+            'document.querySelector(\'.model[data-name="lstm"] svg[data-gate="forget"]'
+            " circle[data-unit=\"3\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+        )
+        chosen = page.js(
+            "Array.from(document.querySelectorAll('circle.chosen'),"
+            " c => [c.closest('.model').dataset.name, c.closest('svg').dataset.gate, c.dataset.unit])"
+        )
+        assert chosen == [["lstm", g, "3"] for g in ("input", "forget", "output")]
+        assert page.js("document.getElementById('picked').textContent").startswith("lstm, unit 3")
+        assert page.errors() == []
+    finally:
+        page.close()

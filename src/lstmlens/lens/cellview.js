@@ -46,13 +46,15 @@
   const value = (x, y, key, text, anchor) => el("text", { x: x, y: y, "text-anchor": anchor || "middle", "font-size": 12, fill: "#2f6fc6", "data-key": key }, text);
 
   function get(s, t, g) {
-    if (t < 0 || !data.gates.includes(g)) return t < 0 ? 0 : NaN;
+    if (t < 0 || t >= api.T) return 0; // the initial state
+    if (!data.gates.includes(g)) return NaN;
     return api.at(api.values(s.layer, s.direction, g), t, s.unit);
   }
 
   // the numbers of one step, by key: [symbol, value, meaning]
   function numbers(s, t) {
-    const prev = info.consecutive ? t - 1 : NaN;
+    // the step before t: t - 1, or t + 1 in the reverse direction of a bidirectional layer
+    const prev = info.consecutive ? t + (s.direction === 1 ? 1 : -1) : NaN;
     const h = get(s, t, "hidden");
     const hPrev = info.consecutive ? get(s, prev, "hidden") : NaN;
     if (data.kind === "rnn") return { h_prev: ["h(t-1)", hPrev, "the state before"], h: ["h(t)", h, "the new state"] };
@@ -79,7 +81,9 @@
   function captions(s, t, n) {
     const out = [];
     if (!info.consecutive) out.push("Each step of this page is a separate window, so the state before it is not shown.");
-    if (t === 0 && info.consecutive) out.push("At the first step the memory before is taken as zero (the initial state).");
+    if (s.direction === 1) out.push("Reverse direction: this layer reads the sequence backwards, so the step before t is t+1.");
+    const first = s.direction === 1 ? api.T - 1 : 0;
+    if (t === first && info.consecutive) out.push("At the first step the memory before is taken as zero (the initial state).");
     if (data.kind === "rnn") {
       out.push("h(t) = tanh(W x(t) + U h(t-1) + b) = " + f3(n.h[1]) + ": everything kept must pass through U and tanh again at every step.");
       return out;

@@ -171,7 +171,6 @@
       if (!span) return;
       const t = +span.dataset.step;
       const s = current();
-      api.hover = t;
       showTip(ev, "step " + t + ": " + JSON.stringify(data.tokens[t]) + ", unit " + s.unit, gateRows(t, s, s.unit));
     });
     box.addEventListener("mouseleave", () => { tip.hidden = true; });
@@ -318,7 +317,7 @@
   const listeners = { render: [], step: [] };
   const api = {
     data: data, T: T, H: H, SIGMOID: SIGMOID, WORDS: WORDS, values: values, at: at,
-    current: current, fmt: fmt, label: label, row: row, step: 0, hover: null,
+    current: current, fmt: fmt, label: label, row: row, step: 0,
     shade: null, // a function t -> colour that replaces the unit's colouring of the text
     render: () => render(),
     on: (what, fn) => listeners[what].push(fn),
