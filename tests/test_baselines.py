@@ -1,12 +1,16 @@
 """Baselines and metrics on hand-made series; ETS/ARIMA against statsmodels' own forecasts."""
 
+import time
+import types
 import warnings
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from lstmlens.tasks import baselines, statistical
 from lstmlens.tasks.baselines import (
+    OutOfTime,
     arima,
     detect_season,
     drift,
@@ -226,6 +230,27 @@ def test_time_budget_declines_the_fits_that_have_not_started():
     assert set(forecasts) == {"naive", "seasonal_naive", "drift"}
     assert set(skipped) == {"ets", "theta", "arima"}
     assert all("time budget" in why for why in skipped.values())
+
+
+def test_a_deadline_stops_the_ets_and_arima_optimisers():
+    y = seasonal_series()
+    for fn in (ets, arima):
+        with pytest.raises(OutOfTime):
+            fn(y, 84, np.array([84]), 3, 12, deadline=time.monotonic() - 1.0)
+
+
+def test_a_fit_running_past_the_budget_stops_and_the_next_is_declined(monkeypatch):
+    ticks = iter(range(0, 100_000, 10))  # every reading of the clock is 10 s later
+    clock = types.SimpleNamespace(monotonic=lambda: float(next(ticks)))
+    monkeypatch.setattr(baselines, "time", clock)
+    monkeypatch.setattr(statistical, "time", clock)
+    forecasts, _, skipped = run_baselines(seasonal_series(), 84, np.array([84]), 3, 12,
+                                          names=("naive", "ets", "theta"), budget_s=25)  # fmt: skip
+    assert set(forecasts) == {"naive"}
+    assert skipped == {
+        "ets": "stopped: the baselines' time budget (25 s) ran out",  # starts at 20 s
+        "theta": "the baselines' time budget (25 s) was spent before it could start",
+    }
 
 
 def test_parse_baselines():
