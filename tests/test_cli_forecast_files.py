@@ -169,3 +169,15 @@ def test_bad_files_are_one_line_exit_2_and_write_nothing(
     assert err.count("\n") == 1 and err.startswith("lstmlens: error: ") and "Traceback" not in err
     assert re.search(pattern, err), err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_backtest_reads_the_dialect_and_takes_baselines(tmp_path, capsys):
+    data = series_csv(tmp_path / "de.csv", sep=";", decimal=",")
+    code, text, err = run(capsys, "backtest", str(data), "--target", "sales", "--folds", "2",
+                          "--baselines", "naive", "--output", str(tmp_path / "bt.json"), *TINY)  # fmt: skip
+    assert code == 0, err
+    assert "read as ';'-separated, decimal commas" in text
+    result = json.loads((tmp_path / "bt.json").read_text())
+    assert set(result["mean"]) == {"model", "naive"}
+    assert all(set(fold["baselines"]) == {"naive"} for fold in result["folds"])
+    assert result["data"]["sep"] is None  # detected again on every read

@@ -337,7 +337,7 @@ def read_csv(
     if path.is_dir():
         raise ValueError(f"{path} is a folder, expected a CSV file")
     try:
-        dialect = sniff(path, sep, decimal, lambda name: name == date or date_rank(name) == 0)
+        dialect = sniff(path, sep, decimal, lambda name: name == date or date_rank(name) is not None)
         if dialect.default:
             frame = pd.read_csv(path, skipinitialspace=True)  # the pandas defaults exactly
         else:

@@ -243,7 +243,7 @@ def in_order(
         t = times.to_numpy()
         first = int(np.flatnonzero(t[1:] < t[:-1])[0])
         notes.append(
-            f"rows are not in time order (line {line_of(first + 1)} comes before line "
+            f"rows are not in time order (line {line_of(first + 1)} is earlier than line "
             f"{line_of(first)}): sorted by {what}"
         )
     order = np.argsort(times.to_numpy(), kind="stable")
