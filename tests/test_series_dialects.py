@@ -136,7 +136,9 @@ def test_reversed_and_shuffled_rows_are_sorted_and_reported(tmp_path):
     shuffled = [rows[0], rows[2], rows[1], rows[3], rows[4]]
     s = read_csv(write(tmp_path, "date,y\n" + "".join(f"{d},{v}\n" for d, v in shuffled)))
     np.testing.assert_array_equal(s.values, [10, 11, 12, 13, 14])
-    assert s.notes == ("rows are not in time order (line 4 is earlier than line 3): sorted by date",)
+    assert s.notes == (
+        "rows are not in time order (line 4 is earlier than line 3): sorted by date",
+    )
     s = read_csv(write(tmp_path, "step,y\n3,30\n2,20\n1,10\n"), target="y")
     assert list(s.index) == [1, 2, 3] and s.notes == ("rows run newest first: sorted oldest first",)
     # an error after sorting still names the file's line

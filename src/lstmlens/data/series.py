@@ -337,13 +337,17 @@ def read_csv(
     if path.is_dir():
         raise ValueError(f"{path} is a folder, expected a CSV file")
     try:
-        dialect = sniff(path, sep, decimal, lambda name: name == date or date_rank(name) is not None)
+        dialect = sniff(
+            path, sep, decimal, lambda name: name == date or date_rank(name) is not None
+        )
         if dialect.default:
             frame = pd.read_csv(path, skipinitialspace=True)  # the pandas defaults exactly
         else:
-            text = str if dialect.decimal == "," else None  # decimal commas: convert below
-            frame = pd.read_csv(path, sep=dialect.sep, skipinitialspace=True, dtype=text)
-            frame = to_numbers(frame) if dialect.decimal == "," else frame
+            commas = dialect.decimal == ","  # read as text, then convert the numbers
+            frame = pd.read_csv(
+                path, sep=dialect.sep, skipinitialspace=True, dtype=str if commas else None
+            )
+            frame = to_numbers(frame) if commas else frame
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:

@@ -95,6 +95,8 @@ def _candidates(index: pd.DatetimeIndex) -> list[str]:
 
 
 def _date_grid(index: pd.DatetimeIndex) -> Grid | None:
+    if (freq := _infer(index)) is not None:  # regular already: the common case
+        return Grid(index, freq, None, index[:0])
     best: pd.DatetimeIndex | None = None
     best_freq = None
     for freq in _candidates(index):
@@ -234,7 +236,10 @@ def in_order(
     """Refuse repeated times; sort rows out of time order, saying so in ``notes``."""
     if times.has_duplicates:
         dup = times[times.duplicated()][0]
-        raise ValueError(f"{what} {_label(dup)} appears more than once{where}")
+        hint = (
+            f" (time column {times.name!r}; name the right one with --date)" if times.name else ""
+        )
+        raise ValueError(f"{what} {_label(dup)} appears more than once{where}{hint}")
     if times.is_monotonic_increasing:
         return times, arrays
     if times.is_monotonic_decreasing:
