@@ -52,6 +52,14 @@ def test_default_dialect_reads_as_before_and_says_nothing(tmp_path):
     assert s.notes == ()
 
 
+def test_a_separator_ending_every_line_is_no_extra_column(tmp_path):
+    s = read_csv(write(tmp_path, "date;y;\n2020-01-01;1,5;\n2020-01-02;2;\n2020-01-03;3;\n"))
+    np.testing.assert_array_equal(s.values, [1.5, 2.0, 3.0])
+    s = read_csv(write(tmp_path, "date,y\n2020-01-01,1.5,\n2020-01-02,2,\n2020-01-03,3,\n"))
+    np.testing.assert_array_equal(s.values, [1.5, 2.0, 3.0])
+    assert s.freq == "D" and s.name == "y"
+
+
 def test_sep_and_decimal_override_detection(tmp_path):
     path = write(tmp_path, "a,b;c\n1,2;3\n4,5;6\n")  # ',' and ';' both split every line in two
     with pytest.raises(

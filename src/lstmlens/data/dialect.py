@@ -46,6 +46,7 @@ class Dialect:
 
     sep: str = ","
     decimal: str = "."
+    trailing: bool = False  # every data line ends with a separator (read with index_col=False)
 
     @property
     def default(self) -> bool:
@@ -72,6 +73,16 @@ def _fields(lines: list[str], sep: str) -> list[list[str]]:
     return list(csv.reader(lines, delimiter=sep, quotechar='"'))
 
 
+def _fits(row: list[str], width: int) -> bool:
+    """A row of ``width`` fields, or one more that is empty (a separator ending the line)."""
+    return len(row) == width or (len(row) == width + 1 and row[-1] == "")
+
+
+def _trailing(rows: list[list[str]]) -> bool:
+    """Whether every data row ends with a separator (one empty field past the header)."""
+    return len(rows) > 1 and all(len(r) == len(rows[0]) + 1 and r[-1] == "" for r in rows[1:])
+
+
 def _separator(lines: list[str], path: Path) -> str:
     if not lines:
         return ","
@@ -82,7 +93,7 @@ def _separator(lines: list[str], path: Path) -> str:
         width = len(rows[0])
         if width < 2:
             continue
-        bad = next((i for i, row in enumerate(rows) if len(row) != width), None)
+        bad = next((i for i, row in enumerate(rows) if not _fits(row, width)), None)
         if bad is None:
             fits[sep] = width
         else:
@@ -152,11 +163,11 @@ def sniff(
         raise ValueError(f"--decimal must be '.' or ',', got {decimal!r}")
     lines = _sample(path)
     sep = sep or _separator(lines, path)
-    if decimal is None and lines:
-        rows = _fields(lines, sep)
+    rows = _fields(lines, sep)
+    if decimal is None and rows:
         skip = {j for j, name in enumerate(rows[0]) if skip_column(name)}
         decimal = _decimal(rows, skip, sep, path)
-    return Dialect(sep, decimal or ".")  # decimal commas with ',' between fields: quoted
+    return Dialect(sep, decimal or ".", _trailing(rows))  # ',' and decimal ',': quoted
 
 
 def to_numbers(frame: pd.DataFrame) -> pd.DataFrame:

@@ -340,12 +340,16 @@ def read_csv(
         dialect = sniff(
             path, sep, decimal, lambda name: name == date or date_rank(name) is not None
         )
-        if dialect.default:
+        if dialect.default and not dialect.trailing:
             frame = pd.read_csv(path, skipinitialspace=True)  # the pandas defaults exactly
         else:
             commas = dialect.decimal == ","  # read as text, then convert the numbers
             frame = pd.read_csv(
-                path, sep=dialect.sep, skipinitialspace=True, dtype=str if commas else None
+                path,
+                sep=dialect.sep,
+                skipinitialspace=True,
+                dtype=str if commas else None,
+                index_col=False if dialect.trailing else None,  # False: ignore a last empty field
             )
             frame = to_numbers(frame) if commas else frame
     except pd.errors.EmptyDataError:
@@ -355,5 +359,7 @@ def read_csv(
         raise ValueError(f"{path} is not a readable CSV file: {first}") from None
     if len(frame) == 0:
         raise ValueError(f"{path} has a header but no data rows")
+    unnamed = frame.columns.astype(str).str.startswith("Unnamed: ")
+    frame = frame.loc[:, ~(unnamed & frame.isna().all().to_numpy())]  # "a;b;" headers
     notes = () if dialect.default else (f"read as {dialect.describe()}",)
     return from_pandas(frame, target, date, covariates, fill, source=str(path), notes=notes)
