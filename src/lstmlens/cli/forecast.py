@@ -96,7 +96,9 @@ def _add_data_args(parser: argparse.ArgumentParser, with_file: bool = True) -> N
         "--fill", choices=("interpolate",), default=None, help="fill missing values linearly"
     )
     data.add_argument("--sep", default=None, help="field separator: , ; tab | (detected)")
-    data.add_argument("--decimal", choices=(".", ","), default=None, help="decimal mark (detected)")
+    data.add_argument(
+        "--decimal", choices=(".", ","), metavar="MARK", help="decimal mark: . or , (detected)"
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -121,6 +123,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     task.add_argument("--season", type=_season, default=None, help="seasonal period (detected)")
     task.add_argument(
         "--baselines",
+        metavar="LIST",
         type=_baselines,
         default=BASELINES,
         help=f"baselines to score: a list of {','.join(BASELINES)}, or none (all)",
@@ -164,7 +167,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--output", type=Path, default=None, help="write the CSV here, not stdout")
     pred.add_argument("--force", action="store_true", help="replace an existing --output")
     pred.add_argument("--sep", default=None, help="field separator of --data (as trained)")
-    pred.add_argument("--decimal", choices=(".", ","), default=None, help="decimal mark of --data")
+    pred.add_argument(
+        "--decimal", choices=(".", ","), metavar="MARK", help="decimal mark of --data"
+    )
     pred.set_defaults(func=run_predict)
 
     back = actions.add_parser(
