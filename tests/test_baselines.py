@@ -224,6 +224,14 @@ def test_long_series_are_fitted_on_a_recent_window():
         assert not np.allclose(windowed[name], full[name])
 
 
+def test_too_few_seasons_fit_without_the_season_and_say_so():
+    y = seasonal_series(n=60, m=12)
+    _, desc = ets(y, 25, np.array([25]), 3, season=12)
+    assert desc == "ETS(A,Ad,N) (season 12 left out: 25 rows < 2 seasons + 2)"
+    _, desc = arima(y, 40, np.array([40]), 3, season=12)
+    assert desc == "ARIMA(1,1,1)+drift (season 12 left out: 40 rows < 3 seasons + 10)"
+
+
 def test_time_budget_declines_the_fits_that_have_not_started():
     y = seasonal_series()
     forecasts, _, skipped = run_baselines(y, 84, np.array([84]), 3, 12, budget_s=-1.0)

@@ -122,6 +122,8 @@ def ets(
     t = origins - 1  # last observed step
     trend_part = states.level[t, None] + phi_h[None, :] * states.trend[t, None]  # (N, H)
     desc = "ETS(A,Ad,N)"
+    if season is not None and season >= 2 and not use_season:
+        desc += f" (season {season} left out: {len(train)} rows < 2 seasons + 2)"
     if use_season:
         m = int(season)
         back = m * ((h - 1) // m + 1)  # (H,)
@@ -207,4 +209,6 @@ def arima(
     if use_log:
         out = np.exp(out)
     name = f"ARIMA(1,1,1)(0,1,1)_{m}" if seasonal else "ARIMA(1,1,1)+drift"
+    if m and not seasonal:
+        name += f" (season {m} left out: {fit_end} rows < 3 seasons + 10)"
     return out, name + (" on log" if use_log else "")
