@@ -17,6 +17,9 @@ observations before it. At ``o = fit_end`` this is exactly ``ThetaModel.forecast
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 from scipy.signal import lfilter
 
@@ -29,7 +32,7 @@ def theta(
     origins: np.ndarray,
     horizon: int,
     season: int | None,
-    quiet=lambda fn: fn(),
+    quiet: Callable[[Callable[[], Any]], Any] = lambda fn: fn(),
 ) -> tuple[np.ndarray, str]:
     """Theta forecasts ``(N, H)`` at ``origins`` and a description of the fitted model.
 
