@@ -3,8 +3,8 @@
 Loading a shared library runs its code, so the loader trusts only files no one else could have
 written:
 
-* a cache folder is used only when it is a real directory (not a symbolic link), owned by this
-  user and writable by no one else (group and others lack ``w``); one created here gets mode
+* a cache folder is used only when it is a directory owned by this user and writable by no
+  one else (group and others lack ``w``), or a link of ours to one; one created here gets mode
   0700. :func:`unsafe` says why a folder fails, :func:`private_folder` creates and checks one;
   :func:`temporary_folder` is the fallback, a fresh ``tempfile.mkdtemp`` folder (mode 0700,
   removed at exit), never a shared ``/tmp`` name anyone can predict;
@@ -17,6 +17,7 @@ written:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import os
 import shutil
@@ -40,30 +41,31 @@ def _owner_problem(st: os.stat_result) -> str | None:
 
 
 def unsafe(folder: Path) -> str | None:
-    """Why ``folder`` may not hold libraries we load; None when it is private to this user."""
+    """Why ``folder`` may not hold libraries we load; None when it is private to this user.
+    A symbolic link passes when it is ours and leads to a private folder."""
     try:
-        st = os.lstat(folder)
+        link, st = os.lstat(folder), os.stat(folder)
     except OSError as e:
         return f"{type(e).__name__}: {e.strerror or e}"
-    if stat.S_ISLNK(st.st_mode):
-        return "a symbolic link"
+    if stat.S_ISLNK(link.st_mode):
+        uid = os.geteuid() if hasattr(os, "geteuid") else link.st_uid
+        if link.st_uid != uid:  # (a link's own mode is always 0777)
+            return f"a symbolic link owned by uid {link.st_uid}, not by this user (uid {uid})"
     if not stat.S_ISDIR(st.st_mode):
         return "not a directory"
     return _owner_problem(st)
 
 
 def private_folder(folder: Path) -> Path:
-    """``folder``, created with mode 0700 if absent (its parents as usual), once it passes
-    :func:`unsafe`. Raises ``PermissionError`` naming the problem otherwise."""
+    """``folder`` (resolved), created with mode 0700 if absent (its parents as usual), once it
+    passes :func:`unsafe`. Raises ``PermissionError`` naming the problem otherwise."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     problem = unsafe(folder)
     if problem:
-        raise PermissionError(f"{folder}: {problem}")
-    return folder
+        raise PermissionError(problem)
+    return folder.resolve()
 
 
 def temporary_folder() -> Path:
@@ -143,7 +145,5 @@ def verify(library: Path) -> str | None:
 def remove(library: Path) -> None:
     """Delete ``library`` and its record (those that exist)."""
     for p in (library, _sidecar(library)):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             p.unlink()
-        except FileNotFoundError:
-            pass

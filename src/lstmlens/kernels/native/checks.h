@@ -195,7 +195,7 @@ inline void check_lstm_saved(const Checker& c, const Layout& L, const Tensor& x,
 // -- GRU and RNN -------------------------------------------------------------------------------
 
 // weight_ih (nG*H, I), weight_hh (nG*H, H), biases (nG*H) or both empty; h0 (B, H); keep_h.
-// H is read from weight_hh. Returns the checker and H.
+// H is read from weight_hh (its columns). Returns the checker and H.
 inline std::pair<Checker, int64_t> check_simple(const char* op, int64_t nG, const Tensor& x,
                                                 const Tensor& h0, at::TensorList w,
                                                 const Tensor& keep_h) {
@@ -204,8 +204,9 @@ inline std::pair<Checker, int64_t> check_simple(const char* op, int64_t nG, cons
   TORCH_CHECK(w.size() == N_SIMPLE_SLOTS, op, ": expected ", int(N_SIMPLE_SLOTS),
               " weights (weight_ih, weight_hh, bias_ih, bias_hh), got ", w.size());
   const Tensor& whh = w[S_W_HH];
-  TORCH_CHECK(whh.dim() == 2 && whh.size(1) >= 1, op, ": weight_hh must be 2-D (",
-              blocks(nG, "H", 0).sym, ", H) with H >= 1, got ", show_sizes(whh.sizes()));
+  TORCH_CHECK(whh.dim() == 2 && whh.size(1) >= 1 && whh.size(0) == nG * whh.size(1), op,
+              ": weight_hh must be (", blocks(nG, "H", 0).sym, ", H) with H >= 1, got ",
+              show_sizes(whh.sizes()));
   const int64_t H = whh.size(1);
   const Dim Hd{"H", H}, Gd = blocks(nG, "H", nG * H);
   c.tensor("weight_ih", w[S_W_IH], {Gd, {"I", I}});

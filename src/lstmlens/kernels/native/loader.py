@@ -31,6 +31,7 @@ What went wrong is kept in :func:`status`, one of: ``"disabled"``, ``"no-compile
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -86,6 +87,7 @@ class NativeStatus:
 
 
 _STATUS: NativeStatus | None = None
+_LOADED: set[tuple[int, int]] = set()  # (device, inode) of the libraries loaded here
 
 
 def cache_dir() -> Path:
@@ -201,34 +203,47 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
 
 
-def _ops_registered() -> bool:
-    """Whether torch already has the ``lstmlens_native`` ops (from a library loaded earlier)."""
-    return all(hasattr(torch.ops.lstmlens_native, op) for op in abi.OPS)
+def _registered_ops() -> set[str]:
+    """The ``lstmlens_native`` ops torch has already (from a library loaded earlier)."""
+    return {op for op in abi.OPS if hasattr(torch.ops.lstmlens_native, op)}
 
 
 def _open(path: Path) -> tuple[NativeStatus, bool]:
     """Load a verified library and check that it is the kernel these Python files expect.
-    Returns the status and, on failure, whether a rebuild could help (not for a library that
-    disagrees with Python: its sources do, and a rebuild would too)."""
+    Returns the status and, on failure, whether a rebuild could help."""
+    problem, rebuild = _load_library(path)
+    if problem:
+        return NativeStatus(False, "load-failed", f"{path.name} {problem}"), rebuild
+    return NativeStatus(True, path=path, bf16=_has_mkl()), False
+
+
+def _load_library(path: Path) -> tuple[str, bool]:
+    """``("", False)`` once ``path`` is loaded and agrees with Python, else what went wrong and
+    whether a rebuild could help (not for a library that disagrees with Python: its sources do,
+    and a rebuild would too).
+
+    A second build of the kernel is never loaded into a process that has one: registering the
+    ops again would abort the process (the library's static initialiser throws)."""
     try:
+        st = os.stat(path)
+        ident = (st.st_dev, st.st_ino)
+        if ident not in _LOADED and _registered_ops():
+            return "is not the build of the kernel already loaded in this process", False
         torch.ops.load_library(str(path))
         handle = ctypes.CDLL(str(path))  # the same handle again: this library's own symbols
     except (OSError, RuntimeError) as e:
-        detail = f"{path.name} failed to load: {_first_line(e)}"
-        return NativeStatus(False, "load-failed", detail), True
+        return f"failed to load: {_first_line(e)}", True
+    _LOADED.add(ident)
     describe = getattr(handle, "lstmlens_native_abi", None)
     if describe is None:
-        return NativeStatus(
-            False, "load-failed", f"{path.name} lacks the lstmlens_native ops"
-        ), True
+        return "lacks the lstmlens_native ops", True
     describe.restype = ctypes.c_char_p
     problem = abi.mismatch(describe().decode())
     if problem:
-        detail = f"{path.name} disagrees with Python: {problem}"
-        return NativeStatus(False, "load-failed", detail), False
-    if not _ops_registered():
-        return NativeStatus(False, "load-failed", f"{path.name} did not register its ops"), True
-    return NativeStatus(True, path=path, bf16=_has_mkl()), False
+        return f"disagrees with Python: {problem}", False
+    if _registered_ops() != set(abi.OPS):
+        return "did not register its ops", True
+    return "", False
 
 
 def _folder(compiler: str | None) -> tuple[Path | None, str]:
@@ -276,8 +291,9 @@ def _load() -> NativeStatus:
             return _noted(st, note)
         if compiler is None:
             return _noted(st, note, f"{no_compiler} to rebuild it")
-        if _ops_registered():  # this process has ops from it already: a rebuild cannot load
-            cache.remove(path)
+        if _registered_ops():  # this process has ops from it: a rebuild could not be loaded
+            with contextlib.suppress(OSError):
+                cache.remove(path)
             return _noted(st, note, "removed: the next process rebuilds it")
         problem = st.detail
     elif compiler is None:
