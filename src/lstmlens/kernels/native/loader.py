@@ -208,42 +208,52 @@ def _registered_ops() -> set[str]:
     return {op for op in abi.OPS if hasattr(torch.ops.lstmlens_native, op)}
 
 
-def _open(path: Path) -> tuple[NativeStatus, bool]:
+def _second_build(ident: tuple[int, int]) -> bool:
+    """Whether the library with this (device, inode) is not the kernel this process loaded,
+    while one is loaded (the ops are registered)."""
+    return ident not in _LOADED and bool(_registered_ops())
+
+
+def _open(path: Path) -> tuple[NativeStatus, str]:
     """Load a verified library and check that it is the kernel these Python files expect.
-    Returns the status and, on failure, whether a rebuild could help."""
-    problem, rebuild = _load_library(path)
+    Returns the status and, on failure, what to do with the file (see :func:`_load_library`)."""
+    problem, action = _load_library(path)
     if problem:
-        return NativeStatus(False, "load-failed", f"{path.name} {problem}"), rebuild
-    return NativeStatus(True, path=path, bf16=_has_mkl()), False
+        return NativeStatus(False, "load-failed", f"{path.name} {problem}"), action
+    return NativeStatus(True, path=path, bf16=_has_mkl()), "keep"
 
 
-def _load_library(path: Path) -> tuple[str, bool]:
-    """``("", False)`` once ``path`` is loaded and agrees with Python, else what went wrong and
-    whether a rebuild could help (not for a library that disagrees with Python: its sources do,
-    and a rebuild would too).
+def _load_library(path: Path) -> tuple[str, str]:
+    """``("", "keep")`` once ``path`` is loaded and agrees with Python, else what went wrong and
+    what to do with the file:
 
-    A second build of the kernel is never loaded into a process that has one: registering the
-    ops again would abort the process (the library's static initialiser throws)."""
+    * ``"rebuild"``: it would not load (nothing of it stays in the process): build it again;
+    * ``"remove"``: it loaded but is not the kernel; the process keeps it mapped under its
+      name, so a rebuild under that name could not be loaded here: the next process rebuilds;
+    * ``"keep"``: it disagrees with Python (its sources do: a rebuild would too), or it is
+      another build than the one this process has (loading it would register the ops twice,
+      which aborts the process).
+    """
     try:
         st = os.stat(path)
         ident = (st.st_dev, st.st_ino)
-        if ident not in _LOADED and _registered_ops():
-            return "is not the build of the kernel already loaded in this process", False
+        if _second_build(ident):
+            return "is not the build of the kernel already loaded in this process", "keep"
         torch.ops.load_library(str(path))
         handle = ctypes.CDLL(str(path))  # the same handle again: this library's own symbols
     except (OSError, RuntimeError) as e:
-        return f"failed to load: {_first_line(e)}", True
+        return f"failed to load: {_first_line(e)}", "rebuild"
     _LOADED.add(ident)
     describe = getattr(handle, "lstmlens_native_abi", None)
     if describe is None:
-        return "lacks the lstmlens_native ops", True
+        return "lacks the lstmlens_native ops", "remove"
     describe.restype = ctypes.c_char_p
     problem = abi.mismatch(describe().decode())
     if problem:
-        return f"disagrees with Python: {problem}", False
+        return f"disagrees with Python: {problem}", "keep"
     if _registered_ops() != set(abi.OPS):
-        return "did not register its ops", True
-    return "", False
+        return "did not register its ops", "remove"
+    return "", "keep"
 
 
 def _folder(compiler: str | None) -> tuple[Path | None, str]:
@@ -286,15 +296,15 @@ def _load() -> NativeStatus:
     path = folder / library_name()
     problem = cache.verify(path)
     if problem is None:  # a verified build: load it, no compiler needed
-        st, rebuild = _open(path)
-        if st.ok or not rebuild:
+        st, action = _open(path)
+        if st.ok or action == "keep":
             return _noted(st, note)
-        if compiler is None:
-            return _noted(st, note, f"{no_compiler} to rebuild it")
-        if _registered_ops():  # this process has ops from it: a rebuild could not be loaded
+        if action == "remove":
             with contextlib.suppress(OSError):
                 cache.remove(path)
             return _noted(st, note, "removed: the next process rebuilds it")
+        if compiler is None:
+            return _noted(st, note, f"{no_compiler} to rebuild it")
         problem = st.detail
     elif compiler is None:
         if problem == cache.MISSING:
