@@ -8,13 +8,16 @@ the key is known without a compiler): a changed source or a new torch rebuilds i
 inside the source tree).
 
 Loading a library runs its code, so (see :mod:`.cache`) the cache folder must be private to
-this user (created with mode 0700; one that is a link, owned by someone else or writable by
-others is not used: the kernel is then built in a fresh ``mkdtemp`` folder for this process,
-with one warning line), and a library is loaded only after its SHA-256 matches the record
-written beside it when it was built. After loading, the library's own lists of weight slots,
-config ints, saved tensors and ops must equal Python's (:mod:`.abi`). A library that is
-missing, truncated or altered is (re)built; one that fails to load or lacks the ops is removed
-and rebuilt once. A verified cached build is used even when no compiler is on PATH.
+this user (created with mode 0700; one owned by someone else or writable by others, or a link
+of someone else's, is not used: with a compiler the kernel is then built in a fresh ``mkdtemp``
+folder for this process, with one warning line), and a library is loaded only after its
+SHA-256 matches the record written beside it when it was built. After loading, the library's
+own lists of weight slots, config ints, saved tensors and ops must equal Python's (:mod:`.abi`).
+A library that is missing, truncated or altered is (re)built before anything maps it; one that
+fails to load is rebuilt once; one that loads but lacks the ops is removed (the process keeps
+it mapped under that name, so the next process rebuilds it). Whatever fails, :func:`status`
+says so in one line and the callers fall back. A verified cached build is used even when no
+compiler is on PATH.
 
 The build needs only a C++20 compiler (``$CXX`` or ``c++``), not ninja (which
 ``torch.utils.cpp_extension.load`` requires): one compiler call with torch's include paths,
@@ -276,12 +279,8 @@ def _folder(compiler: str | None) -> tuple[Path | None, str]:
 
 
 def _build(path: Path, compiler: str) -> NativeStatus:
-    """Compile into ``path`` (replacing whatever is there), saying so on one line."""
+    """Compile into ``path`` (atomically replacing whatever is there), saying so on one line."""
     _log.warning("lstmlens: building the native kernel (once, about 30 s) in %s", path.parent)
-    try:
-        cache.remove(path)
-    except OSError as e:
-        return NativeStatus(False, "build-failed", f"cannot replace {path}: {_first_line(e)}")
     return compile_library(SOURCE_DIR / SOURCES[0], path, compiler)
 
 
@@ -326,5 +325,8 @@ def status() -> NativeStatus:
     """Build (first call only) and load the kernel; the outcome is kept for the process."""
     global _STATUS
     if _STATUS is None:
-        _STATUS = _load()
+        try:
+            _STATUS = _load()
+        except OSError as e:  # an unreadable source or cache file: no kernel, one line
+            _STATUS = NativeStatus(False, "load-failed", _first_line(e))
     return _STATUS
