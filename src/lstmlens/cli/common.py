@@ -89,6 +89,7 @@ RESUME_MAY_CHANGE = (
     "quiet",
     "threads",
     "no_lens",
+    "baselines",  # scoring only, after training
 )
 _NOT_OPTIONS = ("func", "command", "action", "out", "force", "resume")
 EXIT_INTERRUPTED = 130  # what a command returns when training was stopped by Ctrl-C
