@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.series import Series, from_pandas, read_csv
+from ..runfiles import is_regular_file
 from ..tasks.baselines import BASELINES, parse_baselines
 from ..train import save_json_atomic
 from ..train.checkpoint import write_atomic
@@ -228,7 +229,17 @@ def run_series(
     spec.update({k: v for k, v in dialect.items() if v is not None})  # sep, decimal
     if spec["source"] == "csv" and spec.get("target") is None:
         spec["target"] = forecaster.target
-    return _load_series(spec)
+    if data is not None or spec["source"] != "csv":
+        return _load_series(spec)
+    # data.path comes from the run folder: a hint, used when it still names a data file,
+    # and never quoted from (an error reading it could show the first line of any file)
+    hint = f"{run / 'config.json'}: data.path"
+    if not is_regular_file(spec.get("path")):
+        raise CLIError(f"{hint} names no regular file; pass {option}")
+    try:
+        return _load_series(spec)
+    except (CLIError, ValueError, OSError, UnicodeError):
+        raise CLIError(f"{hint} cannot be read as the run's training data; pass {option}") from None
 
 
 def _data_spec(args: argparse.Namespace) -> dict[str, Any]:

@@ -57,6 +57,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from .. import runfiles
+from ..runschema import check_run
 from . import tensorfile
 
 __all__ = [
@@ -246,16 +248,14 @@ def load_model(
     """Rebuild a model saved by :func:`save_model`: ``model = build(config)``, then its weights.
 
     Returns ``(model, config)`` with the model on CPU in eval mode. A missing or
-    corrupt file, or weights that do not fit the model built from the config,
-    raise ``ValueError`` naming the file.
+    corrupt file, a symbolic link, a config that fails :func:`~lstmlens.runschema.check_run`
+    (checked against the weights' header before ``build`` runs), or weights that
+    do not fit the model built from the config, raise ``ValueError`` naming the file.
     """
     run_dir = Path(run_dir)
-    config = read_json(run_dir / MODEL_CONFIG)
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"{run_dir / MODEL_CONFIG}: expected a JSON object, got {type(config).__name__}"
-        )
-    state, _ = _read_safetensors(run_dir / MODEL_WEIGHTS)
+    config = check_run(run_dir)  # schema, sizes against the header; no file through a link
+    weights = run_dir / MODEL_WEIGHTS
+    state = tensorfile.parse(runfiles.read_bytes(weights), weights)
     model = build(config)
     load_weights(model, state, run_dir / MODEL_WEIGHTS)
     model.eval()

@@ -26,6 +26,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from ..runfiles import append_text
+
 __all__ = ["NullReporter", "Reporter", "format_epoch"]
 
 _SKIP = ("epoch", "seconds")
@@ -61,7 +63,8 @@ class Reporter:
         quiet: no bar and no lines on the stream (warnings still show); the log
             file, if any, still receives every line.
         stream: where to write; a tqdm bar is drawn only if ``stream.isatty()``.
-        log_path: a text file to which every line is appended.
+        log_path: a text file to which every line is appended; never followed
+            through a symbolic link (``ValueError`` naming it, here and at each line).
     """
 
     def __init__(
@@ -73,6 +76,8 @@ class Reporter:
         self.quiet = quiet
         self.stream = sys.stderr if stream is None else stream
         self.log_path = None if log_path is None else Path(log_path)
+        if self.log_path is not None and self.log_path.is_symlink():
+            raise ValueError(f"{self.log_path}: is a symbolic link; run files are never followed")
         self._bar: tqdm | None = None
         self._epochs: int | None = None
         self._epoch_seconds: list[float] = []
@@ -144,8 +149,7 @@ class Reporter:
 
     def _emit(self, text: str, show: bool) -> None:
         if self.log_path is not None:
-            with open(self.log_path, "a", encoding="utf-8") as log:
-                log.write(text + "\n")
+            append_text(self.log_path, text + "\n")  # never through a planted link
         if not show:
             return
         if self._bar is not None:

@@ -1,0 +1,211 @@
+"""The kinds of run folder :mod:`lstmlens.runschema` knows: forecast, language, classify.
+
+Each kind registers one :class:`~lstmlens.runschema.RunSchema`: how its
+``config.json`` is recognised, the fields its loader reads (dotted paths), and
+the tensor shapes those fields imply (``V`` vocabulary, ``E`` embedding, ``H``
+hidden, ``P`` projection, ``D`` directions, ``C`` classes, ``S*Q`` forecast outputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .limits import (
+    MAX_BATCH,
+    MAX_CLASSES,
+    MAX_EMBED,
+    MAX_FEATURES,
+    MAX_HIDDEN,
+    MAX_LAYERS,
+    MAX_STEPS,
+    MAX_VOCAB,
+    MAX_WINDOW,
+)
+from .runschema import (
+    Flag,
+    Int,
+    Real,
+    Reals,
+    RnnSizes,
+    RunSchema,
+    Text,
+    Texts,
+    VariantSpec,
+    register,
+)
+
+__all__ = ["CLASSIFY", "FORECAST", "LANGUAGE"]
+
+_PROBABILITY = Real(0.0, 1.0, open_high=True)  # dropout, zoneout: [0, 1)
+_ROWS = Int(1, 10**9, optional=True)
+
+
+def _lstm(prefix: str) -> dict[str, Any]:
+    """The fields of a stacked LSTM under ``prefix`` (``"net."``)."""
+    return {
+        f"{prefix}hidden_size": Int(1, MAX_HIDDEN),
+        f"{prefix}num_layers": Int(1, MAX_LAYERS),
+        f"{prefix}variant": VariantSpec(),
+        f"{prefix}dropout": _PROBABILITY,
+    }
+
+
+# -------------------------------------------------------------------- forecast
+
+
+def _forecast_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+    net = c["net"]
+    h, outputs = net["hidden_size"], net["out_steps"] * net["n_outputs"]  # H, S*Q
+    rnn = RnnSizes("lstm.", net["num_layers"], net["input_size"], h)
+    return rnn, {"head.weight": (outputs, h), "head.bias": (outputs,)}
+
+
+def _forecast_consistent(c: Mapping[str, Any]) -> str | None:
+    features = c["net"]["input_size"]
+    for key in ("mean", "scale"):
+        if len(c["scaler"][key]) != features:
+            return f"scaler.{key} has {len(c['scaler'][key])} entries for {features} input features"
+    return None
+
+
+_FORECAST_OPTIONS = {
+    "forecast.mode": Text(("direct", "recursive")),
+    "forecast.quantiles": Reals(1000, unit=True),
+    **_lstm("forecast."),
+    "forecast.log": Flag(),
+    "forecast.relative": Flag(),
+    "forecast.batch_size": Int(1, MAX_BATCH, optional=True),
+    "forecast.val_size": _ROWS,
+    "forecast.test_size": _ROWS,
+    "forecast.season": Int(1, MAX_WINDOW, optional=True),
+    "season": Int(1, MAX_WINDOW, optional=True),
+}
+FORECAST = register(
+    RunSchema(
+        name="forecast",
+        matches=lambda c: c.get("format") == "lstmlens-forecast" or c.get("task") == "forecast",
+        fields={
+            "net.input_size": Int(1, MAX_FEATURES),
+            **_lstm("net."),
+            "net.out_steps": Int(1, MAX_STEPS),
+            "net.n_outputs": Int(1, 1000),
+            "forecast.window": Int(1, MAX_WINDOW),
+            "forecast.horizon": Int(1, MAX_STEPS),
+            **_FORECAST_OPTIONS,
+            "scaler.mean": Reals(MAX_FEATURES),
+            "scaler.scale": Reals(MAX_FEATURES, positive=True),
+            "target": Text(),
+            "covariates": Texts(MAX_FEATURES),
+        },
+        optional=frozenset(_FORECAST_OPTIONS),
+        sizes=_forecast_sizes,
+        consistent=_forecast_consistent,
+    )
+)
+
+
+# -------------------------------------------------------------------- language
+
+
+def _language_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+    m = c["model"]
+    vocab = len(c["tokenizer"]["tokens"]) + 1  # V: the tokens and <unk>
+    e, h, p = m["embed_size"], m["hidden_size"], m.get("proj_size", 0)
+    rnn = RnnSizes("lstm.", m.get("num_layers", 1), e, h, p)
+    out = p or h
+    return rnn, {
+        "embedding.weight": (vocab, e),
+        "decoder.weight": (vocab, out),
+        "decoder.bias": (vocab,),
+    }
+
+
+_LANGUAGE_OPTIONS = {
+    "model.num_layers": Int(1, MAX_LAYERS),
+    "model.variant": VariantSpec(),
+    "model.dropout": _PROBABILITY,
+    "model.proj_size": Int(0, MAX_HIDDEN),
+    "model.tie_weights": Flag(),
+    "model.layer_norm": Flag(),
+    "model.recurrent_dropout": _PROBABILITY,
+    "model.zoneout": _PROBABILITY,
+    "model.forget_bias": Real(-1000.0, 1000.0),
+    "tokenizer.lower": Flag(),
+}
+LANGUAGE = register(
+    RunSchema(
+        name="language",
+        matches=lambda c: c.get("task") in ("language", "text"),
+        fields={
+            "model.embed_size": Int(1, MAX_EMBED),
+            "model.hidden_size": Int(1, MAX_HIDDEN),
+            **_LANGUAGE_OPTIONS,
+            "tokenizer.level": Text(("char", "word")),
+            "tokenizer.tokens": Texts(MAX_VOCAB),
+        },
+        optional=frozenset(_LANGUAGE_OPTIONS),
+        sizes=_language_sizes,
+    )
+)
+
+
+# -------------------------------------------------------------------- classify
+
+
+def _classify_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+    m = c["model"]
+    text = "vocab_size" in m
+    d = 2 if m.get("bidirectional", False) else 1  # D
+    h, classes = m["hidden_size"], m["num_classes"]  # H, C
+    rnn = RnnSizes("rnn.", m.get("num_layers", 1), m["embed_dim"] if text else m["input_size"], h)
+    rnn = RnnSizes(rnn.prefix, rnn.layers, rnn.input, h, 0, d)
+    shapes = {"head.weight": (classes, d * h), "head.bias": (classes,)}
+    if text:
+        shapes["embed.weight"] = (m["vocab_size"], m["embed_dim"])
+    return rnn, shapes
+
+
+def _classify_consistent(c: Mapping[str, Any]) -> str | None:
+    m = c["model"]
+    if not isinstance(c.get("classes"), list) or len(c["classes"]) != m["num_classes"]:
+        return f"classes must be a list of model.num_classes ({m['num_classes']}) labels"
+    if "vocab_size" in m:
+        return None if "embed_dim" in m else "model.vocab_size given without model.embed_dim"
+    if "input_size" not in m:
+        return "model needs input_size (numeric) or vocab_size and embed_dim (text)"
+    for key in ("mean", "std"):
+        if key in m and len(m[key]) != m["input_size"]:
+            return f"model.{key} has {len(m[key])} entries for {m['input_size']} input features"
+    return None
+
+
+_CLASSIFY_OPTIONS = {
+    "model.num_layers": Int(1, MAX_LAYERS),
+    "model.variant": VariantSpec(),
+    "model.dropout": _PROBABILITY,
+    "model.bidirectional": Flag(),
+    "model.pooling": Text(("last", "mean")),
+    "model.input_size": Int(1, MAX_FEATURES),
+    "model.vocab_size": Int(1, MAX_VOCAB),
+    "model.embed_dim": Int(1, MAX_EMBED),
+    "model.mean": Reals(MAX_FEATURES),
+    "model.std": Reals(MAX_FEATURES, positive=True),
+}
+CLASSIFY = register(
+    RunSchema(
+        name="classify",
+        matches=lambda c: (
+            c.get("task") == "classify"
+            or (isinstance(c.get("model"), dict) and "classes" in c and "data" in c)
+        ),
+        fields={
+            "model.num_classes": Int(1, MAX_CLASSES),
+            "model.hidden_size": Int(1, MAX_HIDDEN),
+            **_CLASSIFY_OPTIONS,
+        },
+        optional=frozenset(_CLASSIFY_OPTIONS),
+        sizes=_classify_sizes,
+        consistent=_classify_consistent,
+    )
+)
