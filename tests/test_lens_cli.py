@@ -88,7 +88,7 @@ def test_inspect_bad_input(text_run, tmp_path, capsys):
     assert "holds a 'classify' run" in _error_line(capsys)
     (other / "config.json").write_text("{not json")
     assert main(["inspect", str(other)]) == 2
-    assert "is not valid JSON" in _error_line(capsys)
+    assert "not valid JSON" in _error_line(capsys)
     assert main(["inspect", str(text_run), "--html", str(tmp_path / "no" / "x.html")]) == 2
     assert "no folder" in _error_line(capsys)
     binary = tmp_path / "blob.bin"
@@ -247,10 +247,10 @@ def test_forecast_train_no_lens(tmp_path, capsys):
                 json.dumps({k: v for k, v in _cfg(r).items() if k != "net"})
             ),
             [],
-            "bad model description",
+            "net.input_size is missing",  # the run-folder schema (issue 17) names the field
         ),
         (lambda r, d: (r / "config.json").write_text('{"weights": 3}'), [], "names no task"),
-        (lambda r, d: (r / "config.json").write_text("[1, 2"), [], "is not valid JSON"),
+        (lambda r, d: (r / "config.json").write_text("[1, 2"), [], "not valid JSON"),
         (lambda r, d: shutil.rmtree(r), [], "no such folder"),
     ],
 )

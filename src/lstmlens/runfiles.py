@@ -152,17 +152,19 @@ def read_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
         size = os.fstat(f.fileno()).st_size
         prefix = f.read(8)
         if len(prefix) < 8:
-            raise ValueError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+            raise ValueError(f"{path}: not a readable safetensors file (shorter than 8 bytes)")
         (n,) = struct.unpack("<Q", prefix)
         if n > min(MAX_HEADER_BYTES, size - 8):
-            raise ValueError(f"{path}: truncated or not a safetensors file (header of {n} bytes)")
+            raise ValueError(
+                f"{path}: not a readable safetensors file (truncated: a header of {n} bytes)"
+            )
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ValueError(f"{path}: not a safetensors file (header is not JSON)") from None
+        raise ValueError(f"{path}: not a readable safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path}: not a safetensors file (header is not a JSON object)")
+        raise ValueError(f"{path}: not a readable safetensors file (header is not a JSON object)")
     data_size = size - 8 - n
     return {
         name: _entry(path, name, entry, data_size)

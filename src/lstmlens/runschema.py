@@ -237,7 +237,7 @@ def check_config(config: Any, where: str | os.PathLike = CONFIG) -> RunSchema | 
         if value is _MISSING:
             if path in schema.optional:
                 continue
-            raise ValueError(f"{where}: {path} is missing ({schema.name} run)")
+            raise ValueError(f"{where}: incomplete {schema.name} config: {path} is missing")
         expected = spec.problem(value)
         if expected is not None:
             raise ValueError(f"{where}: {path} must be {expected}, got {_show(value)}")

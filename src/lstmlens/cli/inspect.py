@@ -19,7 +19,6 @@ The train commands call :func:`text_run_lens` / :func:`forecast_run_lens` to lea
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..runfiles import read_json
 from .common import CLIError, add_threads_arg, positive_int
 
 __all__ = [
@@ -88,9 +88,9 @@ def _config(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CLIError(f"inspect: {run_dir} is not a run folder (no config.json)")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CLIError(f"inspect: {path} is not valid JSON ({e})") from None
+        config = read_json(path)  # never through a symbolic link
+    except ValueError as e:
+        raise CLIError(f"inspect: {e}") from None
     if not isinstance(config, dict):
         raise CLIError(f"inspect: {path} should hold a JSON object")
     return config

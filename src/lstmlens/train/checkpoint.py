@@ -153,18 +153,9 @@ def save_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing, unreadable or malformed file raises ``ValueError`` naming it."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot be read ({e})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    """Read a JSON run file (never through a symbolic link, size capped: :mod:`lstmlens.runfiles`);
+    a missing, unreadable, linked or malformed file raises ``ValueError`` naming it."""
+    return runfiles.read_json(path)
 
 
 # --------------------------------------------------------------------- tensors
