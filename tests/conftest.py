@@ -3,6 +3,11 @@
 Warnings are errors (pyproject). CUDA is hidden unless ``LSTMLENS_TEST_GPU=1``
 (for the GPU kernel tests on a machine that has one). Torch keeps its default
 number of threads.
+
+Hypothesis (the fuzz tests) runs a bounded number of examples: the ``ci`` profile
+(selected when ``CI=true``) a fixed 25 per test, derandomised so that a CI run is
+repeatable; the ``dev`` profile (the default) 25 random ones. ``HYPOTHESIS_PROFILE``
+picks another (``thorough``: 500).
 """
 
 import os
@@ -17,6 +22,17 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile(
+    "ci", max_examples=25, derandomize=True, database=None, print_blob=True, **_FUZZ
+)
+settings.register_profile("dev", max_examples=25, **_FUZZ)
+settings.register_profile("thorough", max_examples=500, **_FUZZ)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") == "true" else "dev")
+)
 
 SHARED_DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 

@@ -79,11 +79,12 @@ class Real:
     open_high: bool = False
 
     def problem(self, value: Any) -> str | None:
+        bracket = ")" if self.open_high else "]"
+        expected = f"a finite number in [{self.low}, {self.high}{bracket}"
+        if not _is_real(value) or value != value:
+            return expected
         above = value >= self.high if self.open_high else value > self.high
-        if not _is_real(value) or not self.low <= value or above or value != value:
-            bracket = ")" if self.open_high else "]"
-            return f"a finite number in [{self.low}, {self.high}{bracket}"
-        return None
+        return expected if value < self.low or above else None
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,14 @@ class Reals:
 
 @dataclass(frozen=True)
 class Texts:
-    """A list of at most ``most`` strings."""
+    """A list of ``least`` to ``most`` strings."""
 
     most: int
+    least: int = 0
 
     def problem(self, value: Any) -> str | None:
-        if not isinstance(value, list) or len(value) > self.most:
-            return f"a list of at most {self.most} strings"
+        if not isinstance(value, list) or not self.least <= len(value) <= self.most:
+            return f"a list of {self.least} to {self.most} strings"
         if not all(isinstance(x, str) for x in value):
             return "a list of strings"
         return None

@@ -166,12 +166,45 @@ def _classify_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int
     return rnn, shapes
 
 
+#: What ``classify predict`` reads from ``data``, by its ``kind``.
+_CLASSIFY_DATA = {
+    "numeric": {"id": Text(), "time": Text(), "label": Text(), "features": Texts(MAX_FEATURES, 1)},
+    "digits": {"id": Text(), "time": Text(), "label": Text(), "features": Texts(MAX_FEATURES, 1)},
+    "text": {
+        "text": Text(),
+        "label": Text(),
+        "max_tokens": Int(1, MAX_WINDOW),
+        "tokenizer.level": Text(("char", "word")),
+        "tokenizer.tokens": Texts(MAX_VOCAB),
+    },
+}
+
+
+def _classify_data(data: Mapping[str, Any]) -> str | None:
+    for path, spec in _CLASSIFY_DATA[data["kind"]].items():
+        value: Any = data
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        expected = spec.problem(value)
+        if expected is not None:
+            return f"data.{path} must be {expected} (a {data['kind']} classifier)"
+    return None
+
+
 def _classify_consistent(c: Mapping[str, Any]) -> str | None:
     m = c["model"]
+    problem = _classify_data(c["data"])
+    if problem is not None:
+        return problem
     if not isinstance(c.get("classes"), list) or len(c["classes"]) != m["num_classes"]:
         return f"classes must be a list of model.num_classes ({m['num_classes']}) labels"
     if "vocab_size" in m:
-        return None if "embed_dim" in m else "model.vocab_size given without model.embed_dim"
+        if "embed_dim" not in m:
+            return "model.vocab_size given without model.embed_dim"
+        tokens = c["data"].get("tokenizer", {}).get("tokens", [])
+        if c["data"]["kind"] != "text" or m["vocab_size"] != len(tokens) + 1:
+            return "model.vocab_size must be the number of data.tokenizer.tokens + 1"
+        return None
     if "input_size" not in m:
         return "model needs input_size (numeric) or vocab_size and embed_dim (text)"
     for key in ("mean", "std"):
@@ -200,6 +233,7 @@ CLASSIFY = register(
             or (isinstance(c.get("model"), dict) and "classes" in c and "data" in c)
         ),
         fields={
+            "data.kind": Text(tuple(_CLASSIFY_DATA)),
             "model.num_classes": Int(1, MAX_CLASSES),
             "model.hidden_size": Int(1, MAX_HIDDEN),
             **_CLASSIFY_OPTIONS,

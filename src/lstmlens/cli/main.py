@@ -8,7 +8,8 @@ Modules not written yet are skipped, so the tool works while it grows.
 Exit statuses: 0 success; 2 a usage error or bad input (argparse, or a
 ``CLIError``/``ValueError``/``OSError`` raised by the command: one line
 ``lstmlens: error: ...`` on stderr, no traceback); 130 interrupted by Ctrl-C.
-Set ``LSTMLENS_DEBUG=1`` to get the traceback instead.
+Set ``LSTMLENS_DEBUG=1`` to get the traceback instead. A standard output closed by
+its reader (``| head``) is not an error: the command finishes (its run saved) quietly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 
 from ..train.lock import release_run_locks
 from .common import EXIT_INTERRUPTED, CLIError
+from .stdout import closed_stdout_is_quiet
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -91,13 +93,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             raise CLIError(f"{args.command}: an action is needed; see lstmlens {args.command} -h")
         threads = getattr(args, "threads", 0)
-        if threads:
-            from ..train.threads import torch_threads
+        with closed_stdout_is_quiet():  # `| head`: the run is still saved, nothing printed
+            if threads:
+                from ..train.threads import torch_threads
 
-            with torch_threads(threads):
+                with torch_threads(threads):
+                    status = func(args)
+            else:
                 status = func(args)
-        else:
-            status = func(args)
         return 0 if status is None else int(status)
     except SystemExit as e:
         return _exit_status(e.code)

@@ -95,6 +95,21 @@ def backtest_splits(
     validates on everything before. Raises ``ValueError`` when the oldest fold is too short."""
     if folds < 1:
         raise ValueError(f"backtest_splits: folds must be >= 1, got {folds}")
+
+    def fits(k: int) -> bool:  # the oldest of k folds still holds a training part
+        try:
+            chronological_split(n - (k - 1) * test_size, window, horizon, test_size, val_size)
+        except ValueError:
+            return False
+        return True
+
+    if folds > 1 and not fits(folds):
+        most = next((k for k in range(folds - 1, 0, -1) if fits(k)), 0)
+        raise ValueError(
+            f"backtest: {folds} folds of {test_size} test rows do not fit in {n} rows "
+            f"(window {window}, horizon {horizon})"
+            + (f"; at most {most} fit" if most else "; the series is too short for one")
+        )
     splits = []
     for k in range(folds):
         end = n - (folds - k - 1) * test_size
