@@ -43,6 +43,9 @@ __all__ = [
     "LENGTH",
     "NPROC",
     "PROJ",
+    "REPEATS",
+    "ROWS",
+    "SEED",
     "STEPS",
     "THREADS",
     "VOCAB",
@@ -102,7 +105,7 @@ def cap_note(help_text: str, kind: Callable[[str], object]) -> str:
     high = getattr(kind, "high", None)
     if high is None:
         return help_text
-    cap = f"at most {high:,}".replace(",", "_") if isinstance(high, int) else f"at most {high}"
+    cap = f"at most {high}"
     if help_text.endswith(")"):
         return f"{help_text[:-1]}; {cap})"
     return f"{help_text} ({cap})"
@@ -122,3 +125,6 @@ EPOCHS = bounded_int(1, MAX_EPOCHS)  # --epochs
 FOLDS = bounded_int(1, MAX_FOLDS)  # backtest --folds
 THREADS = bounded_int(0, MAX_THREADS)  # --threads (0: torch's default)
 NPROC = bounded_int(1, MAX_NPROC)  # --nproc
+ROWS = bounded_int(1, 10**9)  # --val, --test rows; --min-count
+SEED = bounded_int(0, 2**32 - 1)  # --seed (NumPy's range)
+REPEATS = bounded_int(1, 1000)  # bench --repeats

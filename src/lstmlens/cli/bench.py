@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from ..bench import DESIGN_SHAPES, KERNEL_VARIANTS, default_impls, format_table, run_benchmark
-from .common import CLIError, positive_int
+from .argtypes import REPEATS
+from .common import CLIError
 
 __all__ = ["parse_shapes", "register", "run"]
 
@@ -75,7 +76,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--backend", choices=BACKENDS, default="native", help="(native)")
     p.add_argument("--modes", default="train,infer", metavar="train,infer", help="(both)")
-    p.add_argument("--repeats", type=positive_int, default=5, metavar="N", help="rounds (5)")
+    p.add_argument("--repeats", type=REPEATS, default=5, metavar="N", help="rounds (5)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
     return p

@@ -24,10 +24,10 @@ from ..tasks.classify_run import (
     prepare_classifier,
 )
 from ..train.checkpoint import write_atomic
+from .argtypes import BATCH, EMBED, VOCAB, WINDOW
 from .common import (
     CLIError,
     add_train_args,
-    positive_int,
     prepare_run_dir,
     reporter_from_args,
     run_spec,
@@ -77,11 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="text: word or character tokens (word)",
     )
     cols.add_argument(
-        "--max-vocab", type=positive_int, default=20000, help="text: vocabulary size (20000)"
+        "--max-vocab", type=VOCAB, default=20000, help="text: vocabulary size (20000)"
     )
     cols.add_argument(
         "--max-tokens",
-        type=positive_int,
+        type=WINDOW,
         default=400,
         help="text: keep the first N tokens of each text (400)",
     )
@@ -95,8 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="last",
         help="summary: last hidden state or masked mean over steps (last)",
     )
-    model.add_argument("--embed-dim", type=positive_int, default=64, help="text: (64)")
-    model.add_argument("--batch", type=positive_int, default=32, help="batch size (32)")
+    model.add_argument("--embed-dim", type=EMBED, default=64, help="text: (64)")
+    model.add_argument("--batch", type=BATCH, default=32, help="batch size (32)")
     model.add_argument(
         "--class-weights",
         choices=("none", "balanced"),

@@ -46,6 +46,7 @@ from ..train.checkpoint import (
 from ..train.config import OPTIMIZERS
 from ..train.lock import LOCK_FILE, acquire_run_lock
 from ..train.resume import check_resume, file_identity
+from .argtypes import EPOCHS, HIDDEN, LAYERS, SEED, THREADS, cap_note
 
 __all__ = [
     "add_threads_arg",
@@ -165,12 +166,16 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     """
     model = parser.add_argument_group("model")
     model.add_argument("--variant", default="vanilla", help=f"LSTM variant ({VARIANT_HELP})")
-    model.add_argument("--layers", type=positive_int, default=1, help="stacked layers (1)")
-    model.add_argument("--hidden", type=positive_int, default=64, help="hidden size (64)")
+    model.add_argument(
+        "--layers", type=LAYERS, default=1, help=cap_note("stacked layers (1)", LAYERS)
+    )
+    model.add_argument(
+        "--hidden", type=HIDDEN, default=64, help=cap_note("hidden size (64)", HIDDEN)
+    )
     model.add_argument("--dropout", type=_dropout, default=0.0, help="dropout between layers (0.0)")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=20, help="epochs (20)")
+    train.add_argument("--epochs", type=EPOCHS, default=20, help=cap_note("epochs (20)", EPOCHS))
     train.add_argument(
         "--max-minutes",
         type=positive_float,
@@ -178,7 +183,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         metavar="M",
         help="stop at the first epoch end after M minutes, keeping the best model",
     )
-    train.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    train.add_argument("--seed", type=SEED, default=0, help=cap_note("random seed (0)", SEED))
     train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (0.001)")
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(adam)")
     train.add_argument(
@@ -198,7 +203,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--patience",
-        type=positive_int,
+        type=EPOCHS,
         default=None,
         help="early stopping after this many epochs without a lower validation loss (off)",
     )
@@ -223,10 +228,13 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: torch CPU threads while the command runs (``main`` applies it)."""
     parser.add_argument(
         "--threads",
-        type=nonnegative_int,
+        type=THREADS,
         default=1,
-        help="torch CPU threads; 0 keeps torch's default. These small recurrences gain little "
-        "from a second thread and lose many-fold when another process shares the cores (1)",
+        help=cap_note(
+            "torch CPU threads; 0 keeps torch's default. These small recurrences gain little "
+            "from a second thread and lose many-fold when another process shares the cores (1)",
+            THREADS,
+        ),
     )
 
 

@@ -28,6 +28,7 @@ from ..tasks.baselines import BASELINES, parse_baselines
 from ..train import save_json_atomic
 from ..train.checkpoint import write_atomic
 from ..train.config import TrainConfig
+from .argtypes import BATCH, FOLDS, ROWS, STEPS, WINDOW, cap_note
 from .common import (
     EXIT_INTERRUPTED,
     LOG_FILE,
@@ -105,8 +106,12 @@ def _add_data_args(parser: argparse.ArgumentParser, with_file: bool = True) -> N
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     task = parser.add_argument_group("forecast")
-    task.add_argument("--window", type=positive_int, default=30, help="past steps read (30)")
-    task.add_argument("--horizon", type=positive_int, default=1, help="steps forecast (1)")
+    task.add_argument(
+        "--window", type=WINDOW, default=30, help=cap_note("past steps read (30)", WINDOW)
+    )
+    task.add_argument(
+        "--horizon", type=STEPS, default=1, help=cap_note("steps forecast (1)", STEPS)
+    )
     task.add_argument(
         "--mode",
         choices=("direct", "recursive"),
@@ -130,11 +135,11 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         default=BASELINES,
         help=f"baselines to score: a list of {','.join(BASELINES)}, or none (all)",
     )
-    task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
-    task.add_argument("--test", type=positive_int, default=None, help="test rows (10%%)")
+    task.add_argument("--val", type=ROWS, default=None, help="validation rows (10%%)")
+    task.add_argument("--test", type=ROWS, default=None, help="test rows (10%%)")
     task.add_argument(
         "--batch",
-        type=positive_int,
+        type=BATCH,
         default=None,
         help="windows per step (64; for short series fewer, down to 16: 8+ steps an epoch)",
     )
@@ -165,7 +170,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred = actions.add_parser("predict", help="forecast past the end of the data with a run")
     pred.add_argument("run", metavar="RUN", help="a run folder of forecast train")
     pred.add_argument("--data", default=None, help="the series (default: the training data)")
-    pred.add_argument("--steps", type=positive_int, default=None, help="steps (the horizon)")
+    pred.add_argument(
+        "--steps", type=STEPS, default=None, help=cap_note("steps (the horizon)", STEPS)
+    )
     pred.add_argument("--output", type=Path, default=None, help="write the CSV here, not stdout")
     pred.add_argument("--force", action="store_true", help="replace an existing --output")
     pred.add_argument("--sep", default=None, help="field separator of --data (as trained)")
@@ -179,7 +186,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_data_args(back)
     _add_model_args(back)
-    back.add_argument("--folds", type=positive_int, default=3, help="test blocks (3)")
+    back.add_argument("--folds", type=FOLDS, default=3, help=cap_note("test blocks (3)", FOLDS))
     back.add_argument(
         "--output", type=Path, default=None, help="also write the results as JSON here"
     )

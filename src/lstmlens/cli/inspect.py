@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..runfiles import read_json
-from .common import CLIError, add_threads_arg, positive_int
+from .argtypes import WINDOW
+from .common import CLIError, add_threads_arg
 
 __all__ = [
     "LENS_CHARS",
@@ -71,7 +72,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--png", metavar="DIR", help="also write PNG plots into DIR")
     p.add_argument(
         "--max-steps",
-        type=positive_int,
+        type=WINDOW,
         default=1000,
         metavar="N",
         help="show at most N steps: a text's first, a series' last (1000)",

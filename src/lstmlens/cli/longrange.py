@@ -14,12 +14,12 @@ from pathlib import Path
 from ..tasks.longrange import TASKS, make_task
 from ..tasks.longrange_compare import CELLS, CompareConfig, compare_cells, format_table
 from ..train import save_json_atomic
+from .argtypes import BATCH, EPOCHS, HIDDEN, SEED, WINDOW
 from .common import (
     CLIError,
     add_threads_arg,
     nonnegative_float,
     positive_float,
-    positive_int,
     reporter_from_args,
 )
 
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("task", choices=sorted(TASKS), help="the task")
     parser.add_argument(
         "--length",
-        type=int,
+        type=WINDOW,
         default=None,
         metavar="T",
         help="the gap to bridge (" + _per_task("length") + ")",
@@ -61,19 +61,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--steps",
-        type=positive_int,
+        type=EPOCHS,
         default=None,
         help="training steps per cell (" + _per_task("steps") + ")",
     )
     parser.add_argument(
         "--hidden",
-        type=positive_int,
+        type=HIDDEN,
         default=CompareConfig.hidden_size,
         help=f"hidden units ({CompareConfig.hidden_size})",
     )
     parser.add_argument(
         "--batch",
-        type=positive_int,
+        type=BATCH,
         default=CompareConfig.batch_size,
         help=f"sequences per step ({CompareConfig.batch_size})",
     )
@@ -95,16 +95,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=CompareConfig.forget_bias,
         help=f"initial forget-gate bias of the LSTMs ({CompareConfig.forget_bias})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (0)")
     parser.add_argument(
         "--eval-every",
-        type=positive_int,
+        type=EPOCHS,
         default=CompareConfig.eval_every,
         help=f"steps between test scores ({CompareConfig.eval_every})",
     )
     parser.add_argument(
         "--test-size",
-        type=positive_int,
+        type=BATCH,
         default=CompareConfig.test_size,
         help=f"test sequences ({CompareConfig.test_size})",
     )

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .argtypes import BATCH, EMBED, LENGTH, PROJ, ROWS, SEED, VOCAB, WINDOW, cap_note
 from .common import (
     EXIT_INTERRUPTED,
     CLIError,
@@ -48,13 +49,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("corpus", nargs="?", metavar="CORPUS", help="UTF-8 text file (pydoc_data)")
     p.add_argument("--level", choices=("char", "word"), default="char", help="tokens (char)")
     p.add_argument("--lower", action="store_true", help="lower-case the text")
-    p.add_argument("--max-vocab", type=int, help="vocabulary cap, <unk> included (word: 10000)")
-    p.add_argument("--min-count", type=int, default=1, help="rarer tokens become <unk> (1)")
-    p.add_argument("--embed", type=int, default=64, help="embedding size (64)")
-    p.add_argument("--proj-size", type=int, default=0, help="LSTM projection size (0: none)")
+    p.add_argument("--max-vocab", type=VOCAB, help="vocabulary cap, <unk> included (word: 10000)")
+    p.add_argument("--min-count", type=ROWS, default=1, help="rarer tokens become <unk> (1)")
+    p.add_argument("--embed", type=EMBED, default=64, help=cap_note("embedding size (64)", EMBED))
+    p.add_argument("--proj-size", type=PROJ, default=0, help="LSTM projection size (0: none)")
     p.add_argument("--tie-weights", action="store_true", help="decoder shares the embedding")
-    p.add_argument("--seq-len", type=int, default=100, help="BPTT truncation length (100)")
-    p.add_argument("--batch-size", type=int, default=32, help="parallel streams (32)")
+    p.add_argument("--seq-len", type=WINDOW, default=100, help="BPTT truncation length (100)")
+    p.add_argument("--batch-size", type=BATCH, default=32, help="parallel streams (32)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share (0.1)")
     p.add_argument("--out", default="runs/text", help="run folder (runs/text)")
     p.add_argument("--no-lens", action="store_true", help="skip RUN/lens.html (the gates)")
@@ -64,17 +65,19 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     g = actions.add_parser("generate", help="write text with a trained model (streams to stdout)")
     g.add_argument("run", metavar="RUN", help="run folder of `text train`")
     g.add_argument("--prompt", default="", help="text to start from (a newline)")
-    g.add_argument("--length", type=int, default=300, help="tokens to write (300)")
+    g.add_argument(
+        "--length", type=LENGTH, default=300, help=cap_note("tokens to write (300)", LENGTH)
+    )
     g.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (0.8)")
-    g.add_argument("--top-k", type=int, help="sample among the K most likely tokens only")
+    g.add_argument("--top-k", type=VOCAB, help="sample among the K most likely tokens only")
     g.add_argument("--top-p", type=float, help="sample from the smallest set of mass >= P")
-    g.add_argument("--seed", type=int, help="random seed, for a repeatable text")
+    g.add_argument("--seed", type=SEED, help="random seed, for a repeatable text")
     g.set_defaults(func=generate)
 
     n = actions.add_parser("next", help="the most likely next tokens after a prompt")
     n.add_argument("run", metavar="RUN", help="run folder of `text train`")
     n.add_argument("prompt", metavar="PROMPT", help="the text so far")
-    n.add_argument("--top", type=int, default=5, help="how many tokens to show (5)")
+    n.add_argument("--top", type=VOCAB, default=5, help="how many tokens to show (5)")
     n.set_defaults(func=next_tokens)
     return text
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import torch
 
+from ..limits import MAX_THREADS
+
 __all__ = ["torch_threads"]
 
 
@@ -20,13 +22,16 @@ __all__ = ["torch_threads"]
 def torch_threads(n: int | None = 1) -> Iterator[None]:
     """Run the body with ``n`` torch and BLAS threads, then restore the previous setting.
 
-    ``n`` of 0 or None leaves torch's own setting alone.
+    ``n`` of 0 or None leaves torch's own setting alone; above
+    :data:`~lstmlens.limits.MAX_THREADS` is refused (torch crashes at 100000).
     """
     if not n:
         yield
         return
-    if n < 0:
-        raise ValueError(f"torch_threads: expected a number of threads >= 0, got {n}")
+    if not 0 <= n <= MAX_THREADS:
+        raise ValueError(
+            f"torch_threads: expected a number of threads in [0, {MAX_THREADS}], got {n}"
+        )
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
