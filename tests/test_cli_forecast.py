@@ -57,9 +57,9 @@ def test_train_writes_the_run_folder(trained, capsys):
     assert {"config.json", "model.safetensors", "metrics.json", "forecast.png",
             "training_curve.png", "train.log"} <= names  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["model"]) == {"mae", "rmse", "smape", "mase", "coverage"}
+    assert set(metrics["model"]) == {"mae", "rmse", "smape", "mase", "coverage", "pinball"}
     assert {"naive", "seasonal_naive", "drift", "ets", "arima"} <= set(metrics["baselines"])
-    assert metrics["test"]["rows"] == 10 and metrics["test"]["season"] == 12
+    assert metrics["test"]["rows"] == 3 and metrics["test"]["season"] == 12  # the last H rows
     assert metrics["training"]["epochs_run"] == 2
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["target"] == "sales" and config["forecast"]["horizon"] == 3
@@ -213,8 +213,8 @@ def test_default_run_uses_co2_and_fills_its_gaps(tmp_path, capsys):
     assert code == 0, err
     assert "statsmodels co2" in out and "filled 59 missing values" in out
     metrics = json.loads((tmp_path / "co2" / "metrics.json").read_text())
-    assert metrics["test"]["rows"] == 228 and metrics["test"]["season"] == 52
-    assert metrics["baselines"]["seasonal_naive"]["mae"] == pytest.approx(1.746, abs=1e-3)
+    assert metrics["test"]["rows"] == 1 and metrics["test"]["season"] == 52  # the last H rows
+    assert metrics["baselines"]["seasonal_naive"]["mae"] == pytest.approx(1.700, abs=1e-3)
 
 
 def test_ctrl_c_saves_a_loadable_model_and_resume_finishes(tmp_path, capsys, monkeypatch):
