@@ -10,10 +10,12 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    training rows and taken out of the target (``deseasonalise``), as in ES-RNN.
 3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
    seasons, or 30 steps without a season), relative to its last deseasonalised level,
-   and the network predicts the correction to an *anchor*: seasonal naive (default
-   with a season) or the last level (the old ``relative`` mode); ``relative=False``
-   reads and predicts scaled levels. The head starts at zero, so an untrained model
-   is its anchor.
+   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the last
+   deseasonalised level, reseasonalised (without a season: the last value, the old
+   ``relative`` mode) when the horizon stays within a season; ETS (refitted on all rows
+   before the test part for forecasting) when it reaches past one; seasonal naive on
+   request or when ETS cannot be fitted. ``relative=False`` reads and predicts scaled
+   levels. The head starts at zero, so an untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way; covariates are past-only, so they are held
@@ -26,8 +28,8 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    calibrated on the validation part (split-conformal, :mod:`.forecast_conformal`), so
    the nominal 80% interval covers about 80% of new values.
 
-Training windows have origins in ``[m, train_end)`` (rows before the series start are
-edge-padded) and targets up to ``train_end``; steps past it are masked out of the loss,
+Training windows have origins in ``[max(W, m), train_end)`` (earlier, edge-padded, only
+when the training part is too short for that) and targets up to ``train_end``; steps past it are masked out of the loss,
 so short series still train on their most recent rows. The fitted :class:`Forecaster`
 saves as ``model.safetensors`` + ``config.json`` and loads back to identical predictions.
 """
@@ -129,18 +131,15 @@ class Forecaster:
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
         """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
 
-        ETS (the baseline's own model choice) runs on the data's units, fitted on the
-        first ``ets_fit_end`` rows; its forecasts are then brought to the model scale.
+        Holt-Winters (damped additive trend, additive season) on the model scale ``u``
+        (so on ``log y`` for a log model), fitted on the first ``ets_fit_end`` rows; on
+        half A this did better than running the baseline's ETS in the data's units.
         """
         if self.anchor != "ets":
             return None
-        assert self.ets_fit_end is not None and self.scaler is not None
+        assert self.ets_fit_end is not None
         season = self.season if self.season and self.season >= 2 else None
-        y = self._decode(u[:, 0])
-        f = ets(y, self.ets_fit_end, origins, steps, season)[0]  # (N, steps) data units
-        if self.config.log:
-            f = np.log(np.maximum(f, 1e-3 * np.min(y)))  # a forecast <= 0 stays tiny but finite
-        return (f - self.scaler.mean[0]) / self.scaler.scale[0]
+        return ets(u[:, 0], self.ets_fit_end, origins, steps, season)[0]
 
     def _training_set(
         self, u: np.ndarray, origins: np.ndarray, stop: int
@@ -186,7 +185,8 @@ class Forecaster:
         window = c.window or (LOOKBACK_SEASONS * m if m else LOOKBACK_STEPS)
         z = np.log(train_y) if log else train_y
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
-        anchor = c.anchor or DEFAULT_ANCHOR
+        beyond = "beyond_season" if m and c.horizon > m else "within_season"
+        anchor = c.anchor or DEFAULT_ANCHOR[beyond]
         if anchor == "ets" and split.train_end < MIN_FIT:  # too short to fit ETS on
             anchor = None
         if anchor == "seasonal" and not m:
@@ -196,7 +196,7 @@ class Forecaster:
             log=log,
             window=window,
             deseasonalise=bool(deseason and m and split.train_end >= 2 * m),
-            anchor=anchor or ("seasonal" if m else "level"),
+            anchor=anchor or ("seasonal" if m else "level"),  # ETS declined: seasonal naive
         )
 
     def fit(
