@@ -144,7 +144,7 @@ BAD_TRAIN = [
     (lambda d: [str(d / "empty.csv")], "is empty"),
     (lambda d: [str(d / "good.csv"), "--target", "nope"], "no column 'nope'"),
     (lambda d: [str(d / "text.csv"), "--target", "sales"], "not numeric: line 6"),
-    (lambda d: [str(d / "short.csv"), "--target", "sales"], "series too short: 20 rows"),
+    (lambda d: [str(d / "short.csv"), "--target", "sales"], "series too short: 12 rows"),
     (lambda d: [str(d / "nan.csv"), "--target", "sales"], r"1 missing value\(s\).*--fill"),
     (lambda d: [str(d / "dates.csv"), "--target", "sales"], "date column 'month' does not parse"),
     (lambda d: [str(d / "good.csv"), "--target", "sales", "--quantiles", "0.5,x"], "--quantiles"),
@@ -161,7 +161,7 @@ def test_bad_train_input_is_one_line_and_touches_nothing(trained, tmp_path, caps
     write_csv(tmp_path / "good.csv")
     (tmp_path / "empty.csv").write_text("")
     write_csv(tmp_path / "text.csv", bad_row=4)
-    write_csv(tmp_path / "short.csv", n=20)
+    write_csv(tmp_path / "short.csv", n=12)
     write_csv(tmp_path / "nan.csv", nan_at=30)
     (tmp_path / "neg.csv").write_text("sales\n" + "\n".join(str(i - 50) for i in range(100)))
     text = (tmp_path / "good.csv").read_text().replace("2001-03", "2001-13")
