@@ -200,23 +200,39 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N series of each group")
     ap.add_argument("--set", action="append", default=[], help="ForecastConfig field=value")
     ap.add_argument("--baselines", default=",".join(BASELINES), help="baselines to run")
-    ap.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="write OUT.json and OUT.md (OUT.jsonl: rows as they come, resumed)",
+    )
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     if "lookback_seasons" in overrides:  # tuning the library default itself
         forecast.LOOKBACK_SEASONS = overrides.pop("lookback_seasons")
     wanted = args.groups.split(",")
+    baselines = tuple(args.baselines.split(","))
     groups: dict[str, list[tuple[Series, int]]] = {}
     for name, members in m3_groups().items():
         if name[-1] in wanted and name.split()[1] in args.kinds.split(","):
             groups[name] = [(s, 12 if "monthly" in name else 4) for s in members]
     if "other" in wanted:
         groups["other"] = [(s, 12 if s.freq == "MS" else 4) for s in other_series()]
+    done: dict[tuple[str, str], dict] = {}
+    log = Path(args.out).with_suffix(".jsonl") if args.out else None
+    if log is not None and log.is_file():  # resume: series already scored are kept
+        for line in log.read_text().splitlines():
+            row = json.loads(line)
+            done[row["group"], row["name"]] = row
     table, rows_out = {}, {}
     for group, members in groups.items():
         rows = []
         for series, season in members[: args.limit]:
-            row = score(series, season, overrides, tuple(args.baselines.split(",")))
+            row = done.get((group, series.name))
+            if row is None:
+                row = {"group": group, **score(series, season, overrides, baselines)}
+                if log is not None:
+                    with open(log, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(row, default=float) + "\n")
             rows.append(row)
             print(f"{group:>16} {row['name']:>20}: MASE {row['mase']:.3f} ETS "
                   f"{row['ets_mase'] or float('nan'):.3f} SN {row['sn_mase'] or float('nan'):.3f} "
