@@ -199,6 +199,9 @@ def main() -> int:
     ap.add_argument("--kinds", default="monthly,quarterly", help="M3 kinds (both)")
     ap.add_argument("--limit", type=int, default=None, help="first N series of each group")
     ap.add_argument("--set", action="append", default=[], help="ForecastConfig field=value")
+    ap.add_argument(
+        "--scored-only", action="store_true", help="only tabulate the rows already in OUT.jsonl"
+    )
     ap.add_argument("--baselines", default=",".join(BASELINES), help="baselines to run")
     ap.add_argument(
         "--out",
@@ -228,6 +231,8 @@ def main() -> int:
         rows = []
         for series, season in members[: args.limit]:
             row = done.get((group, series.name))
+            if row is None and args.scored_only:
+                continue
             if row is None:
                 row = {"group": group, **score(series, season, overrides, baselines)}
                 if log is not None:
@@ -237,7 +242,8 @@ def main() -> int:
             print(f"{group:>16} {row['name']:>20}: MASE {row['mase']:.3f} ETS "
                   f"{row['ets_mase'] or float('nan'):.3f} SN {row['sn_mase'] or float('nan'):.3f} "
                   f"cover {row['coverage']:.2f} {row['seconds']:.1f}s", file=sys.stderr)  # fmt: skip
-        table[group], rows_out[group] = summary(rows), rows
+        if rows:
+            table[group], rows_out[group] = summary(rows), rows
     md = markdown(table)
     print(md)
     if args.out:
