@@ -116,6 +116,21 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         help="feed and predict scaled levels instead of changes from the last value",
     )
     task.add_argument("--season", type=_season, default=None, help="seasonal period (detected)")
+    task.add_argument(
+        "--anchor",
+        choices=("level", "seasonal", "ets"),
+        default=None,
+        help="what the network corrects (level within a season, ets beyond)",
+    )
+    task.add_argument(
+        "--members", type=positive_int, default=3, help="LSTMs in the seed ensemble (3)"
+    )
+    task.add_argument(
+        "--no-deseasonalise", action="store_true", help="keep the season in the inputs"
+    )
+    task.add_argument(
+        "--no-calibrate", action="store_true", help="intervals straight from the quantile head"
+    )
     task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
     task.add_argument(
         "--test-origins",
@@ -237,6 +252,10 @@ def _forecast_config(args: argparse.Namespace) -> Any:
         horizon=args.horizon,
         mode=args.mode,
         test_origins=args.test_origins,
+        anchor=args.anchor,
+        members=args.members,
+        deseasonalise=False if args.no_deseasonalise else None,
+        calibrate=not args.no_calibrate,
         hidden_size=args.hidden,
         num_layers=args.layers,
         variant=args.variant,
