@@ -8,6 +8,7 @@ classification) and a lens on every gate of every step.
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .kernels.registry import backends as backends
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
@@ -30,6 +31,7 @@ __all__ = [
     "Stream",
     "Trace",
     "Variant",
+    "backends",
     "inspect",
     "__version__",
 ]

@@ -32,8 +32,11 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from ..cells import LN_EPS, CellSpec
+from .fused_gru_rnn import gru_fused, rnn_fused
+from .reference import lstm_reference
+from .registry import NO_MASKS, Support
 
-__all__ = ["lstm_fused"]
+__all__ = ["Fused", "lstm_fused"]
 
 
 # -- layer-norm helpers (no affine part; gains are applied by the caller) ----------------------
@@ -85,7 +88,7 @@ class _LSTMFunction(torch.autograd.Function):
             XW = XN * p["ln_weight_ih"]
         if spec.bias:
             XW = XW + (p["bias_ih"] + p["bias_hh"])
-        XW = XW.view(T, B, -1)  # (T, B, nG*H)
+        XW = XW.view(T, B, W_ih.shape[0])  # (T, B, nG*H)
 
         G = torch.empty_like(XW)  # gate activations, internal order
         out = x.new_empty(T, B, P)
@@ -344,6 +347,8 @@ def lstm_fused(
     rmask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Same contract as :func:`~lstmlens.kernels.reference.lstm_reference` (without recording)."""
+    if x.shape[1] == 0:  # no sequences: the reference loop gives the empty results and graph
+        return lstm_reference(x, h0, c0, p, spec, keep_h, keep_c, rmask)
     order = _order(spec)
     H = spec.hidden_size
     params = dict(p)
@@ -356,3 +361,27 @@ def lstm_fused(
     return _LSTMFunction.apply(
         spec, names, x, h0, c0, keep_h, keep_c, rmask, *(params[n] for n in names)
     )
+
+
+class Fused:
+    """The fused autograd Functions as a registered backend: pure PyTorch, any device."""
+
+    name = "fused"
+    records = False
+
+    def available(self) -> Support:
+        return Support(True)
+
+    def supports(
+        self, mode: str, device: torch.device, dtype: torch.dtype, spec: CellSpec | None
+    ) -> Support:
+        return Support(True)
+
+    def lstm(self, x, h0, c0, p, spec, masks=NO_MASKS, recorder=None):
+        return lstm_fused(x, h0, c0, p, spec, masks.keep_h, masks.keep_c, masks.rmask)
+
+    def gru(self, x, h0, p, masks=NO_MASKS, recorder=None):
+        return gru_fused(x, h0, p, masks.keep_h)
+
+    def rnn(self, x, h0, p, nonlinearity, masks=NO_MASKS, recorder=None):
+        return rnn_fused(x, h0, p, nonlinearity, masks.keep_h)
