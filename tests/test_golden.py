@@ -9,6 +9,7 @@ c = 0.645656 * 0.537050 = 0.346748, h = 0.645656 * tanh(0.346748) = 0.215320.
 
 import pytest
 import torch
+from kernel_backends import registered, usable
 
 import lstmlens
 
@@ -20,10 +21,10 @@ GOLDEN = {  # variant -> (h_1, h_2, h_3), c_3
 }
 
 
-@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("backend", registered())
 @pytest.mark.parametrize("variant", list(GOLDEN))
 def test_golden_values(variant, backend):
-    m = lstmlens.LSTM(1, 1, variant=variant, backend=backend).double()
+    m = lstmlens.LSTM(1, 1, variant=variant, backend=usable(backend)).double()
     with torch.no_grad():
         for name, p in m.named_parameters():
             value = {"weight_ih": 0.5, "weight_hh": -0.25, "bias_ih": 0.1, "bias_hh": 0.0}.get(
