@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 import torch
-from kernel_backends import registered, usable
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmlens
+from kernel_backends import registered, usable
 from lstmlens.variants import PRESETS, Variant
 
 OPTIONS = {  # option name -> LSTM keyword arguments

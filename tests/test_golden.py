@@ -9,9 +9,9 @@ c = 0.645656 * 0.537050 = 0.346748, h = 0.645656 * tanh(0.346748) = 0.215320.
 
 import pytest
 import torch
-from kernel_backends import registered, usable
 
 import lstmlens
+from kernel_backends import registered, usable
 
 GOLDEN = {  # variant -> (h_1, h_2, h_3), c_3
     "vanilla": ([0.215319685740438, 0.505191362411124, 0.048209879972837], 0.130549168859557),

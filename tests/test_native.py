@@ -286,28 +286,38 @@ def test_fallback_warns_once_and_runs_fused(monkeypatch):
     fus.load_state_dict(m.state_dict())
     torch.testing.assert_close(got[0], fus(x)[0], rtol=0, atol=0)
     native = {b.name: b for b in lstmlens.backends()}["native"]
-    assert (native.available, native.reason, native.fallback) == (False, "build-failed: boom", "fused")
+    assert (native.available, native.reason, native.fallback) == (
+        False,
+        "build-failed: boom",
+        "fused",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second time is silent
         gru = lstmlens.GRU(3, 4, backend="native")
         gru(x)
     assert gru.last_backend == "fused"
     with pytest.raises(RuntimeError, match="lstm_native: the native kernel is unavailable"):
-        functions.lstm_native(x, torch.zeros(2, 4), torch.zeros(2, 4), m.layer_parameters(0), m.spec)
+        functions.lstm_native(
+            x, torch.zeros(2, 4), torch.zeros(2, 4), m.layer_parameters(0), m.spec
+        )
 
 
 def test_native_refuses_what_it_does_not_support():
     """No silent slow path: native asked for on an input it cannot run is a ValueError; auto
     takes the next backend that can (fused runs float16 / any device)."""
     x = torch.randn(4, 2, 3, dtype=torch.float16)
-    with pytest.raises(ValueError, match="^LSTM: backend 'native' cannot run this input: .*float16"):
+    with pytest.raises(
+        ValueError, match="^LSTM: backend 'native' cannot run this input: .*float16"
+    ):
         lstmlens.LSTM(3, 4, backend="native", dtype=torch.float16)(x)
     auto = lstmlens.LSTM(3, 4, dtype=torch.float16)
     assert auto(x)[0].shape == (4, 2, 4) and auto.last_backend == "fused"
     with pytest.raises(ValueError, match="CPU only, got device meta"):
         lstmlens.GRU(3, 4, backend="native", device="meta")(torch.randn(4, 2, 3, device="meta"))
     with pytest.raises(ValueError, match="^rnn_native: the native kernel runs float32/float64 CPU"):
-        functions.rnn_native(x, torch.zeros(2, 4, dtype=x.dtype), lstmlens.RNN(3, 4).half().layer_parameters(0))
+        functions.rnn_native(
+            x, torch.zeros(2, 4, dtype=x.dtype), lstmlens.RNN(3, 4).half().layer_parameters(0)
+        )
 
 
 def test_no_compiler_and_disabled_are_reported(monkeypatch):

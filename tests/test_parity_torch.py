@@ -4,11 +4,11 @@ import itertools
 
 import pytest
 import torch
-from kernel_backends import registered, usable
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstmlens
+from kernel_backends import registered, usable
 
 # torch's own CPU kernel says so for projections in float32; not our concern here
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
@@ -163,11 +163,15 @@ def test_every_backend_matches_torch(backend):
 def test_batch_of_zero_sequences_gives_torch_shaped_empty_outputs(mode, backend, batch_first):
     kw = {"proj_size": 2} if mode == "LSTM" else {}
     theirs = getattr(nn, mode)(I, H, 2, bidirectional=True, batch_first=batch_first, **kw)
-    ours = getattr(lstmlens, mode).from_torch(theirs, backend=usable(backend) if backend != "auto" else backend)
+    ours = getattr(lstmlens, mode).from_torch(
+        theirs, backend=usable(backend) if backend != "auto" else backend
+    )
     x = torch.randn((0, T, I) if batch_first else (T, 0, I), requires_grad=True)
     want, got = theirs(x), ours(x)
     assert got[0].shape == want[0].shape
-    for a, b in zip(got[1] if mode == "LSTM" else [got[1]], want[1] if mode == "LSTM" else [want[1]]):
+    for a, b in zip(
+        got[1] if mode == "LSTM" else [got[1]], want[1] if mode == "LSTM" else [want[1]]
+    ):
         assert a.shape == b.shape
     got[0].sum().backward()  # an empty graph, but a graph
     assert x.grad is not None and x.grad.shape == x.shape

@@ -3,12 +3,12 @@
 import warnings
 
 import pytest
-import test_golden
-import test_parity_torch
 import torch
-from kernel_backends import registered
 
 import lstmlens
+import test_golden
+import test_parity_torch
+from kernel_backends import registered
 from lstmlens.bench import default_backend, default_impls, run_benchmark
 from lstmlens.cli import main as cli_main
 from lstmlens.kernels import registry
@@ -126,7 +126,9 @@ def test_first_native_build_says_so_in_one_line(monkeypatch):
         assert native_backend.Native().available() == (False, "disabled: test")
     assert len(rec) == 1
     msg = str(rec[0].message)
-    assert "\n" not in msg and msg.startswith("lstmlens: building the native kernel once, about 30 s")
+    assert "\n" not in msg and msg.startswith(
+        "lstmlens: building the native kernel once, about 30 s"
+    )
     monkeypatch.setattr(native_backend, "_build_pending", lambda: False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -117,8 +117,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {r.shape} {r.mode:5s} {r.impl:20s} {r.ms:9.1f} ms  x{r.ratio:.2f}",
                   file=sys.stderr)  # fmt: skip
 
-    rows = run_benchmark(
-        shapes, default_impls(backends, variants), modes, args.repeats, progress
-    )
+    rows = run_benchmark(shapes, default_impls(backends, variants), modes, args.repeats, progress)
     print(format_table(rows))
     return 0
