@@ -212,7 +212,7 @@ def select(
     if choice != AUTO and choice not in _REGISTRY:
         raise ValueError(f"{who}backend must be one of {(AUTO, *names())}, got {choice!r}")
     if choice != AUTO and not (recording and not _REGISTRY[choice].backend.records):
-        backend = _available_or_fallback(choice)
+        backend = _available_or_fallback(choice, who)
         ok, reason = backend.supports(mode, device, dtype, spec)
         if not ok:
             raise ValueError(f"{who}backend {backend.name!r} cannot run this input: {reason}")
@@ -233,7 +233,7 @@ def select(
     raise ValueError(f"{who}no registered backend runs this input ({'; '.join(refused)})")
 
 
-def _available_or_fallback(name: str) -> Backend:
+def _available_or_fallback(name: str, who: str = "") -> Backend:
     """``name``'s backend, or its fallback (announced once) when it cannot run on this machine."""
     seen = []
     while True:
@@ -243,7 +243,7 @@ def _available_or_fallback(name: str) -> Backend:
             return entry.backend
         seen.append(name)
         if entry.fallback is None or entry.fallback in seen or entry.fallback not in _REGISTRY:
-            raise ValueError(f"backend {name!r} is unavailable: {reason}")
+            raise ValueError(f"{who}backend {name!r} is unavailable here: {reason}")
         _announce(name, reason)
         name = entry.fallback
 
