@@ -46,8 +46,11 @@ def toy():
 
 def test_builtin_backends_are_listed_with_availability():
     info = {b.name: b for b in lstmlens.backends()}
-    assert list(info)[-3:] == ["native", "fused", "reference"][-len(info) :]
-    assert {"native", "fused", "reference"} <= set(info)
+    assert [n for n in info if n in ("native", "fused", "reference")] == [
+        "native",
+        "fused",
+        "reference",
+    ]  # auto's order: compiled, then fused PyTorch, then the oracle
     assert info["fused"].available and info["reference"].available
     native = info["native"]
     assert native.available == loader.status().ok

@@ -202,7 +202,8 @@ class RecurrentBase(nn.Module):
             recording=self._recorder is not None,
             owner=type(self).__name__,
         )
-        self.last_backend = kernel.name
+        if self.last_backend != kernel.name:  # (nn.Module's __setattr__ is not free)
+            self.last_backend = kernel.name
         return kernel
 
     def _stack(

@@ -147,6 +147,7 @@ class _Entry:
 
 
 _REGISTRY: dict[str, _Entry] = {}
+_ORDER: tuple[str, ...] = ()  # names by priority, highest first (kept on every change)
 _warned: set[str] = set()  # backends whose fallback was announced (once per process)
 
 
@@ -157,6 +158,7 @@ def register(backend: Backend, *, priority: int = 0, fallback: str | None = None
     if backend.name == AUTO or not backend.name:
         raise ValueError(f"register: a backend cannot be named {backend.name!r}")
     _REGISTRY[backend.name] = _Entry(backend, priority, fallback)
+    _reorder()
     return backend
 
 
@@ -166,12 +168,18 @@ def unregister(name: str) -> None:
         raise KeyError(f"unregister: no backend named {name!r}; registered: {names()}")
     del _REGISTRY[name]
     _warned.discard(name)
+    _reorder()
+
+
+def _reorder() -> None:
+    global _ORDER
+    ranked = sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)  # stable: ties keep order
+    _ORDER = tuple(name for name, _ in ranked)
 
 
 def names() -> tuple[str, ...]:
     """The registered backends, highest priority (``auto``'s first try) first."""
-    ranked = sorted(_REGISTRY.items(), key=lambda kv: -kv[1].priority)
-    return tuple(name for name, _ in ranked)
+    return _ORDER
 
 
 def get(name: str) -> Backend:
