@@ -139,6 +139,8 @@ def test_first_native_build_says_so_in_one_line(monkeypatch):
 
 
 def test_build_pending_reads_the_loaders_cache(monkeypatch, tmp_path):
+    if not hasattr(loader, "_key"):
+        pytest.skip("this loader names its library differently and announces its builds itself")
     if loader._find_compiler() is None:
         pytest.skip("no C++ compiler: nothing would be built")
     monkeypatch.setattr(loader, "_STATUS", None)

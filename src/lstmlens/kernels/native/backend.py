@@ -33,7 +33,8 @@ def _build_pending() -> bool:
     """Whether asking for the kernel now will compile it (not built yet, nor cached).
 
     Best effort, from the loader's own naming of the cached library: a wrong guess only
-    costs the notice line, never the build itself.
+    costs the notice line, never the build itself. A loader that names its library another
+    way (and then says so itself, right before compiling) gets no second line from here.
     """
     if loader._STATUS is not None or os.environ.get("LSTMLENS_NATIVE", "1") == "0":
         return False
