@@ -3,6 +3,7 @@
 "Every fast path" is every registered backend other than ``reference`` (the oracle itself).
 """
 
+import functools
 import itertools
 
 import pytest
@@ -45,18 +46,33 @@ def _loss_and_grads(m, x, lengths, seed=1):
 FAST = registered(without=("reference",))
 
 
+def _layer(variant, option, backend):
+    kw = dict(num_layers=2, bidirectional=True, variant=variant, **OPTIONS[option])
+    return lstmlens.LSTM(3, 4, backend=backend, **kw).double()
+
+
+@functools.cache
+def _reference_run(variant, option):
+    """Weights, input and the reference's values and gradients (once for every fast path)."""
+    torch.manual_seed(0)
+    ref = _layer(variant, option, "reference")
+    x = torch.randn(5, 3, 3, dtype=torch.double)
+    runs = [_loss_and_grads(ref, x, lengths) for lengths in LENGTHS]
+    return ref.state_dict(), x, runs
+
+
+LENGTHS = (None, torch.tensor([5, 2, 4]))
+
+
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v if isinstance(v, str) else v.name)
 def test_fast_path_equals_reference(variant, option, backend):
-    torch.manual_seed(0)
-    kw = dict(num_layers=2, bidirectional=True, variant=variant, **OPTIONS[option])
-    ref = lstmlens.LSTM(3, 4, backend="reference", **kw).double()
-    fus = lstmlens.LSTM(3, 4, backend=usable(backend), **kw).double()
-    fus.load_state_dict(ref.state_dict())
-    x = torch.randn(5, 3, 3, dtype=torch.double)
-    for lengths in (None, torch.tensor([5, 2, 4])):
-        for a, b in zip(_loss_and_grads(ref, x, lengths), _loss_and_grads(fus, x, lengths)):
+    weights, x, want = _reference_run(variant, option)
+    fast = _layer(variant, option, usable(backend))
+    fast.load_state_dict(weights)
+    for lengths, expected in zip(LENGTHS, want):
+        for a, b in zip(expected, _loss_and_grads(fast, x, lengths), strict=True):
             torch.testing.assert_close(b, a, rtol=1e-10, atol=1e-10)
 
 
