@@ -1,7 +1,5 @@
 """The kernel registry: one line adds a backend, and auto, bench and the parity tests use it."""
 
-import warnings
-
 import pytest
 import torch
 
@@ -12,7 +10,6 @@ from kernel_backends import registered
 from lstmlens.bench import default_backend, default_impls, run_benchmark
 from lstmlens.cli import main as cli_main
 from lstmlens.kernels import registry
-from lstmlens.kernels.native import backend as native_backend
 from lstmlens.kernels.native import loader
 from lstmlens.kernels.reference import Reference
 
@@ -118,34 +115,3 @@ def test_masks_are_typed_and_optional():
     assert masks.keep_c is None and masks.rmask is None
     with pytest.raises(AttributeError):
         masks.keep_h = None  # type: ignore[misc]
-
-
-def test_first_native_build_says_so_in_one_line(monkeypatch):
-    """Before the (slow) first build: one line, in a category a program can silence."""
-    monkeypatch.setattr(loader, "_STATUS", None)
-    monkeypatch.setattr(native_backend, "_build_pending", lambda: True)
-    monkeypatch.setattr(loader, "_load", lambda: loader.NativeStatus(False, "disabled", "test"))
-    with pytest.warns(native_backend.NativeBuildNotice) as rec:
-        assert native_backend.Native().available() == (False, "disabled: test")
-    assert len(rec) == 1
-    msg = str(rec[0].message)
-    assert "\n" not in msg and msg.startswith(
-        "lstmlens: building the native kernel once, about 30 s"
-    )
-    monkeypatch.setattr(native_backend, "_build_pending", lambda: False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        native_backend.Native().available()  # built (or failed) already: silent
-
-
-def test_build_pending_reads_the_loaders_cache(monkeypatch, tmp_path):
-    if not hasattr(loader, "_key"):
-        pytest.skip("this loader names its library differently and announces its builds itself")
-    if loader._find_compiler() is None:
-        pytest.skip("no C++ compiler: nothing would be built")
-    monkeypatch.setattr(loader, "_STATUS", None)
-    monkeypatch.setenv("LSTMLENS_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(native_backend.tempfile, "gettempdir", lambda: str(tmp_path))
-    assert native_backend._build_pending()  # an empty cache: a build is coming
-    monkeypatch.setenv("LSTMLENS_NATIVE", "0")
-    assert not native_backend._build_pending()  # turned off: nothing to build

@@ -7,13 +7,12 @@ runs. See :mod:`.loader` (build and cache), :mod:`.functions` (autograd Function
 :mod:`.backend` (the registry's view).
 """
 
-from .backend import Native, NativeBuildNotice
+from .backend import Native
 from .functions import gru_native, lstm_native, native_ops, rnn_native
 from .loader import NativeStatus, cache_dir, status
 
 __all__ = [
     "Native",
-    "NativeBuildNotice",
     "NativeStatus",
     "cache_dir",
     "gru_native",
