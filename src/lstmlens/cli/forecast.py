@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..data.series import Series, from_pandas, read_csv
+from ..tasks.baselines import BASELINES, parse_baselines
 from ..train import save_json_atomic
 from ..train.checkpoint import write_atomic
 from ..train.config import TrainConfig
@@ -34,6 +35,7 @@ from .common import (
     positive_int,
     prepare_run_dir,
     reporter_from_args,
+    run_spec,
     train_config_from_args,
 )
 
@@ -69,6 +71,13 @@ def _season(text: str) -> int:
     return value
 
 
+def _baselines(text: str) -> tuple[str, ...]:
+    try:
+        return parse_baselines(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _add_data_args(parser: argparse.ArgumentParser, with_file: bool = True) -> None:
     if with_file:
         parser.add_argument(
@@ -86,6 +95,10 @@ def _add_data_args(parser: argparse.ArgumentParser, with_file: bool = True) -> N
     data.add_argument("--covariates", type=_names, default=(), help="extra input columns: a,b")
     data.add_argument(
         "--fill", choices=("interpolate",), default=None, help="fill missing values linearly"
+    )
+    data.add_argument("--sep", default=None, help="field separator: , ; tab | (detected)")
+    data.add_argument(
+        "--decimal", choices=(".", ","), metavar="MARK", help="decimal mark: . or , (detected)"
     )
 
 
@@ -131,6 +144,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     task.add_argument(
         "--no-calibrate", action="store_true", help="intervals straight from the quantile head"
     )
+    task.add_argument(
+        "--baselines",
+        metavar="LIST",
+        type=_baselines,
+        default=BASELINES,
+        help=f"baselines to score: a list of {','.join(BASELINES)}, or none (all)",
+    )
     task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
     task.add_argument(
         "--test-origins",
@@ -175,6 +195,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--steps", type=positive_int, default=None, help="steps (the horizon)")
     pred.add_argument("--output", type=Path, default=None, help="write the CSV here, not stdout")
     pred.add_argument("--force", action="store_true", help="replace an existing --output")
+    pred.add_argument("--sep", default=None, help="field separator of --data (as trained)")
+    pred.add_argument(
+        "--decimal", choices=(".", ","), metavar="MARK", help="decimal mark of --data"
+    )
     pred.set_defaults(func=run_predict)
 
     back = actions.add_parser(
@@ -205,11 +229,18 @@ def _load_series(spec: dict[str, Any]) -> Series:
         date=spec.get("date"),
         covariates=tuple(spec.get("covariates") or ()),
         fill=spec.get("fill"),
+        sep=spec.get("sep"),
+        decimal=spec.get("decimal"),
     )
 
 
 def run_series(
-    run: Path, forecaster: Any, cfg: dict[str, Any], data: str | None = None, option: str = "--data"
+    run: Path,
+    forecaster: Any,
+    cfg: dict[str, Any],
+    data: str | None = None,
+    option: str = "--data",
+    **dialect: str | None,
 ) -> Series:
     """The series of a saved run: its training data (``cfg["data"]``), or the CSV ``data``
     read the same way (same target, date, covariates and fill). ``option`` names the
@@ -222,6 +253,7 @@ def run_series(
     spec = dict(spec) if isinstance(spec, dict) else {}
     if data is not None:
         spec = {**spec, "source": "csv", "path": data}
+    spec.update({k: v for k, v in dialect.items() if v is not None})  # sep, decimal
     if spec["source"] == "csv" and spec.get("target") is None:
         spec["target"] = forecaster.target
     return _load_series(spec)
@@ -240,6 +272,8 @@ def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
         "date": args.date,
         "covariates": list(args.covariates),
         "fill": args.fill,
+        "sep": args.sep,
+        "decimal": args.decimal,
     }
 
 
@@ -305,22 +339,27 @@ def run_train(args: argparse.Namespace) -> int:
     forecaster = Forecaster(config)
     split = forecaster.split(series)
     _check_model(forecaster, series)
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("data",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
     print(_describe(series))
+    for note in series.notes:
+        print(note)
     reporter.message(
         f"split: train {split.train_end} rows, validation {split.val_size}, test "
         f"{split.test_size}; window {config.window or 'from the season'}, horizon "
         f"{config.horizon} ({config.mode})"
     )
-    result = forecaster.fit(series, train, split, run_dir, reporter, resume=args.resume)
+    result = forecaster.fit(
+        series, train, split, run_dir, reporter, resume=args.resume, spec=options
+    )
     extra = {"data": spec, "train": dataclasses.asdict(train), "best_epoch": result.best_epoch}
     forecaster.save(run_dir, extra)
     if result.stopped == "interrupted":
         print(f"interrupted: the model of epoch {result.best_epoch} is saved in {run_dir}; "
               "continue with --resume")  # fmt: skip
         return EXIT_INTERRUPTED
-    ev = evaluate(forecaster, series, split)
+    ev = evaluate(forecaster, series, split, args.baselines, progress=reporter.message)
     metrics = {
         **ev.metrics,
         "training": {
@@ -382,7 +421,11 @@ def run_predict(args: argparse.Namespace) -> int:
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
     forecaster, cfg = Forecaster.load(run)
-    series = run_series(run, forecaster, cfg, args.data, option="--data")
+    series = run_series(
+        run, forecaster, cfg, args.data, "--data", sep=args.sep, decimal=args.decimal
+    )
+    for note in series.notes:
+        print(note, file=sys.stderr)
     steps = args.steps or forecaster.config.horizon
     pred = forecaster.forecast(series, steps)
     buffer = io.StringIO()
@@ -427,12 +470,16 @@ def run_backtest(args: argparse.Namespace) -> int:
             series.head(len(series) - (args.folds - k - 1) * size)
         )
     print(_describe(series))
+    for note in series.notes:
+        print(note)
     reporter = reporter_from_args(args)
 
     def show(k: int, fold: dict[str, Any]) -> None:
         print(f"fold {k + 1}/{args.folds}: " + _table(fold).replace("\n", "\n  "))
 
-    result = backtest(series, config, train, args.folds, size, reporter, on_fold=show)
+    result = backtest(
+        series, config, train, args.folds, size, reporter, on_fold=show, baselines=args.baselines
+    )
     print(f"mean over {args.folds} folds of {size} rows:")
     print(metrics_table({("LSTM" if k == "model" else k): v for k, v in result["mean"].items()}))
     if args.output is not None:

@@ -207,8 +207,12 @@ class Forecaster:
         run_dir: str | Path | None = None,
         reporter: Reporter | None = None,
         resume: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Fit the scaling on the training rows, then train the network on windows.
+
+        ``spec`` (the run's options) is recorded in the checkpoint and checked on
+        resume (:class:`~lstmlens.train.Trainer`).
 
         Training windows have origins before ``split.train_end`` and targets masked from
         it on; validation windows have origins in ``[train_end, val_end)`` and targets
@@ -251,7 +255,7 @@ class Forecaster:
             batch_size=c.batch_for(len(x_tr)),
             val_scale=None if c.log else float(self.scaler.scale[0]),
         )
-        trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter)
+        trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter, spec=spec)
         self.result = trainer.fit(resume=resume)
         self.net.eval()
         self.calibration = []

@@ -58,8 +58,10 @@ def evaluate(
     series: Series,
     split: Split,
     baselines: tuple[str, ...] = BASELINES,
+    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines.
+    """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines
+    (``progress`` hears about each statistical fit).
 
     ``actual`` is ``(k, H)`` with NaN past the end of the series (a partial last block);
     metrics use the known entries only.
@@ -76,7 +78,7 @@ def evaluate(
     season = forecaster.season
     padded = y[: split.n]  # every forecast reads only the rows before its origin
     forecasts, descriptions, skipped = run_baselines(
-        padded, split.val_end, origins, h, season, baselines
+        padded, split.val_end, origins, h, season, baselines, progress=progress
     )
     insample = y[: split.val_end]
     m = season if season and len(insample) > season else 1
@@ -128,6 +130,7 @@ def backtest(
     test_size: int | None = None,
     reporter: Reporter | None = None,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> dict[str, Any]:
     """Rolling-origin evaluation over ``folds`` consecutive test blocks of ``test_size`` rows.
 
@@ -147,7 +150,8 @@ def backtest(
             reporter.message(f"fold {k + 1}/{folds}: test rows {split.val_end}..{split.n - 1}")
         model = Forecaster(fold_config)
         model.fit(part, train, split=split, reporter=reporter)
-        fold = evaluate(model, part, split).metrics
+        say = reporter.message if reporter is not None else None
+        fold = evaluate(model, part, split, baselines, progress=say).metrics
         fold["fold"] = k + 1
         results.append(fold)
         if on_fold is not None:
