@@ -51,7 +51,7 @@ def ets_quantiles(
     """
     from threadpoolctl import threadpool_limits
 
-    from .baselines import MIN_FIT, _nonlinear_scale
+    from .statistical import MIN_FIT, _nonlinear_scale
 
     y = np.asarray(y, dtype=np.float64)
     if fit_end < MIN_FIT:
