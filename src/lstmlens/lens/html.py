@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmlens.io import write_atomic
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
     correlation,
@@ -38,7 +39,6 @@ from lstmlens.lens.stats import (
     series_signals,
     text_signals,
 )
-from lstmlens.train.checkpoint import write_atomic
 
 __all__ = ["TUTORIAL_WORDS", "series_page", "text_page", "write_page"]
 

@@ -15,7 +15,9 @@ digits read row by row: 8 steps of 8 pixels (``id``, ``row``, ``px0`` .. ``px7``
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from ..data.sequences import (
     stratified_split,
 )
 from ..data.text import build_tokenizer, tokenizer_from_dict
-from ..train import Reporter, TrainConfig, Trainer, load_model, save_json_atomic, save_model
+from ..io import FORMAT_VERSION, save_json_atomic
+from ..train import Reporter, TrainConfig, Trainer, load_model, save_model
 from ..train.config import seed_everything
 from .classify import POOLINGS, ClassifyTask, SequenceClassifier, class_weights, predict_logits
 from .classify_metrics import classification_metrics, plot_confusion
@@ -40,8 +43,10 @@ __all__ = [
     "ClassifyOptions",
     "DataSpec",
     "PreparedRun",
+    "inspect_classify_run",
     "load_classifier",
     "predict",
+    "predictions_csv",
     "prepare_classifier",
     "read_data",
     "train_classifier",
@@ -90,6 +95,11 @@ class ClassifyOptions:
     class_weights: str = "none"  # "none" or "balanced"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    proj_size: int = 0  # lstmlens.LSTM options
+    layer_norm: bool = False
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    forget_bias: float = 0.0
 
 
 def _digits() -> LabelledSequences:
@@ -237,6 +247,11 @@ def prepare_classifier(
         "bidirectional": options.bidirectional,
         "dropout": options.dropout,
         "pooling": options.pooling,
+        "proj_size": options.proj_size,
+        "layer_norm": options.layer_norm,
+        "zoneout": options.zoneout,
+        "recurrent_dropout": options.recurrent_dropout,
+        "forget_bias": options.forget_bias,
     }
     if texts is not None:
         model_config.update(
@@ -256,6 +271,8 @@ def prepare_classifier(
     weights = class_weights(train.labels, C) if options.class_weights == "balanced" else None
     task = ClassifyTask(train, val, options.batch_size, weights)
     saved = {
+        "task": "classify",
+        "format_version": FORMAT_VERSION,
         "model": model_config,
         "classes": seqs.classes,
         "data": data,
@@ -317,3 +334,69 @@ def predict(
         )
     probabilities = torch.softmax(predict_logits(model, data), dim=-1)  # (N, C)
     return data, probabilities
+
+
+def predictions_csv(
+    model: SequenceClassifier, config: dict[str, Any], path: str | Path
+) -> tuple[str, float | None, int]:
+    """:func:`predict` as CSV text (id, predicted, [label], p_CLASS...), with the accuracy
+    on the labelled sequences (None without labels) and their number."""
+    data, probabilities = predict(model, config, path)
+    classes = data.classes
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    labelled = data.labels is not None
+    writer.writerow(
+        ["id", "predicted"] + (["label"] if labelled else []) + [f"p_{c}" for c in classes]
+    )
+    best = probabilities.argmax(-1)
+    for i, seq_id in enumerate(data.ids):
+        row = [seq_id, classes[int(best[i])]]
+        if data.labels is not None:
+            row.append(classes[int(data.labels[i])])
+        writer.writerow(row + [f"{float(p):.6g}" for p in probabilities[i]])
+    right = None if data.labels is None else float((best == data.labels).float().mean())
+    return buffer.getvalue(), right, len(data)
+
+
+def inspect_classify_run(
+    run_dir: Path,
+    model: SequenceClassifier,
+    config: dict[str, Any],
+    html_path: Path,
+    *,
+    input: str | None = None,
+    png_dir: str | None = None,
+    max_steps: int = 1000,
+    title: str = "",
+) -> list[Path]:
+    """The lens page of a classification run fed the first sequence of ``input`` (a CSV read
+    as in training; a digits run defaults to the first digit). A text sequence is shown as
+    its tokens, a numeric one as its first feature; at most ``max_steps`` steps."""
+    from ..lens.html import series_page, text_page, write_page
+    from ..lens.plots import write_pngs
+    from ..lens.trace import inspect
+
+    data = config.get("data") or {}
+    if input is not None:
+        seqs, _ = predict(model, config, input)
+    elif data.get("kind") == "digits":
+        seqs = _digits()
+    else:
+        raise ValueError(f"inspect: {run_dir} was trained on a CSV; pass --input DATA.csv")
+    seq = seqs.sequences[0][:max_steps]  # (L,) token ids or (L, F) values
+    x = seq[None] if seq.dtype == torch.long else seq[None].float()  # (1, L) or (1, L, F)
+    trace = inspect(model, x, torch.tensor([len(seq)]))
+    what = f"sequence {seqs.ids[0]}"
+    if data.get("kind") == "text":
+        tok = tokenizer_from_dict(data["tokenizer"])
+        pieces = list(tok.pieces(tok.token(int(i)) for i in seq))
+        page = text_page(trace, pieces, title=f"{title} ({what})")
+    else:
+        page = series_page(
+            trace, seq[:, 0].double().numpy(), series_name=f"{what}, feature 1", title=title
+        )
+    written = [write_page(page, html_path)]
+    if png_dir is not None:
+        written += write_pngs(trace, png_dir)
+    return written

@@ -61,6 +61,11 @@ class ForecastConfig:
     val_size: int | None = None  # validation rows (default 10%, at least H)
     test_size: int | None = None  # test rows (default 10%, at least H)
     season: int | None = None  # seasonal period for baselines/MASE (None: from freq or data)
+    layer_norm: bool = False  # lstmlens.LSTM options (see lstmlens.LSTM)
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    proj_size: int = 0
+    forget_bias: float = 0.0
 
     def __post_init__(self) -> None:
         self.quantiles = tuple(float(q) for q in self.quantiles)
@@ -245,6 +250,11 @@ class Forecaster:
             dropout=c.dropout,
             out_steps=c.out_steps,
             n_outputs=max(1, len(c.quantiles)),
+            layer_norm=c.layer_norm,
+            zoneout=c.zoneout,
+            recurrent_dropout=c.recurrent_dropout,
+            proj_size=c.proj_size,
+            forget_bias=c.forget_bias,
         )
 
     # ------------------------------------------------------------- predict

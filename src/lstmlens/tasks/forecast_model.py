@@ -36,6 +36,11 @@ class NetConfig:
     dropout: float = 0.0  # dropout between stacked layers (torch.nn.LSTM semantics)
     out_steps: int = 1  # S: H (direct head) or 1 (recursive)
     n_outputs: int = 1  # Q: number of quantiles, or 1 for a point forecast
+    layer_norm: bool = False  # lstmlens.LSTM options, recorded so the net rebuilds the same
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    proj_size: int = 0  # P: h is projected to P units (0: none); the head reads P or hidden
+    forget_bias: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,8 +62,14 @@ class ForecastNet(nn.Module):
             batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             variant=config.variant,
+            layer_norm=config.layer_norm,
+            zoneout=config.zoneout,
+            recurrent_dropout=config.recurrent_dropout,
+            proj_size=config.proj_size,
+            forget_bias=config.forget_bias,
         )
-        self.head = nn.Linear(config.hidden_size, config.out_steps * config.n_outputs)
+        features = config.proj_size or config.hidden_size
+        self.head = nn.Linear(features, config.out_steps * config.n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 3 or x.shape[-1] != self.config.input_size:
