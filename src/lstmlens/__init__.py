@@ -8,6 +8,7 @@ classification) and a lens on every gate of every step.
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .io import load_run as load_run
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
@@ -31,5 +32,6 @@ __all__ = [
     "Trace",
     "Variant",
     "inspect",
+    "load_run",
     "__version__",
 ]

@@ -1,148 +1,89 @@
-"""What every subcommand shares: the user error, the common training options, the run folder.
+"""What every subcommand shares: one option vocabulary, the training options, the reporter.
 
-Run folders. ``prepare_run_dir`` is the only way a command should claim an
-``--out`` folder (call it after the inputs are validated, so that bad input
-leaves no folder behind). It marks the folder with an empty ``.lstmlens-run``
-file. The rules:
-
-* a missing folder, an empty one, or one holding only the marker is used as is;
-* any other folder is refused unless ``--force`` or ``--resume``;
-* ``--force`` is refused on a folder without the marker (it was not made by
-  lstmlens, e.g. ``--out .``); on a marked folder it deletes only the run files
-  at its top level, the names matching :data:`RUN_FILE_PATTERNS` (config,
-  weights, metrics, checkpoint, plots, HTML, log, leftover temporary files);
-  anything else (a user's notes, sub-folders, CSV files) is kept;
-* ``--resume`` needs ``checkpoint.json`` and ``checkpoint.safetensors`` there and
-  touches nothing; ``--force`` with ``--resume`` is refused.
+The model options (:data:`MODEL_OPTIONS`: ``--variant --layers --hidden --dropout
+--layer-norm --zoneout --recurrent-dropout --bidirectional --proj-size --forget-bias``) are
+defined here once; each command names those its model allows. ``--device``, ``--threads``,
+the training options and the run-folder options likewise. Old spellings stay one release as
+hidden aliases (:func:`add_deprecated`) that print a one-line note on stderr. The error type,
+the argument types and the run-folder rules live in ``errors``, ``types`` and
+``run_folder`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..io import write_atomic
 from ..train import Reporter, TrainConfig
-from ..train.checkpoint import CHECKPOINT_JSON, CHECKPOINT_TENSORS
 from ..train.config import OPTIMIZERS
+from .errors import EXIT_INTERRUPTED, CLIError
+from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
+from .types import (
+    comma_names,
+    dropout,
+    levels,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    season,
+)
 
 __all__ = [
     "ALL_MODEL_OPTIONS",
-    "MODEL_OPTIONS",
-    "add_deprecated",
-    "add_device_arg",
-    "add_model_args",
-    "model_kwargs",
-    "resolve_device",
-    "training_device",
-    "add_threads_arg",
-    "nonnegative_int",
     "EXIT_INTERRUPTED",
     "LOG_FILE",
+    "MODEL_OPTIONS",
     "RUN_FILE_PATTERNS",
     "RUN_MARKER",
     "CLIError",
+    "add_command",
+    "add_deprecated",
+    "add_device_arg",
+    "add_model_args",
+    "add_threads_arg",
     "add_train_args",
+    "comma_names",
+    "levels",
+    "model_kwargs",
     "nonnegative_float",
+    "nonnegative_int",
     "positive_float",
     "positive_int",
     "prepare_run_dir",
     "reporter_from_args",
+    "resolve_device",
+    "season",
     "train_config_from_args",
+    "training_device",
 ]
 
-RUN_MARKER = ".lstmlens-run"
-LOG_FILE = "train.log"
-RUN_FILE_PATTERNS = (
-    "*.json",
-    "*.jsonl",
-    "*.safetensors",
-    "*.png",
-    "*.svg",
-    "*.html",
-    "*.log",
-    ".*.tmp",
-)
-EXIT_INTERRUPTED = 130  # what a command returns when training was stopped by Ctrl-C
 VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
 DEVICES = ("auto", "cpu", "cuda")
 
 
-class CLIError(Exception):
-    """A problem with the user's input; ``main`` prints ``lstmlens: error: MESSAGE``, exits 2."""
-
-
-# ----------------------------------------------------------- argument types
-
-
-def _number(text: str, kind: type, name: str) -> float:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(_number(text, int, "an integer >= 1"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(_number(text, int, "an integer >= 0"))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _dropout(text: str) -> float:
-    value = _number(text, float, "a probability in [0, 1)")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
-    return value
-
-
 # ------------------------------------------------------------ option vocabulary
 
-#: Every model option a command may offer, in the order help lists them: option -> (argparse
-#: keywords, the keyword of the task model it sets). A command names the ones its model allows.
+#: Every model option a command may offer, in the order help lists them: dest -> argparse
+#: keywords. A command names the ones its model allows (``add_train_args(parser, names)``).
 MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     "variant": {"default": "vanilla", "help": f"LSTM variant: {VARIANT_HELP} (%(default)s)"},
     "layers": {"type": positive_int, "default": 1, "help": "stacked layers (%(default)s)"},
     "hidden": {"type": positive_int, "default": 64, "help": "hidden units (%(default)s)"},
-    "dropout": {"type": _dropout, "default": 0.0, "help": "dropout between layers (%(default)s)"},
+    "dropout": {"type": dropout, "default": 0.0, "help": "dropout between layers (%(default)s)"},
     "layer_norm": {"action": "store_true", "help": "layer-normalise the gate pre-activations"},
-    "zoneout": {"type": _dropout, "default": 0.0, "help": "zoneout probability (%(default)s)"},
-    "recurrent_dropout": {
-        "type": _dropout,
+    "zoneout": {
+        "type": dropout,
         "default": 0.0,
-        "help": "dropout on the candidate, one mask per sequence (%(default)s)",
+        "help": "zoneout: probability a unit keeps its previous h and c (%(default)s)",
+    },
+    "recurrent_dropout": {
+        "type": dropout,
+        "default": 0.0,
+        "help": "dropout on h on its way into W_hh, one mask per sequence (%(default)s)",
     },
     "bidirectional": {"action": "store_true", "help": "read each sequence both ways"},
     "proj_size": {
@@ -156,20 +97,22 @@ MODEL_OPTIONS: dict[str, dict[str, Any]] = {
         "help": "added to the initial forget-gate bias (%(default)s)",
     },
 }
-#: The model keyword argument (``lstmlens.LSTM``) each option sets.
-MODEL_KEYWORDS = {
-    "variant": "variant",
-    "layers": "num_layers",
-    "hidden": "hidden_size",
-    "dropout": "dropout",
-    "layer_norm": "layer_norm",
-    "zoneout": "zoneout",
-    "recurrent_dropout": "recurrent_dropout",
-    "bidirectional": "bidirectional",
-    "proj_size": "proj_size",
-    "forget_bias": "forget_bias",
-}
+#: Options whose model keyword (``lstmlens.LSTM``) is not their own name.
+_KEYWORDS = {"layers": "num_layers", "hidden": "hidden_size"}
 ALL_MODEL_OPTIONS = tuple(MODEL_OPTIONS)
+
+
+def add_command(
+    actions: Any, name: str, help: str, example: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand parser whose help ends with ``example`` (kept as written)."""
+    return actions.add_parser(
+        name,
+        help=help,
+        description=description or help[0].upper() + help[1:] + ".",
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def _flag(dest: str) -> str:
@@ -187,7 +130,7 @@ def add_model_args(
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The model keyword arguments (``hidden_size=``, ``layer_norm=``, ...) the options set."""
-    return {MODEL_KEYWORDS[d]: getattr(args, d) for d in MODEL_OPTIONS if hasattr(args, d)}
+    return {_KEYWORDS.get(d, d): getattr(args, d) for d in MODEL_OPTIONS if hasattr(args, d)}
 
 
 class _Deprecated(argparse.Action):
@@ -275,7 +218,7 @@ def add_train_args(
         type=positive_float,
         default=None,
         metavar="M",
-        help="stop at the first epoch end after M minutes, keeping the best model",
+        help="stop at the first epoch end after M minutes, keeping the best model (%(default)s)",
     )
     train.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     train.add_argument(
@@ -351,48 +294,3 @@ def reporter_from_args(args: argparse.Namespace, run_dir: Path | None = None) ->
     """A stderr :class:`Reporter`, quiet with ``--quiet``, logging to ``run_dir/train.log``."""
     log = None if run_dir is None else Path(run_dir) / LOG_FILE
     return Reporter(quiet=getattr(args, "quiet", False), log_path=log)
-
-
-# ---------------------------------------------------------------- run folder
-
-
-def _run_files(folder: Path) -> list[Path]:
-    """Top-level regular files of ``folder`` that match :data:`RUN_FILE_PATTERNS`."""
-    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern)}
-    return sorted(p for p in found if p.is_file() and not p.is_symlink())
-
-
-def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) -> Path:
-    """Claim ``out`` as a run folder following the rules in the module docstring.
-
-    Returns the folder (created if needed). Raises :class:`CLIError` naming the
-    folder when the rules refuse it; nothing is deleted in that case.
-    """
-    path = Path(out)
-    if force and resume:
-        raise CLIError("--force and --resume cannot be used together")
-    if path.exists() and not path.is_dir():
-        raise CLIError(f"{path} exists and is not a folder")
-    if resume:
-        missing = [n for n in (CHECKPOINT_JSON, CHECKPOINT_TENSORS) if not (path / n).is_file()]
-        if missing:
-            raise CLIError(f"cannot resume: no checkpoint in {path} ({', '.join(missing)} missing)")
-        return path
-    others = [p for p in path.iterdir() if p.name != RUN_MARKER] if path.is_dir() else []
-    if others:
-        if not force:
-            raise CLIError(
-                f"{path} already exists and is not empty; use --force to replace the run in it, "
-                "--resume to continue it, or another --out"
-            )
-        if not (path / RUN_MARKER).is_file():
-            raise CLIError(
-                f"{path} is not an lstmlens run folder (no {RUN_MARKER} file), so --force will not "
-                "delete anything in it; choose another --out"
-            )
-        for file in _run_files(path):
-            file.unlink()
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / RUN_MARKER).is_file():
-        write_atomic(path / RUN_MARKER, lambda tmp: None)
-    return path

@@ -17,17 +17,22 @@ from pathlib import Path
 
 from ..io import save_json_atomic, write_text
 from .common import (
+    ALL_MODEL_OPTIONS,
     EXIT_INTERRUPTED,
     CLIError,
+    add_command,
     add_deprecated,
     add_device_arg,
     add_threads_arg,
     add_train_args,
+    comma_names,
+    levels,
     model_kwargs,
     positive_int,
     prepare_run_dir,
     reporter_from_args,
     resolve_device,
+    season,
     train_config_from_args,
     training_device,
 )
@@ -37,47 +42,12 @@ __all__ = ["register", "run_backtest", "run_predict", "run_train"]
 #: Defaults of every forecast training (the demo runs exactly these on co2).
 TRAIN_DEFAULTS = {"epochs": 200, "lr": 3e-3, "hidden": 32, "max_minutes": 2.0}
 #: The model options a forecaster takes (it reads each window forwards only).
-MODEL = (
-    "variant",
-    "layers",
-    "hidden",
-    "dropout",
-    "layer_norm",
-    "zoneout",
-    "recurrent_dropout",
-    "proj_size",
-    "forget_bias",
-)
+MODEL = tuple(o for o in ALL_MODEL_OPTIONS if o != "bidirectional")
 TRAIN_EXAMPLE = """example:
   lstmlens forecast train sales.csv --target units --date day --window 30 --horizon 7 --out runs/sales
   lstmlens forecast train --out runs/demo   (the co2 default)"""
 PREDICT_EXAMPLE = "example:\n  lstmlens forecast predict runs/sales --steps 14 --output next.csv"
 BACKTEST_EXAMPLE = "example:\n  lstmlens forecast backtest sales.csv --target units --folds 3"
-
-
-def _levels(text: str) -> tuple[float, ...]:
-    expected = f"expected increasing levels in (0, 1) such as 0.1,0.5,0.9, got {text!r}"
-    try:
-        levels = tuple(float(t) for t in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(expected) from None
-    if any(not 0 < q < 1 for q in levels) or any(a >= b for a, b in zip(levels, levels[1:])):
-        raise argparse.ArgumentTypeError(expected)
-    return levels
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated column names, got {text!r}")
-    return names
-
-
-def _season(text: str) -> int:
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected a season of at least 2 steps, got {text!r}")
-    return value
 
 
 def _add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -93,7 +63,7 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--date", help="date column (default: the first column if it holds dates; '' for none)"
     )
-    data.add_argument("--covariates", type=_names, default=(), help="extra input columns: a,b")
+    data.add_argument("--covariates", type=comma_names, default=(), help="extra input columns: a,b")
     data.add_argument(
         "--fill", choices=("interpolate",), default=None, help="fill missing values linearly"
     )
@@ -114,7 +84,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         help="H outputs at once, or one step fed back H times (%(default)s)",
     )
     task.add_argument(
-        "--quantiles", type=_levels, default=(), help="e.g. 0.1,0.5,0.9: pinball loss, intervals"
+        "--quantiles", type=levels, default=(), help="e.g. 0.1,0.5,0.9: pinball loss, intervals"
     )
     task.add_argument("--log", action="store_true", help="model log(y) (positive series)")
     task.add_argument(
@@ -122,7 +92,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="feed and predict scaled levels instead of changes from the last value",
     )
-    task.add_argument("--season", type=_season, default=None, help="seasonal period (detected)")
+    task.add_argument("--season", type=season, default=None, help="seasonal period (detected)")
     task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
     task.add_argument("--test", type=positive_int, default=None, help="test rows (10%%)")
     task.add_argument(
@@ -134,16 +104,6 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     add_deprecated(task, "--batch", "--batch-size", "batch_size", type=positive_int)
 
 
-def _parser(actions: argparse._SubParsersAction, name: str, help: str, epilog: str):
-    return actions.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``forecast train``, ``forecast predict`` and ``forecast backtest``."""
     parser = subparsers.add_parser(
@@ -153,7 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
 
-    train = _parser(actions, "train", "train, score against baselines, save the run", TRAIN_EXAMPLE)
+    train = add_command(
+        actions, "train", "train, score against baselines, save the run", TRAIN_EXAMPLE
+    )
     _add_data_args(train)
     _add_task_args(train)
     train.add_argument("--out", default="runs/forecast", help="run folder (%(default)s)")
@@ -161,7 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_train_args(train, MODEL)
     train.set_defaults(func=run_train, **TRAIN_DEFAULTS)
 
-    pred = _parser(
+    pred = add_command(
         actions, "predict", "forecast past the end of the data with a run", PREDICT_EXAMPLE
     )
     pred.add_argument("run", metavar="RUN", help="a run folder of forecast train")
@@ -173,7 +135,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_threads_arg(pred)
     pred.set_defaults(func=run_predict)
 
-    back = _parser(actions, "backtest", "rolling-origin evaluation over k folds", BACKTEST_EXAMPLE)
+    back = add_command(
+        actions, "backtest", "rolling-origin evaluation over k folds", BACKTEST_EXAMPLE
+    )
     _add_data_args(back)
     _add_task_args(back)
     back.add_argument("--folds", type=positive_int, default=3, help="test blocks (%(default)s)")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from .common import (
+    ALL_MODEL_OPTIONS,
     EXIT_INTERRUPTED,
     CLIError,
+    add_command,
     add_deprecated,
     add_device_arg,
     add_threads_arg,
@@ -32,19 +34,8 @@ from .common import (
 __all__ = ["register", "train", "generate", "next_tokens"]
 
 #: The model options a language model takes (it reads left to right: no --bidirectional).
-MODEL = (
-    "variant",
-    "layers",
-    "hidden",
-    "dropout",
-    "layer_norm",
-    "zoneout",
-    "recurrent_dropout",
-    "proj_size",
-    "forget_bias",
-)
+MODEL = tuple(o for o in ALL_MODEL_OPTIONS if o != "bidirectional")
 DEFAULTS = {"hidden": 256, "epochs": 10, "lr": 2e-3, "dropout": 0.1}
-_RAW = argparse.RawDescriptionHelpFormatter
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,12 +45,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     actions = text.add_subparsers(dest="action", metavar="ACTION")
 
-    p = actions.add_parser(
+    p = add_command(
+        actions,
         "train",
-        help="train a character or word model on a text file",
-        description="Train a character or word LSTM language model on a UTF-8 text file.",
-        epilog="example:\n  lstmlens text train shakespeare.txt --level char --out runs/text",
-        formatter_class=_RAW,
+        "train a character or word model on a text file",
+        "example:\n  lstmlens text train shakespeare.txt --level char --out runs/text",
     )
     p.add_argument("corpus", nargs="?", metavar="CORPUS", help="UTF-8 text file (pydoc_data)")
     p.add_argument("--level", choices=("char", "word"), default="char", help="tokens (%(default)s)")
@@ -79,12 +69,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add_train_args(p, MODEL)
     p.set_defaults(func=train, **DEFAULTS)
 
-    g = actions.add_parser(
+    g = add_command(
+        actions,
         "generate",
-        help="write text with a trained model (streams to stdout)",
-        description="Write text with a trained model, streamed to stdout.",
-        epilog='example:\n  lstmlens text generate runs/text --prompt "To be" --length 200 --seed 1',
-        formatter_class=_RAW,
+        "write text with a trained model (streams to stdout)",
+        'example:\n  lstmlens text generate runs/text --prompt "To be" --length 200 --seed 1',
     )
     g.add_argument("run", metavar="RUN", help="run folder of `text train`")
     g.add_argument("--prompt", default="", help="text to start from (a newline)")
@@ -99,12 +88,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add_threads_arg(g)
     g.set_defaults(func=generate)
 
-    n = actions.add_parser(
+    n = add_command(
+        actions,
         "next",
-        help="the most likely next tokens after a prompt",
-        description="Print the most likely next tokens after a prompt, with probabilities.",
-        epilog='example:\n  lstmlens text next runs/text "to be or not to" --top 5',
-        formatter_class=_RAW,
+        "the most likely next tokens after a prompt",
+        'example:\n  lstmlens text next runs/text "to be or not to" --top 5',
+        "Print the most likely next tokens after a prompt, with their probabilities.",
     )
     n.add_argument("run", metavar="RUN", help="run folder of `text train`")
     n.add_argument("prompt", metavar="PROMPT", help="the text so far")
