@@ -19,6 +19,7 @@ from .common import (
     CLIError,
     add_deprecated,
     add_device_arg,
+    add_model_args,
     add_threads_arg,
     nonnegative_float,
     positive_float,
@@ -40,6 +41,11 @@ DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+EXAMPLE = """examples:
+  lstmlens longrange adding --length 100 --cells rnn,lstm --max-minutes 3
+  lstmlens longrange order --cells lstm,cifg --out runs/order   (then: lstmlens inspect runs/order)"""
+
+
 def _per_task(key: str) -> str:
     return ", ".join(f"{task} {DEFAULTS[task][key]:g}" for task in DEFAULTS)
 
@@ -50,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "longrange",
         help="race RNN, GRU and LSTM variants on the adding, copy-memory or temporal-order task",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", choices=sorted(TASKS), help="the task")
     parser.add_argument(
@@ -71,12 +79,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training steps per cell (" + _per_task("steps") + ")",
     )
     parser.add_argument(
-        "--hidden",
-        type=positive_int,
-        default=CompareConfig.hidden_size,
-        help=f"hidden units ({CompareConfig.hidden_size})",
-    )
-    parser.add_argument(
         "--batch-size",
         type=positive_int,
         default=CompareConfig.batch_size,
@@ -94,12 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=nonnegative_float,
         default=CompareConfig.clip_norm,
         help=f"gradient norm clip, 0 for none ({CompareConfig.clip_norm})",
-    )
-    parser.add_argument(
-        "--forget-bias",
-        type=float,
-        default=CompareConfig.forget_bias,
-        help=f"initial forget-gate bias of the LSTMs ({CompareConfig.forget_bias})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
@@ -144,6 +140,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_deprecated(parser, "--json", "--output", "output", type=Path, metavar="FILE")
     parser.add_argument("--out", default=None, help="save the trained cells in this run folder")
     parser.add_argument("--force", action="store_true", help="replace the run in --out")
+    add_model_args(parser, ("hidden", "forget_bias"))
+    parser.set_defaults(hidden=CompareConfig.hidden_size, forget_bias=CompareConfig.forget_bias)
     add_device_arg(parser)
     add_threads_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
