@@ -44,7 +44,11 @@ def test_train_writes_the_run_folder(run):
         "loss.png",
     } <= names
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    assert config["task"] == "text" and config["format_version"] == 1 and config["tokenizer"]["level"] == "char"
+    assert (
+        config["task"] == "text"
+        and config["format_version"] == 1
+        and config["tokenizer"]["level"] == "char"
+    )
     assert config["best_epoch"] in (1, 2) and config["corpus"].endswith("corpus.txt")
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert len(metrics["history"]) == 2 and metrics["best_val_bpc"] > 0
