@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ..io import write_text
 from ..tasks.classify import POOLINGS
+from ..tasks.classify_report import predictions_csv
 from ..tasks.classify_run import (
     ClassifyOptions,
     DataSpec,
     load_classifier,
-    predictions_csv,
     prepare_classifier,
 )
 from .common import (
@@ -28,9 +28,12 @@ from .common import (
     add_device_arg,
     add_threads_arg,
     add_train_args,
+    comma_names,
+    fraction,
     model_kwargs,
     positive_int,
     prepare_run_dir,
+    refuse_existing,
     reporter_from_args,
     resolve_device,
     train_config_from_args,
@@ -38,16 +41,6 @@ from .common import (
 )
 
 __all__ = ["register", "run_predict", "run_train"]
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -79,7 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cols.add_argument("--id", help="numeric: the column naming each sequence")
     cols.add_argument("--time", help="numeric: the column ordering the steps of a sequence")
     cols.add_argument("--label", help="the class column")
-    cols.add_argument("--features", help="numeric: comma-separated feature columns (all others)")
+    cols.add_argument(
+        "--features", type=comma_names, help="numeric: comma-separated feature columns (all others)"
+    )
     cols.add_argument("--text", help="text: the column holding each document")
     cols.add_argument(
         "--level",
@@ -96,8 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=400,
         help="text: keep the first N tokens of each text (400)",
     )
-    cols.add_argument("--val-fraction", type=_fraction, default=0.15, help="(%(default)s)")
-    cols.add_argument("--test-fraction", type=_fraction, default=0.15, help="(%(default)s)")
+    cols.add_argument("--val-fraction", type=fraction, default=0.15, help="(%(default)s)")
+    cols.add_argument("--test-fraction", type=fraction, default=0.15, help="(%(default)s)")
     model = train.add_argument_group("classifier")
     model.add_argument(
         "--pooling",
@@ -137,37 +132,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _spec(args: argparse.Namespace) -> DataSpec:
-    if args.data is None:
-        given = [f"--{k}" for k in ("id", "time", "label", "features", "text") if getattr(args, k)]
-        if given:
-            raise CLIError(f"{', '.join(given)} given without a DATA.csv file")
-        return DataSpec()
-    if not args.label:
-        raise CLIError("--label is needed: the column holding each sequence's class")
-    if args.text and (args.id or args.time or args.features):
-        raise CLIError(
-            "--text (one document per row) cannot be combined with --id/--time/--features"
-        )
-    if not args.text and not (args.id and args.time):
-        raise CLIError("a numeric CSV needs --id and --time (or --text COL for a text CSV)")
-    features = None
-    if args.features:
-        features = [c.strip() for c in args.features.split(",") if c.strip()]
-        if not features:
-            raise CLIError(
-                f"--features: expected comma-separated column names, got {args.features!r}"
-            )
-    return DataSpec(
-        path=args.data,
-        id=args.id,
-        time=args.time,
-        label=args.label,
-        features=features,
-        text=args.text,
-        level=args.level,
-        max_vocab=args.max_vocab,
-        max_tokens=args.max_tokens,
-    )
+    from ..tasks.classify_run import data_spec
+
+    columns = {k: getattr(args, k) for k in ("id", "time", "label", "features", "text")}
+    return data_spec(args.data, args.level, args.max_vocab, args.max_tokens, **columns)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -200,8 +168,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Load the run, classify DATA.csv, write the predictions CSV."""
-    if args.output is not None and args.output.exists() and not args.force:
-        raise CLIError(f"{args.output} exists; use --force to replace it")
+    refuse_existing(args.output, args.force)
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")

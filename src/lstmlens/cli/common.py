@@ -24,6 +24,7 @@ from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
 from .types import (
     comma_names,
     dropout,
+    fraction,
     levels,
     nonnegative_float,
     nonnegative_int,
@@ -47,6 +48,7 @@ __all__ = [
     "add_threads_arg",
     "add_train_args",
     "comma_names",
+    "fraction",
     "levels",
     "model_kwargs",
     "nonnegative_float",
@@ -54,6 +56,8 @@ __all__ = [
     "positive_float",
     "positive_int",
     "prepare_run_dir",
+    "print_result",
+    "refuse_existing",
     "reporter_from_args",
     "resolve_device",
     "season",
@@ -261,6 +265,21 @@ def add_train_args(
         run.add_argument("--resume", action="store_true", help="continue the run in --out")
     else:
         parser.set_defaults(resume=False)
+
+
+def refuse_existing(output: Path | None, force: bool) -> None:
+    """An ``--output`` file that exists is replaced only with ``--force``."""
+    if output is not None and output.exists() and not force:
+        raise CLIError(f"{output} exists; use --force to replace it")
+
+
+def print_result(result: Any) -> int:
+    """Print a run result's ``lines`` (stdout) and ``warnings`` (stderr); the exit status."""
+    for line in result.lines:
+        print(line)
+    for warning in result.warnings:
+        print(f"lstmlens: warning: {warning}", file=sys.stderr)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from ..io import save_json_atomic, write_text
 from .common import (
     ALL_MODEL_OPTIONS,
-    EXIT_INTERRUPTED,
     CLIError,
     add_command,
     add_deprecated,
@@ -30,6 +29,8 @@ from .common import (
     model_kwargs,
     positive_int,
     prepare_run_dir,
+    print_result,
+    refuse_existing,
     reporter_from_args,
     resolve_device,
     season,
@@ -172,11 +173,6 @@ def _forecast_config(args: argparse.Namespace):
     )
 
 
-def _refuse_existing(output: Path | None, force: bool) -> None:
-    if output is not None and output.exists() and not force:
-        raise CLIError(f"{output} exists; use --force to replace it")
-
-
 def run_train(args: argparse.Namespace) -> int:
     """Validate everything, claim the run folder, train, score, save, print the table."""
     from ..tasks.forecast_run import prepare_forecast
@@ -186,12 +182,7 @@ def run_train(args: argparse.Namespace) -> int:
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
     reporter = reporter_from_args(args, run_dir)
     print(prepared.description)
-    result = prepared.fit(run_dir, reporter, resume=args.resume, lens=not args.no_lens)
-    for line in result.lines:
-        print(line)
-    for warning in result.warnings:
-        print(f"lstmlens: warning: {warning}", file=sys.stderr)
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    return print_result(prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -199,7 +190,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from ..tasks.forecast_run import forecast_csv
 
     resolve_device(args)
-    _refuse_existing(args.output, args.force)
+    refuse_existing(args.output, args.force)
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
@@ -218,7 +209,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     from ..tasks.forecast_run import backtest_forecast, metrics_report
 
     training_device(args)
-    _refuse_existing(args.output, args.force)
+    refuse_existing(args.output, args.force)
     spec, train = _spec(args), train_config_from_args(args)
 
     def show(k: int, fold: dict) -> None:

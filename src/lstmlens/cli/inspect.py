@@ -24,7 +24,7 @@ __all__ = ["INSPECTORS", "register", "run"]
 INSPECTORS = {
     "forecast": "lstmlens.tasks.forecast_run:inspect_forecast_run",
     "text": "lstmlens.tasks.text_run:inspect_text_run",
-    "classify": "lstmlens.tasks.classify_run:inspect_classify_run",
+    "classify": "lstmlens.tasks.classify_report:inspect_classify_run",
     "longrange": "lstmlens.tasks.longrange_run:inspect_longrange_run",
 }
 EXAMPLE = """examples:

@@ -16,7 +16,6 @@ from typing import Any
 
 from .common import (
     ALL_MODEL_OPTIONS,
-    EXIT_INTERRUPTED,
     CLIError,
     add_command,
     add_deprecated,
@@ -25,6 +24,7 @@ from .common import (
     add_train_args,
     model_kwargs,
     prepare_run_dir,
+    print_result,
     reporter_from_args,
     resolve_device,
     train_config_from_args,
@@ -143,12 +143,8 @@ def train(args: argparse.Namespace) -> int:
     resume_from = Path(args.out) if args.resume else None
     prepared = prepare_text(args.corpus, options, train_config_from_args(args), resume_from)
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
-    result = prepared.fit(run_dir, reporter_from_args(args, run_dir), args.resume, not args.no_lens)
-    for line in result.lines:
-        print(line)
-    for warning in result.warnings:
-        print(f"lstmlens: warning: {warning}", file=sys.stderr)
-    return EXIT_INTERRUPTED if result.interrupted else 0
+    reporter = reporter_from_args(args, run_dir)
+    return print_result(prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens))
 
 
 def generate(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import math
 __all__ = [
     "comma_names",
     "dropout",
+    "fraction",
     "levels",
     "nonnegative_float",
     "nonnegative_int",
@@ -67,6 +68,14 @@ def dropout(text: str) -> float:
     value = _number(text, float, "a probability in [0, 1)")
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a fraction strictly between 0 and 1."""
+    value = _number(text, float, "a fraction in (0, 1)")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {text!r}")
     return value
 
 

@@ -15,9 +15,7 @@ digits read row by row: 8 steps of 8 pixels (``id``, ``row``, ``px0`` .. ``px7``
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,11 +40,10 @@ from .classify_metrics import classification_metrics, plot_confusion
 __all__ = [
     "ClassifyOptions",
     "DataSpec",
+    "data_spec",
     "PreparedRun",
-    "inspect_classify_run",
     "load_classifier",
     "predict",
-    "predictions_csv",
     "prepare_classifier",
     "read_data",
     "train_classifier",
@@ -102,7 +99,48 @@ class ClassifyOptions:
     forget_bias: float = 0.0
 
 
-def _digits() -> LabelledSequences:
+def data_spec(
+    path: str | None,
+    level: str = "word",
+    max_vocab: int = 20000,
+    max_tokens: int = 400,
+    *,
+    id: str | None = None,
+    time: str | None = None,
+    label: str | None = None,
+    features: list[str] | tuple[str, ...] | None = None,
+    text: str | None = None,
+) -> DataSpec:
+    """The :class:`DataSpec` of a CSV read with these columns (no path: the digits);
+    ``ValueError`` naming the options when they do not fit together."""
+    columns = {"id": id, "time": time, "label": label, "features": features, "text": text}
+    if path is None:
+        given = [f"--{k}" for k, v in columns.items() if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} given without a DATA.csv file")
+        return DataSpec()
+    if not label:
+        raise ValueError("--label is needed: the column holding each sequence's class")
+    if text and (id or time or features):
+        raise ValueError(
+            "--text (one document per row) cannot be combined with --id/--time/--features"
+        )
+    if not text and not (id and time):
+        raise ValueError("a numeric CSV needs --id and --time (or --text COL for a text CSV)")
+    return DataSpec(
+        path=path,
+        id=id,
+        time=time,
+        label=label,
+        features=None if features is None else list(features),
+        text=text,
+        level=level,
+        max_vocab=max_vocab,
+        max_tokens=max_tokens,
+    )
+
+
+def digits_sequences() -> LabelledSequences:
     from ..data.datasets import load_digits_sequences
 
     x, y = load_digits_sequences()  # (N, 8, 8), (N,)
@@ -122,7 +160,7 @@ def _tokens(texts: list[str], data: dict[str, Any]) -> list[torch.Tensor]:
 def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[str] | None]:
     """Labelled sequences, the ``data`` part of the config, and (text) the raw texts."""
     if spec.kind == "digits":
-        return _digits(), dict(DIGITS), None
+        return digits_sequences(), dict(DIGITS), None
     if spec.label is None:
         raise ValueError("classify: --label is needed to train on a CSV")
     if spec.kind == "text":
@@ -334,69 +372,3 @@ def predict(
         )
     probabilities = torch.softmax(predict_logits(model, data), dim=-1)  # (N, C)
     return data, probabilities
-
-
-def predictions_csv(
-    model: SequenceClassifier, config: dict[str, Any], path: str | Path
-) -> tuple[str, float | None, int]:
-    """:func:`predict` as CSV text (id, predicted, [label], p_CLASS...), with the accuracy
-    on the labelled sequences (None without labels) and their number."""
-    data, probabilities = predict(model, config, path)
-    classes = data.classes
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    labelled = data.labels is not None
-    writer.writerow(
-        ["id", "predicted"] + (["label"] if labelled else []) + [f"p_{c}" for c in classes]
-    )
-    best = probabilities.argmax(-1)
-    for i, seq_id in enumerate(data.ids):
-        row = [seq_id, classes[int(best[i])]]
-        if data.labels is not None:
-            row.append(classes[int(data.labels[i])])
-        writer.writerow(row + [f"{float(p):.6g}" for p in probabilities[i]])
-    right = None if data.labels is None else float((best == data.labels).float().mean())
-    return buffer.getvalue(), right, len(data)
-
-
-def inspect_classify_run(
-    run_dir: Path,
-    model: SequenceClassifier,
-    config: dict[str, Any],
-    html_path: Path,
-    *,
-    input: str | None = None,
-    png_dir: str | None = None,
-    max_steps: int = 1000,
-    title: str = "",
-) -> list[Path]:
-    """The lens page of a classification run fed the first sequence of ``input`` (a CSV read
-    as in training; a digits run defaults to the first digit). A text sequence is shown as
-    its tokens, a numeric one as its first feature; at most ``max_steps`` steps."""
-    from ..lens.html import series_page, text_page, write_page
-    from ..lens.plots import write_pngs
-    from ..lens.trace import inspect
-
-    data = config.get("data") or {}
-    if input is not None:
-        seqs, _ = predict(model, config, input)
-    elif data.get("kind") == "digits":
-        seqs = _digits()
-    else:
-        raise ValueError(f"inspect: {run_dir} was trained on a CSV; pass --input DATA.csv")
-    seq = seqs.sequences[0][:max_steps]  # (L,) token ids or (L, F) values
-    x = seq[None] if seq.dtype == torch.long else seq[None].float()  # (1, L) or (1, L, F)
-    trace = inspect(model, x, torch.tensor([len(seq)]))
-    what = f"sequence {seqs.ids[0]}"
-    if data.get("kind") == "text":
-        tok = tokenizer_from_dict(data["tokenizer"])
-        pieces = list(tok.pieces(tok.token(int(i)) for i in seq))
-        page = text_page(trace, pieces, title=f"{title} ({what})")
-    else:
-        page = series_page(
-            trace, seq[:, 0].double().numpy(), series_name=f"{what}, feature 1", title=title
-        )
-    written = [write_page(page, html_path)]
-    if png_dir is not None:
-        written += write_pngs(trace, png_dir)
-    return written
