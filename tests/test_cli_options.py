@@ -141,3 +141,19 @@ def test_help_is_plain_text_with_an_example(argv, capsys):
     assert "example" in text
     for markup in ("``", ":func:", ":class:", ":data:", "DESIGN"):
         assert markup not in text, markup
+
+
+def test_device_resolution(monkeypatch):
+    import argparse
+
+    from lstmlens.cli.common import CLIError, cpu_device, resolve_device
+
+    def args(device):
+        return argparse.Namespace(device=device)
+
+    assert resolve_device(args("auto")) == "cpu" and resolve_device(args("cpu")) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device(args("auto")) == "cuda" and resolve_device(args("cuda")) == "cuda"
+    assert cpu_device(args("auto"), "training") == "cpu"
+    with pytest.raises(CLIError, match="--device cuda: training runs on the CPU in this release"):
+        cpu_device(args("cuda"), "training")

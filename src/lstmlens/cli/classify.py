@@ -29,15 +29,14 @@ from .common import (
     add_threads_arg,
     add_train_args,
     comma_names,
+    cpu_device,
     fraction,
     model_kwargs,
     positive_int,
     prepare_run_dir,
     refuse_existing,
     reporter_from_args,
-    resolve_device,
     train_config_from_args,
-    training_device,
 )
 
 __all__ = ["register", "run_predict", "run_train"]
@@ -141,7 +140,7 @@ def _spec(args: argparse.Namespace) -> DataSpec:
 def run_train(args: argparse.Namespace) -> int:
     """Check the data, claim the run folder, train, and print the test scores."""
     spec = _spec(args)
-    training_device(args)
+    cpu_device(args, "training")
     options = ClassifyOptions(
         pooling=args.pooling,
         embed_dim=args.embed_dim,
@@ -172,7 +171,7 @@ def run_predict(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
-    resolve_device(args)
+    cpu_device(args, "classify predict")
     model, config = load_classifier(run)
     text, right, n = predictions_csv(model, config, args.data)
     if args.output is None:

@@ -62,7 +62,7 @@ __all__ = [
     "resolve_device",
     "season",
     "train_config_from_args",
-    "training_device",
+    "cpu_device",
 ]
 
 VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
@@ -189,11 +189,11 @@ def resolve_device(args: argparse.Namespace) -> str:
     return "cuda" if wanted == "cuda" or (wanted == "auto" and available) else "cpu"
 
 
-def training_device(args: argparse.Namespace) -> str:
-    """The device a ``train`` command runs on: :func:`resolve_device`, CPU only for now."""
-    device = resolve_device(args)
-    if device != "cpu" and getattr(args, "device", "auto") == "cuda":
-        raise CLIError("--device cuda: training runs on the CPU in this release (use cpu or auto)")
+def cpu_device(args: argparse.Namespace, what: str) -> str:
+    """``"cpu"`` for a command whose model runs on the CPU in this release (training, the
+    forecaster, the classifier, the lens): ``auto`` means cpu, ``cuda`` is refused in one line."""
+    if resolve_device(args) != "cpu" and getattr(args, "device", "auto") == "cuda":
+        raise CLIError(f"--device cuda: {what} runs on the CPU in this release (use cpu or auto)")
     return "cpu"
 
 

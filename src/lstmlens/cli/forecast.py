@@ -4,8 +4,9 @@ forecast train [DATA.csv] reads the series (no file: statsmodels' weekly Mauna L
 59 gaps filled), trains on the oldest rows, keeps the weights with the lowest validation loss
 and scores the last rows (the test part) against naive, seasonal naive, drift, ETS and ARIMA
 forecasts from the same origins. forecast predict RUN forecasts the steps after the end of
-the data; forecast backtest repeats train-and-score over k rolling test blocks. The work is
-done by lstmlens.tasks.forecast_run; this module parses and prints.
+the data; forecast backtest repeats train-and-score over k rolling test blocks.
+
+The work is done by lstmlens.tasks.forecast_run; this module parses and prints.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .common import (
     add_threads_arg,
     add_train_args,
     comma_names,
+    cpu_device,
     levels,
     model_kwargs,
     positive_int,
@@ -32,10 +34,8 @@ from .common import (
     print_result,
     refuse_existing,
     reporter_from_args,
-    resolve_device,
     season,
     train_config_from_args,
-    training_device,
 )
 
 __all__ = ["register", "run_backtest", "run_predict", "run_train"]
@@ -177,7 +177,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Validate everything, claim the run folder, train, score, save, print the table."""
     from ..tasks.forecast_run import prepare_forecast
 
-    training_device(args)
+    cpu_device(args, "training")
     prepared = prepare_forecast(_spec(args), _forecast_config(args), train_config_from_args(args))
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
     reporter = reporter_from_args(args, run_dir)
@@ -189,7 +189,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """Load the run, read the data, forecast ``--steps`` past its end, write the CSV."""
     from ..tasks.forecast_run import forecast_csv
 
-    resolve_device(args)
+    cpu_device(args, "forecast predict")
     refuse_existing(args.output, args.force)
     run = Path(args.run)
     if not run.is_dir():
@@ -208,7 +208,7 @@ def run_backtest(args: argparse.Namespace) -> int:
     from ..tasks.forecast_eval import metrics_table
     from ..tasks.forecast_run import backtest_forecast, metrics_report
 
-    training_device(args)
+    cpu_device(args, "training")
     refuse_existing(args.output, args.force)
     spec, train = _spec(args), train_config_from_args(args)
 

@@ -16,7 +16,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from .common import CLIError, add_device_arg, add_threads_arg, positive_int, resolve_device
+from .common import CLIError, add_device_arg, add_threads_arg, cpu_device, positive_int
 
 __all__ = ["INSPECTORS", "register", "run"]
 
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the lens page (and PNGs) for ``args.run``; returns the exit status."""
     from ..io import load_run, run_task
 
-    resolve_device(args)  # the lens records on the CPU; cuda without CUDA is still refused
+    cpu_device(args, "the lens")
     run_dir = Path(args.run)
     try:
         task, _ = run_task(run_dir)

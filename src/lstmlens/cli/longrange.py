@@ -21,12 +21,12 @@ from .common import (
     add_device_arg,
     add_model_args,
     add_threads_arg,
+    cpu_device,
     nonnegative_float,
     positive_float,
     positive_int,
     prepare_run_dir,
     reporter_from_args,
-    training_device,
 )
 
 __all__ = ["DEFAULTS", "register", "run"]
@@ -160,7 +160,7 @@ def _cells(text: str) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, race the cells, print the table (and write ``--output``, ``--out``)."""
-    training_device(args)
+    cpu_device(args, "training")
     defaults = DEFAULTS[args.task]
     length = int(defaults["length"]) if args.length is None else args.length
     options = {"relevant": args.relevant} if args.task == "order" else {}

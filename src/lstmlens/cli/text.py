@@ -4,6 +4,7 @@ With no CORPUS, text train uses the standard library's pydoc_data help text. The
 --val-fraction (10%) of the tokens is the validation split. The run folder gets config.json
 and model.safetensors (best epoch), metrics.json, metrics.jsonl, loss.png, train.log, the
 training checkpoint and lens.html (the gates over validation text; --no-lens skips it).
+
 The work is done by lstmlens.tasks.text_run; this module parses and prints.
 """
 
@@ -22,13 +23,13 @@ from .common import (
     add_device_arg,
     add_threads_arg,
     add_train_args,
+    cpu_device,
     model_kwargs,
     prepare_run_dir,
     print_result,
     reporter_from_args,
     resolve_device,
     train_config_from_args,
-    training_device,
 )
 
 __all__ = ["register", "train", "generate", "next_tokens"]
@@ -41,7 +42,9 @@ DEFAULTS = {"hidden": 256, "epochs": 10, "lr": 2e-3, "dropout": 0.1}
 def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``text train|generate|next`` to the ``lstmlens`` parser."""
     text = subparsers.add_parser(
-        "text", help="language models: train, generate, next tokens", description=__doc__
+        "text",
+        help="language models: train, generate, next tokens",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
     )
     actions = text.add_subparsers(dest="action", metavar="ACTION")
 
@@ -127,7 +130,7 @@ def train(args: argparse.Namespace) -> int:
     """``text train``: every input is checked before the run folder is touched."""
     from ..tasks.text_run import TextOptions, prepare_text
 
-    training_device(args)
+    cpu_device(args, "training")
     options = TextOptions(
         level=args.level,
         lower=args.lower,
