@@ -31,6 +31,7 @@ from typing import Any
 __all__ = [
     "FORMAT_VERSION",
     "LOADERS",
+    "LOG_FILE",
     "TASKS",
     "load_run",
     "read_json",
@@ -45,6 +46,8 @@ __all__ = [
 
 #: The run-folder format this lstmlens writes (and the newest it reads).
 FORMAT_VERSION = 1
+#: The training log of a run folder (the reporter's lines, then the metrics table).
+LOG_FILE = "train.log"
 #: The tasks a run folder may hold.
 TASKS = ("forecast", "text", "classify", "longrange")
 #: task -> "module:function" of its loader, ``function(run_dir) -> (model, config)``.

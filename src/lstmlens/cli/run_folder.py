@@ -20,14 +20,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import write_atomic
+from ..io import LOG_FILE, write_atomic
 from ..train.checkpoint import CHECKPOINT_JSON, CHECKPOINT_TENSORS
 from .errors import CLIError
 
 __all__ = ["LOG_FILE", "RUN_FILE_PATTERNS", "RUN_MARKER", "prepare_run_dir"]
 
 RUN_MARKER = ".lstmlens-run"
-LOG_FILE = "train.log"
 RUN_FILE_PATTERNS = (
     "*.json",
     "*.jsonl",

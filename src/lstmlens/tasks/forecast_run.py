@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..data.series import Series, from_pandas, read_csv
-from ..io import save_json_atomic, stamp
+from ..io import LOG_FILE, save_json_atomic, stamp
 from ..train import Reporter, TrainConfig
 from .forecast import ForecastConfig, Forecaster
 
@@ -48,7 +48,6 @@ __all__ = [
 ]
 
 DEFAULT_DATA = "co2"
-LOG_FILE = "train.log"
 
 
 def data_spec(

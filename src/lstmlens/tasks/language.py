@@ -424,9 +424,9 @@ def save_language_model(
     from lstmlens.train import save_model
 
     config = {
+        **(extra or {}),
         "task": TASK,
         "format_version": FORMAT_VERSION,
-        **(extra or {}),
         "model": model.config_dict(),
         "tokenizer": model.tokenizer.to_dict(),
     }

@@ -18,10 +18,15 @@ from typing import Any
 
 import torch
 
-from ..io import read_json, save_json_atomic, save_png, stamp
+from ..io import read_json, save_json_atomic, save_png
 from ..train import Reporter, TrainConfig, Trainer, seed_everything
-from .language import LanguageModel, LanguageTask, build_language_model, load_language_model
-from .language import save_language_model as _save_language_model
+from .language import (
+    LanguageModel,
+    LanguageTask,
+    build_language_model,
+    load_language_model,
+    save_language_model,
+)
 
 __all__ = [
     "DEFAULT_CORPUS",
@@ -69,10 +74,6 @@ def read_text_corpus(path: str | None) -> tuple[str, str]:
 def load_text_run(run_dir: str | Path) -> tuple[LanguageModel, dict[str, Any]]:
     """The language model and config of a text run folder (``lstmlens.load_run``)."""
     return load_language_model(run_dir)
-
-
-def save_language_model(run_dir: Path, model: LanguageModel, extra: dict[str, Any]) -> None:
-    _save_language_model(run_dir, model, stamp("text", extra))
 
 
 @dataclass
