@@ -5,6 +5,7 @@ layer norm, recurrent dropout and zoneout, fast fused kernels, task models (fore
 classification) and a lens on every gate of every step.
 """
 
+from . import export as export
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell

@@ -24,7 +24,7 @@ from .common import EXIT_INTERRUPTED, CLIError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
-SUBCOMMANDS = ("forecast", "text", "classify", "longrange", "inspect", "bench")
+SUBCOMMANDS = ("forecast", "text", "classify", "longrange", "inspect", "bench", "export")
 DESCRIPTION = (
     "LSTM networks built from their gates: train them on series, text and sequences, "
     "and look inside every gate."
