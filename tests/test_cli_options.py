@@ -132,7 +132,7 @@ def test_help_shows_the_defaults_in_force(argv, shown, capsys):
 
 COMMANDS = [["forecast", "train"], ["forecast", "predict"], ["forecast", "backtest"],
             ["text", "train"], ["text", "generate"], ["text", "next"], ["classify", "train"],
-            ["classify", "predict"], ["longrange"], ["inspect"]]  # fmt: skip
+            ["classify", "predict"], ["longrange"], ["inspect"], ["export"]]  # fmt: skip
 
 
 @pytest.mark.parametrize("argv", COMMANDS, ids=" ".join)
