@@ -78,8 +78,8 @@ def test_train_prints_the_metrics_table(tmp_path, capsys):
     header = next(
         i for i, line in enumerate(lines) if line.split()[:4] == ["MAE", "RMSE", "sMAPE%", "MASE"]
     )
-    rows = [line.split()[0] for line in lines[header + 1 : header + 7]]
-    assert rows == ["LSTM", "naive", "seasonal_naive", "drift", "ets", "arima"]
+    rows = [line.split()[0] for line in lines[header + 1 : header + 8]]
+    assert rows == ["LSTM", "naive", "seasonal_naive", "drift", "ets", "theta", "arima"]
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert f"{metrics['model']['mae']:.4g}" == lines[header + 1].split()[1]
     assert "run saved in" in out

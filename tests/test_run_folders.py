@@ -175,3 +175,10 @@ def test_unknown_tasks_and_versions_are_refused(tmp_path, config, message):
         lstmlens.load_run(tmp_path)
     with pytest.raises(ValueError, match="no such folder"):
         lstmlens.load_run(tmp_path / "absent")
+
+
+def test_compare_reads_a_longrange_race_and_a_text_run(runs, tmp_path, capsys):
+    page = tmp_path / "compare.html"
+    argv = ["inspect", str(runs["longrange"]), str(runs["text"]), "--compare"]
+    assert main([*argv, "--html", str(page), "--max-steps", "20"]) == 0
+    assert page.is_file() and "longrange" in page.read_text(encoding="utf-8")

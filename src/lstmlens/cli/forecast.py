@@ -15,8 +15,10 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..io import save_json_atomic, write_text
+from ..tasks.baselines import BASELINES
 from .common import (
     ALL_MODEL_OPTIONS,
     CLIError,
@@ -68,6 +70,23 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--fill", choices=("interpolate",), default=None, help="fill missing values linearly"
     )
+    _add_dialect_args(data)
+
+
+def _add_dialect_args(group: Any, of: str = "") -> None:
+    group.add_argument("--sep", default=None, help=f"field separator{of}: , ; tab | (detected)")
+    group.add_argument(
+        "--decimal", choices=(".", ","), metavar="MARK", help=f"decimal mark{of}: . or , (detected)"
+    )
+
+
+def _baselines(text: str) -> tuple[str, ...]:
+    from ..tasks.baselines import parse_baselines
+
+    try:
+        return parse_baselines(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_task_args(parser: argparse.ArgumentParser) -> None:
@@ -94,6 +113,13 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         help="feed and predict scaled levels instead of changes from the last value",
     )
     task.add_argument("--season", type=season, default=None, help="seasonal period (detected)")
+    task.add_argument(
+        "--baselines",
+        metavar="LIST",
+        type=_baselines,
+        default=BASELINES,
+        help=f"baselines to score: a list of {','.join(BASELINES)}, or none (all)",
+    )
     task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
     task.add_argument("--test", type=positive_int, default=None, help="test rows (10%%)")
     task.add_argument(
@@ -132,6 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     pred.add_argument("--steps", type=positive_int, default=None, help="steps (the horizon)")
     pred.add_argument("--output", type=Path, default=None, help="write the CSV here, not stdout")
     pred.add_argument("--force", action="store_true", help="replace an existing --output")
+    _add_dialect_args(pred, " of --data")
     add_device_arg(pred)
     add_threads_arg(pred)
     pred.set_defaults(func=run_predict)
@@ -152,7 +179,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _spec(args: argparse.Namespace) -> dict:
     from ..tasks.forecast_run import data_spec
 
-    return data_spec(args.data, args.target, args.date, tuple(args.covariates), args.fill)
+    return data_spec(
+        args.data, args.target, args.date, tuple(args.covariates), args.fill, args.sep, args.decimal
+    )
 
 
 def _forecast_config(args: argparse.Namespace):
@@ -178,7 +207,8 @@ def run_train(args: argparse.Namespace) -> int:
     from ..tasks.forecast_run import prepare_forecast
 
     cpu_device(args, "training")
-    prepared = prepare_forecast(_spec(args), _forecast_config(args), train_config_from_args(args))
+    train = train_config_from_args(args)
+    prepared = prepare_forecast(_spec(args), _forecast_config(args), train, args.baselines)
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
     reporter = reporter_from_args(args, run_dir)
     print(prepared.description)
@@ -194,12 +224,16 @@ def run_predict(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
-    text, steps, name = forecast_csv(run, args.data, args.steps)
+    text, steps, series = forecast_csv(
+        run, args.data, args.steps, sep=args.sep, decimal=args.decimal
+    )
+    for note in series.notes:
+        print(note, file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)
     else:
         write_text(args.output, text)
-        print(f"{steps} forecast(s) of {name!r} written to {args.output}")
+        print(f"{steps} forecast(s) of {series.name!r} written to {args.output}")
     return 0
 
 
@@ -223,6 +257,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         reporter_from_args(args),
         on_fold=show,
         on_start=print,
+        baselines=args.baselines,
     )
     print(f"mean over {args.folds} folds of {size} rows:")
     print(metrics_table({("LSTM" if k == "model" else k): v for k, v in result["mean"].items()}))

@@ -1,4 +1,5 @@
-"""Data for the tasks: time series (:mod:`.series`, :mod:`.windows`), text
+"""Data for the tasks: time series (:mod:`.series`, read with :mod:`.dialect` and
+:mod:`.timegrid`; :mod:`.windows`), text
 (:mod:`.text`), labelled sequences (:mod:`.sequences`) and the offline default
 datasets (:mod:`.datasets`).
 

@@ -5,9 +5,15 @@ columns ``X`` (shape ``(T, C)``) on a shared time index (dates, or row numbers w
 the file has no date column). Everything downstream (windows, scaling, the model,
 the baselines) works on these NumPy arrays in float64.
 
-Reading never guesses silently: a column that is not numeric, a date column that
-does not parse, or missing values without ``fill="interpolate"`` raise
-``ValueError`` with a message naming the column and the first offending line.
+Reading never guesses silently. The CSV dialect (``;`` separators, decimal commas)
+is detected (:mod:`lstmlens.data.dialect`); the time column is the one named like a
+date wherever it stands (or the first holding dates); integer time columns are steps.
+Rows out of time order are sorted, and timestamps missing from the regular grid
+(:mod:`lstmlens.data.timegrid`) are added as missing rows; each of these is said in
+``Series.notes``, one line each, for the caller to show. A column that is not
+numeric, a time column that does not parse, an undeterminable dialect, or missing
+values or timestamps without ``fill="interpolate"`` raise ``ValueError`` with a
+message naming the column and the first offending line.
 """
 
 from __future__ import annotations
@@ -20,6 +26,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .dialect import sniff, to_numbers
+from .timegrid import (
+    DATE_NAMES,
+    date_rank,
+    find_time_column,
+    first_label,
+    in_order,
+    line_of,
+    on_grid,
+    parse_time,
+)
+
 __all__ = [
     "DATE_NAMES",
     "Series",
@@ -29,9 +47,6 @@ __all__ = [
     "read_csv",
     "season_from_freq",
 ]
-
-#: Column names taken as the date column when ``date`` is not given.
-DATE_NAMES = ("date", "ds", "time", "timestamp", "datetime", "day", "week", "month", "period")
 
 FILL_METHODS = (None, "interpolate")
 
@@ -50,6 +65,7 @@ class Series:
             or ``None`` (no dates, or irregular dates).
         filled: how many missing values ``fill="interpolate"`` replaced (0 if none).
         source: where the data came from (a path or a dataset name), for reports.
+        notes: what reading changed or noticed (dialect, sorting, gaps), one line each.
     """
 
     values: np.ndarray
@@ -60,6 +76,7 @@ class Series:
     freq: str | None = None
     filled: int = 0
     source: str = ""
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.values.ndim != 1:
@@ -92,9 +109,14 @@ class Series:
         )
 
     def future_index(self, steps: int) -> pd.Index:
-        """Index labels of the ``steps`` steps after the end (dates if ``freq`` is known)."""
+        """Index labels of the ``steps`` steps after the end (dates if ``freq`` is known,
+        the next integer steps for an integer time column)."""
         if isinstance(self.index, pd.DatetimeIndex) and self.freq is not None and len(self):
             return pd.date_range(self.index[-1], periods=steps + 1, freq=self.freq)[1:]
+        if _is_steps(self.index) and len(self):
+            labels = self.index.to_numpy(dtype=np.int64)
+            step = int(np.gcd.reduce(np.diff(labels))) if len(labels) > 1 else 1
+            return pd.Index(labels[-1] + step * np.arange(1, steps + 1), name=self.index.name)
         start = len(self) if not isinstance(self.index, pd.RangeIndex) else self.index.stop
         return pd.RangeIndex(start, start + steps)
 
@@ -162,9 +184,9 @@ def interpolate_missing(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _line(frame_row: int) -> int:
-    """CSV line number of a data row (line 1 is the header)."""
-    return frame_row + 2
+def _is_steps(index: pd.Index) -> bool:
+    """An integer time index read from a column (not the default row numbers)."""
+    return pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.RangeIndex)
 
 
 def _numeric(column: pd.Series, what: str) -> np.ndarray:
@@ -179,43 +201,10 @@ def _numeric(column: pd.Series, what: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ValueError(
-            f"{what} {column.name!r} is not numeric: line {_line(row)} holds "
+            f"{what} {column.name!r} is not numeric: line {line_of(row)} holds "
             f"{str(column.iloc[row])!r}"
         )
     return parsed.to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def _parse_dates(column: pd.Series) -> pd.DatetimeIndex:
-    """Parse a date column; raise naming the first value that is not a date."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format" and similar notices
-        try:
-            dates = pd.to_datetime(column, errors="raise")
-        except (ValueError, TypeError, OverflowError):
-            dates = pd.to_datetime(column, errors="coerce", format="mixed")
-    bad = dates.isna().to_numpy()
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"date column {column.name!r} does not parse as dates: line {_line(row)} holds "
-            f"{str(column.iloc[row])!r}"
-        )
-    return pd.DatetimeIndex(dates)
-
-
-def _guess_date_column(frame: pd.DataFrame) -> str | None:
-    """The first column, if it is named like a date or holds (non-numeric) dates."""
-    first = str(frame.columns[0])
-    col = frame[first]
-    if first.strip().lower() in DATE_NAMES:
-        return first
-    if pd.api.types.is_numeric_dtype(col.dtype):
-        return None
-    try:
-        _parse_dates(col)
-    except ValueError:
-        return None
-    return first
 
 
 def from_pandas(
@@ -225,21 +214,24 @@ def from_pandas(
     covariates: list[str] | tuple[str, ...] = (),
     fill: str | None = None,
     source: str = "",
+    notes: tuple[str, ...] = (),
 ) -> Series:
     """Build a :class:`Series` from a DataFrame (or a named pandas Series).
 
     Args:
         frame: the table. A ``DatetimeIndex`` on it serves as the dates when ``date`` is None.
-        target: the column to forecast; ``None`` picks the only numeric non-date column.
-        date: the date column; ``None`` detects one (first column named like a date or
-            holding dates); ``""`` means the rows have no dates.
+        target: the column to forecast; ``None`` picks the only value column.
+        date: the time column; ``None`` detects one (named like a date anywhere, else the
+            first holding dates); ``""`` means the rows have no times. Whole numbers in it
+            are steps, anything else must parse as dates.
         covariates: extra numeric columns fed to the model beside the target.
-        fill: ``None`` (missing values are an error) or ``"interpolate"``.
+        fill: ``None`` (missing values or timestamps are an error) or ``"interpolate"``.
         source: label for messages (file path or dataset name).
+        notes: lines to put first in ``Series.notes`` (the reader's own).
 
     Raises:
-        ValueError: no such column, non-numeric values, unparsable or duplicate dates,
-            missing values without ``fill``, or no rows.
+        ValueError: no such column, non-numeric values, unparsable or duplicate times,
+            missing values or timestamps without ``fill``, or no rows.
     """
     if fill not in FILL_METHODS:
         raise ValueError(f"from_pandas: fill must be one of {FILL_METHODS}, got {fill!r}")
@@ -255,24 +247,18 @@ def from_pandas(
         if name is not None and name not in columns:
             raise ValueError(f"no column {name!r}{where}; columns are {', '.join(columns)}")
 
+    times: pd.Index | None = None
+    time_col = None
     if date is None and isinstance(frame.index, pd.DatetimeIndex):
-        index: pd.Index = pd.DatetimeIndex(frame.index)
+        times = pd.DatetimeIndex(frame.index)
     else:
-        date_col = _guess_date_column(frame) if date is None else (date or None)
-        if date_col is not None and date_col in (target, *covariates):
-            raise ValueError(f"column {date_col!r} cannot be both the date and a value column")
-        if date_col is None:
-            index = pd.RangeIndex(len(frame))
-        else:
-            index = _parse_dates(frame[date_col])
-            frame = frame.drop(columns=[date_col])
-    if isinstance(index, pd.DatetimeIndex):
-        if index.has_duplicates:
-            dup = index[index.duplicated()][0]
-            raise ValueError(f"date {dup.date()} appears more than once{where}")
-        if not index.is_monotonic_increasing:
-            order = np.argsort(index.to_numpy(), kind="stable")
-            frame, index = frame.iloc[order], index[order]
+        taken = {target, *covariates} - {None}
+        time_col = find_time_column(frame, taken) if date is None else (date or None)
+        if time_col is not None and time_col in taken:
+            raise ValueError(f"column {time_col!r} cannot be both the date and a value column")
+        if time_col is not None:
+            times = parse_time(frame[time_col])
+            frame = frame.drop(columns=[time_col])
 
     if target is None:
         candidates = [c for c in frame.columns if c not in covariates]
@@ -282,9 +268,18 @@ def from_pandas(
                 f"{', '.join(candidates) or '(none)'} as the target"
             )
         target = candidates[0]
+    # Numbers are read in file order, so that an error names the file's line.
     values = _numeric(frame[target], "target column")
     covs = [_numeric(frame[c], "covariate column") for c in covariates]
     cov = np.column_stack(covs) if covs else np.zeros((len(values), 0))
+
+    found = list(notes)
+    if times is None:
+        index: pd.Index = pd.RangeIndex(len(values))
+    else:
+        what = "date" if isinstance(times, pd.DatetimeIndex) else "step"
+        times, (values, cov) = in_order(times, [values, cov], what, where, found)
+        index, (values, cov) = on_grid(times, [values, cov], fill, where, found)
 
     series = Series(
         values=values,
@@ -294,24 +289,25 @@ def from_pandas(
         index=index,
         freq=infer_freq(index),
         source=source,
+        notes=tuple(found),
     )
     missing = series.missing()
     if missing and fill is None:
         first = int(np.flatnonzero(np.isnan(series.features).any(axis=1))[0])
         label = index[first]
-        at = label.date() if isinstance(label, pd.Timestamp) else f"row {label}"
+        at = first_label(index[first:]) if times is not None else f"row {label}"
         raise ValueError(
             f"{missing} missing value(s){where} (first at {at}); fill them with interpolation "
             "(--fill interpolate) or remove them"
         )
     if missing:
-        for arr, what in [(values, target), *zip(covs, covariates, strict=True)]:
-            if np.isnan(arr).all():
+        for j, what in enumerate([target, *covariates]):
+            if np.isnan(series.features[:, j]).all():
                 raise ValueError(f"column {what!r} has no values at all{where}")
         series = replace(
             series,
-            values=interpolate_missing(values),
-            covariates=interpolate_missing(cov),
+            values=interpolate_missing(series.values),
+            covariates=interpolate_missing(series.covariates),
             filled=missing,
         )
     return series
@@ -323,11 +319,17 @@ def read_csv(
     date: str | None = None,
     covariates: list[str] | tuple[str, ...] = (),
     fill: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> Series:
     """Read a forecasting CSV (header row, one row per time step) into a :class:`Series`.
 
-    See :func:`from_pandas` for the arguments. Raises ``ValueError`` for a missing,
-    unreadable or empty file as well as for everything :func:`from_pandas` rejects.
+    The separator and decimal mark are detected unless ``sep`` (``","``, ``";"``,
+    ``"tab"``, ...) or ``decimal`` (``"."`` or ``","``) is given; a dialect other than
+    comma-separated with decimal points is said in ``Series.notes``. See
+    :func:`from_pandas` for the other arguments. Raises ``ValueError`` for a missing,
+    unreadable or empty file, an undeterminable dialect, and everything
+    :func:`from_pandas` rejects.
     """
     path = Path(path)
     if not path.exists():
@@ -335,7 +337,21 @@ def read_csv(
     if path.is_dir():
         raise ValueError(f"{path} is a folder, expected a CSV file")
     try:
-        frame = pd.read_csv(path, skipinitialspace=True)
+        dialect = sniff(
+            path, sep, decimal, lambda name: name == date or date_rank(name) is not None
+        )
+        if dialect.default and not dialect.trailing:
+            frame = pd.read_csv(path, skipinitialspace=True)  # the pandas defaults exactly
+        else:
+            commas = dialect.decimal == ","  # read as text, then convert the numbers
+            frame = pd.read_csv(
+                path,
+                sep=dialect.sep,
+                skipinitialspace=True,
+                dtype=str if commas else None,
+                index_col=False if dialect.trailing else None,  # False: ignore a last empty field
+            )
+            frame = to_numbers(frame) if commas else frame
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
@@ -343,4 +359,7 @@ def read_csv(
         raise ValueError(f"{path} is not a readable CSV file: {first}") from None
     if len(frame) == 0:
         raise ValueError(f"{path} has a header but no data rows")
-    return from_pandas(frame, target, date, covariates, fill, source=str(path))
+    unnamed = frame.columns.astype(str).str.startswith("Unnamed: ")
+    frame = frame.loc[:, ~(unnamed & frame.isna().all().to_numpy())]  # "a;b;" headers
+    notes = () if dialect.default else (f"read as {dialect.describe()}",)
+    return from_pandas(frame, target, date, covariates, fill, source=str(path), notes=notes)

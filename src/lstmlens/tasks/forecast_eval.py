@@ -47,8 +47,10 @@ def evaluate(
     series: Series,
     split: Split,
     baselines: tuple[str, ...] = BASELINES,
+    progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
-    """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines."""
+    """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines
+    (``progress`` hears about each statistical fit)."""
     h = forecaster.config.horizon
     origins = window_origins(split.val_end, split.n, forecaster.config.window, h, stride=h)
     if len(origins) == 0:
@@ -58,7 +60,7 @@ def evaluate(
     pred = forecaster.predict_at(series, origins, h)
     season = forecaster.season
     forecasts, descriptions, skipped = run_baselines(
-        y, split.val_end, origins, h, season, baselines
+        y, split.val_end, origins, h, season, baselines, progress=progress
     )
     insample = y[: split.val_end]
     m = season if season and len(insample) > season else 1
@@ -97,6 +99,7 @@ def backtest(
     test_size: int | None = None,
     reporter: Reporter | None = None,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> dict[str, Any]:
     """Rolling-origin evaluation over ``folds`` consecutive test blocks of ``test_size`` rows.
 
@@ -116,7 +119,8 @@ def backtest(
             reporter.message(f"fold {k + 1}/{folds}: test rows {split.val_end}..{split.n - 1}")
         model = Forecaster(config)
         model.fit(part, train, split=split, reporter=reporter)
-        fold = evaluate(model, part, split).metrics
+        say = reporter.message if reporter is not None else None
+        fold = evaluate(model, part, split, baselines, progress=say).metrics
         fold["fold"] = k + 1
         results.append(fold)
         if on_fold is not None:

@@ -29,6 +29,7 @@ import numpy as np
 from ..data.series import Series, from_pandas, read_csv
 from ..io import LOG_FILE, save_json_atomic, stamp
 from ..train import Reporter, TrainConfig
+from .baselines import BASELINES
 from .forecast import ForecastConfig, Forecaster
 
 __all__ = [
@@ -56,8 +57,11 @@ def data_spec(
     date: str | None = None,
     covariates: tuple[str, ...] = (),
     fill: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
 ) -> dict[str, Any]:
-    """The data spec of a CSV file ``data`` read with these options (None: the co2 default)."""
+    """The data spec of a CSV file ``data`` read with these options (None: the co2 default);
+    ``sep`` and ``decimal`` are the file's dialect (None: detected)."""
     if data is None:
         given = [
             f"--{k}"
@@ -74,6 +78,8 @@ def data_spec(
         "date": date,
         "covariates": list(covariates),
         "fill": fill,
+        "sep": sep,
+        "decimal": decimal,
     }
 
 
@@ -89,15 +95,23 @@ def load_series(spec: dict[str, Any]) -> Series:
         date=spec.get("date"),
         covariates=tuple(spec.get("covariates") or ()),
         fill=spec.get("fill"),
+        sep=spec.get("sep"),
+        decimal=spec.get("decimal"),
     )
 
 
 def run_series(
-    run: Path, forecaster: Any, cfg: dict[str, Any], data: str | None = None, option: str = "--data"
+    run: Path,
+    forecaster: Any,
+    cfg: dict[str, Any],
+    data: str | None = None,
+    option: str = "--data",
+    **dialect: str | None,
 ) -> Series:
     """The series of a saved run: its training data (``cfg["data"]``), or the CSV ``data``
-    read the same way (same target, date, covariates and fill). ``option`` names the
-    command's data option in the message when the run records no usable data."""
+    read the same way (same target, date, covariates and fill; ``dialect``: ``sep``,
+    ``decimal`` when given). ``option`` names the command's data option in the message when
+    the run records no usable data."""
     spec = cfg.get("data")
     if data is None and (
         not isinstance(spec, dict) or spec.get("source") not in (DEFAULT_DATA, "csv")
@@ -106,6 +120,7 @@ def run_series(
     spec = dict(spec) if isinstance(spec, dict) else {}
     if data is not None:
         spec = {**spec, "source": "csv", "path": data}
+    spec.update({k: v for k, v in dialect.items() if v is not None})  # sep, decimal
     if spec["source"] == "csv" and spec.get("target") is None:
         spec["target"] = forecaster.target
     return load_series(spec)
@@ -173,10 +188,12 @@ class PreparedForecast:
     forecaster: Forecaster
     split: Any
     train: TrainConfig
+    baselines: tuple[str, ...] = BASELINES  # the baselines scored beside the model
 
     @property
     def description(self) -> str:
-        return describe(self.series)
+        """The series in one line, then what reading it noted (dialect, gaps), one per line."""
+        return "\n".join([describe(self.series), *self.series.notes])
 
     def fit(
         self, run_dir: Path, reporter: Reporter, resume: bool = False, lens: bool = True
@@ -206,7 +223,7 @@ class PreparedForecast:
         if result.stopped == "interrupted":
             line = f"interrupted: the model of epoch {result.best_epoch} is saved in {run_dir}; continue with --resume"
             return ForecastRunResult(run_dir, True, lines=[line])
-        ev = evaluate(forecaster, series, split)
+        ev = evaluate(forecaster, series, split, self.baselines, progress=reporter.message)
         metrics = {
             **ev.metrics,
             "training": {
@@ -246,24 +263,27 @@ class PreparedForecast:
 
 
 def prepare_forecast(
-    spec: dict[str, Any], config: ForecastConfig, train: TrainConfig
+    spec: dict[str, Any],
+    config: ForecastConfig,
+    train: TrainConfig,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> PreparedForecast:
     """Read the series, build the forecaster, split, check: ``ValueError`` on any bad input."""
     series = load_series(spec)
     forecaster = Forecaster(config)
     split = forecaster.split(series)
     check_model(forecaster, series)
-    return PreparedForecast(spec, series, forecaster, split, train)
+    return PreparedForecast(spec, series, forecaster, split, train, baselines)
 
 
 def forecast_csv(
-    run: Path, data: str | None = None, steps: int | None = None
-) -> tuple[str, int, str]:
+    run: Path, data: str | None = None, steps: int | None = None, **dialect: str | None
+) -> tuple[str, int, Series]:
     """Forecast ``steps`` (default: the horizon) past the end of the run's series (or
-    ``data``): ``(CSV text, steps, series name)`` with a date or step column, the point
-    forecast and one column per quantile."""
+    ``data``, read with ``dialect``: ``sep``, ``decimal``): ``(CSV text, steps, series)``
+    with a date or step column, the point forecast and one column per quantile."""
     forecaster, cfg = Forecaster.load(run)
-    series = run_series(run, forecaster, cfg, data, option="--data")
+    series = run_series(run, forecaster, cfg, data, "--data", **dialect)
     steps = steps or forecaster.config.horizon
     pred = forecaster.forecast(series, steps)
     buffer = io.StringIO()
@@ -277,7 +297,7 @@ def forecast_csv(
         when = str(label.date()) if hasattr(label, "date") else str(label)
         quant = [] if pred.quantiles is None else [f"{v:.6g}" for v in pred.quantiles[0, i]]
         writer.writerow([when, f"{pred.point[0, i]:.6g}", *quant])
-    return buffer.getvalue(), steps, series.name
+    return buffer.getvalue(), steps, series
 
 
 def backtest_forecast(
@@ -288,9 +308,11 @@ def backtest_forecast(
     reporter: Reporter,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] | None = None,
+    baselines: tuple[str, ...] = BASELINES,
 ) -> tuple[dict[str, Any], int]:
     """Train and score a fresh model on each of ``folds`` rolling test blocks: ``(results,
-    test rows per fold)``. ``on_start(description)`` is called once the data is checked."""
+    test rows per fold)``. ``on_start(line)`` hears the series' description and notes once
+    the data is checked."""
     from ..data.windows import backtest_splits
     from .forecast_eval import backtest
 
@@ -299,8 +321,9 @@ def backtest_forecast(
     size = config.test_size or max(config.horizon, len(series) // (10 + folds))
     backtest_splits(len(series), config.window, config.horizon, folds, size, config.val_size)
     if on_start is not None:
-        on_start(describe(series))
-    result = backtest(series, config, train, folds, size, reporter, on_fold=on_fold)
+        for line in (describe(series), *series.notes):
+            on_start(line)
+    result = backtest(series, config, train, folds, size, reporter, on_fold, baselines)
     return result, size
 
 

@@ -26,16 +26,11 @@ from torch.autograd.function import once_differentiable
 
 from ...cells import CellSpec
 from .. import fused, fused_gru_rnn
+from .abi import LSTM_SAVED, LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
 
 __all__ = ["gru_native", "lstm_native", "native_ops", "rnn_native"]
 
-#: order of the LSTM weight list the kernel reads (lstm.cpp ``enum Slot``); absent ones are empty
-LSTM_SLOTS = (
-    "weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr", "peephole_i", "peephole_f",
-    "peephole_o", "weight_gate", "ln_weight_ih", "ln_weight_hh", "ln_weight_c", "ln_bias_c",
-)  # fmt: skip
-SIMPLE_SLOTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 _warned = False
 
 
@@ -80,13 +75,6 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def _lstm_cfg(spec: CellSpec, bf16: bool = False) -> list[int]:
-    v = spec.variant
-    flags = (v.has_i, v.has_f, v.has_o, v.coupled, v.peepholes, v.input_activation == "tanh",
-             v.output_activation == "tanh", v.full_gate_recurrence, spec.layer_norm)  # fmt: skip
-    return [int(f) for f in flags] + [spec.hidden_size, spec.proj_size, int(bf16)]
-
-
 def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Tensor):
     given = dict(zip(names, weights))
     empty = x.new_empty(0)
@@ -106,7 +94,7 @@ class _LSTMNative(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, d_out, d_hn, d_cn):  # type: ignore[override]
         x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
-        saved, weights = rest[:14], rest[14:]
+        saved, weights = rest[: len(LSTM_SAVED)], rest[len(LSTM_SAVED) :]
         w = _slot_list(ctx.names, tuple(weights), LSTM_SLOTS, x)
         res = torch.ops.lstmlens_native.lstm_backward(
             x, h0, w, ctx.cfg, keep_h, keep_c, rmask, saved, d_out, d_hn, d_cn
@@ -142,7 +130,7 @@ def lstm_native(
     keep_h, keep_c, rmask = _keep(keep_h, x), _keep(keep_c, x), _keep(rmask, x)
     names = tuple(p)
     weights = tuple(p[n] for n in names)
-    cfg = _lstm_cfg(spec, bf16 and weights[0].dtype == torch.float32)
+    cfg = lstm_config(spec, bf16 and weights[0].dtype == torch.float32)
     if _needs_graph(x, h0, c0, *weights):
         out, h, c = _LSTMNative.apply(cfg, names, x, h0, c0, keep_h, keep_c, rmask, *weights)
         return out, h, c
