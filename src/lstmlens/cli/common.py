@@ -12,6 +12,7 @@ the argument types and the run-folder rules live in ``errors``, ``types`` and
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..train import Reporter, TrainConfig
 from ..train.config import OPTIMIZERS
+from ..train.resume import file_identity
 from .errors import EXIT_INTERRUPTED, CLIError
 from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
 from .types import (
@@ -56,6 +58,8 @@ __all__ = [
     "positive_float",
     "positive_int",
     "prepare_run_dir",
+    "RESUME_MAY_CHANGE",
+    "run_spec",
     "print_result",
     "refuse_existing",
     "reporter_from_args",
@@ -66,6 +70,20 @@ __all__ = [
 ]
 
 VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
+#: Options a ``--resume`` may change (``--epochs`` not with ``--schedule cosine``); every
+#: other option must be the one the run started with.
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "max_minutes",
+    "patience",
+    "precision",
+    "quiet",
+    "threads",
+    "device",
+    "no_lens",
+    "baselines",  # scoring only, after training
+)
+_NOT_OPTIONS = ("func", "command", "action", "out", "force", "resume")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -262,7 +280,13 @@ def add_train_args(
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
     if resume:
-        run.add_argument("--resume", action="store_true", help="continue the run in --out")
+        may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+        run.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the run in --out, with the options it was started with; only "
+            f"{may_change} may change (--epochs not with --schedule cosine)",
+        )
     else:
         parser.set_defaults(resume=False)
 
@@ -313,3 +337,24 @@ def reporter_from_args(args: argparse.Namespace, run_dir: Path | None = None) ->
     """A stderr :class:`Reporter`, quiet with ``--quiet``, logging to ``run_dir/train.log``."""
     log = None if run_dir is None else Path(run_dir) / LOG_FILE
     return Reporter(quiet=getattr(args, "quiet", False), log_path=log)
+
+
+# ----------------------------------------------------------------- resume
+
+
+def run_spec(args: argparse.Namespace, files: Sequence[str] = ()) -> dict[str, Any]:
+    """What the command line asks of a run: every option but :data:`RESUME_MAY_CHANGE`.
+
+    The options named in ``files`` are data files, recorded by absolute path and
+    SHA-256 (:func:`~lstmlens.train.resume.file_identity`), so that a resume on
+    another or an edited file is refused. The result is JSON, recorded in the
+    checkpoint and compared by ``--resume``.
+    """
+    may_change = set(RESUME_MAY_CHANGE)
+    if getattr(args, "schedule", None) == "cosine":
+        may_change.discard("epochs")  # the schedule's length
+    spec = {k: v for k, v in vars(args).items() if k not in may_change and k not in _NOT_OPTIONS}
+    for name in files:
+        if spec.get(name) is not None:
+            spec[name] = file_identity(spec[name])
+    return json.loads(json.dumps(spec, default=str))  # paths as strings, tuples as lists

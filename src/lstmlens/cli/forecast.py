@@ -36,6 +36,7 @@ from .common import (
     print_result,
     refuse_existing,
     reporter_from_args,
+    run_spec,
     season,
     train_config_from_args,
 )
@@ -209,10 +210,12 @@ def run_train(args: argparse.Namespace) -> int:
     cpu_device(args, "training")
     train = train_config_from_args(args)
     prepared = prepare_forecast(_spec(args), _forecast_config(args), train, args.baselines)
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("data",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
     print(prepared.description)
-    return print_result(prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens))
+    result = prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens, spec=options)
+    return print_result(result)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from .common import (
     print_result,
     reporter_from_args,
     resolve_device,
+    run_spec,
     train_config_from_args,
 )
 
@@ -145,9 +146,11 @@ def train(args: argparse.Namespace) -> int:
     )
     resume_from = Path(args.out) if args.resume else None
     prepared = prepare_text(args.corpus, options, train_config_from_args(args), resume_from)
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("corpus",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
-    return print_result(prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens))
+    result = prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens, spec=options)
+    return print_result(result)
 
 
 def generate(args: argparse.Namespace) -> int:

@@ -196,9 +196,17 @@ class PreparedForecast:
         return "\n".join([describe(self.series), *self.series.notes])
 
     def fit(
-        self, run_dir: Path, reporter: Reporter, resume: bool = False, lens: bool = True
+        self,
+        run_dir: Path,
+        reporter: Reporter,
+        resume: bool = False,
+        lens: bool = True,
+        spec: dict[str, Any] | None = None,
     ) -> ForecastRunResult:
-        """Train, score against the baselines, save config, weights, metrics, plots, lens."""
+        """Train, score against the baselines, save config, weights, metrics, plots, lens.
+
+        ``spec`` (what the command line asked) is recorded in the checkpoint, and a resume
+        must match it."""
         from ..lens.pages import forecast_run_lens
         from .forecast_eval import evaluate
         from .forecast_plots import forecast_figure, save_png, training_curve_figure
@@ -213,7 +221,9 @@ class PreparedForecast:
             f"split: train {split.train_end} rows, validation {split.val_size}, test "
             f"{split.test_size}; window {config.window}, horizon {config.horizon} ({config.mode})"
         )
-        result = forecaster.fit(series, self.train, split, run_dir, reporter, resume=resume)
+        result = forecaster.fit(
+            series, self.train, split, run_dir, reporter, resume=resume, spec=spec
+        )
         extra = {
             "data": self.spec,
             "train": dataclasses.asdict(self.train),

@@ -99,9 +99,15 @@ class PreparedText:
     train: TrainConfig
 
     def fit(
-        self, run_dir: Path, reporter: Reporter, resume: bool = False, lens: bool = True
+        self,
+        run_dir: Path,
+        reporter: Reporter,
+        resume: bool = False,
+        lens: bool = True,
+        spec: dict[str, Any] | None = None,
     ) -> TextRunResult:
-        """Train, save the best model, metrics and loss plot, and the lens page."""
+        """Train, save the best model, metrics and loss plot, and the lens page (``spec``: what
+        the command line asked, recorded in the checkpoint; a resume must match it)."""
         from ..lens.pages import text_run_lens
 
         model, extra = self.model, self.extra
@@ -113,7 +119,8 @@ class PreparedText:
             f"text train: {total} {level} tokens ({n_train} train, {n_val} val), "
             f"vocabulary {len(model.tokenizer)}, {sum(p.numel() for p in model.parameters())} weights"
         )
-        result = Trainer(model, self.task, self.train, run_dir, reporter).fit(resume=resume)
+        trainer = Trainer(model, self.task, self.train, run_dir, reporter, spec=spec)
+        result = trainer.fit(resume=resume)
         best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
         save_language_model(run_dir, model, {**extra, "best_epoch": result.best_epoch})
         summary = {
