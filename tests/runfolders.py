@@ -28,7 +28,7 @@ def series_csv(path: Path, rows: int = 60) -> Path:
 
 def forecast_run(run: Path, data: Path) -> Path:
     """A forecast run (window 4, hidden 4) whose ``data`` entry names ``data``."""
-    fc = Forecaster(ForecastConfig(window=4, hidden_size=4))
+    fc = Forecaster(ForecastConfig(window=4, hidden_size=4, quantiles=(), members=1))
     fc.net = ForecastNet(NetConfig(input_size=1, hidden_size=4))
     fc.scaler = Scaler(mean=np.array([10.0]), scale=np.array([1.0]))
     fc.target, fc.covariates, fc.season = "y", (), None

@@ -11,7 +11,7 @@ CORPUS = (
     "All:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
 ) * 12
-TINY = ["--hidden", "16", "--embed", "8", "--seq-len", "20", "--batch-size", "8", "--quiet"]
+TINY = ["--hidden", "16", "--embed-dim", "8", "--seq-len", "20", "--batch-size", "8", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,11 @@ def test_train_writes_the_run_folder(run):
         "loss.png",
     } <= names
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    assert config["task"] == "language" and config["tokenizer"]["level"] == "char"
+    assert (
+        config["task"] == "text"
+        and config["format_version"] == 1
+        and config["tokenizer"]["level"] == "char"
+    )
     assert config["best_epoch"] in (1, 2) and config["corpus"].endswith("corpus.txt")
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert len(metrics["history"]) == 2 and metrics["best_val_bpc"] > 0
@@ -138,10 +142,10 @@ def test_train_bad_options(tmp_path, capsys):
     corpus = bad_corpus(tmp_path, "c.txt", CORPUS.encode())
     out = tmp_path / "out"
     for extra, message in [
-        (["--seq-len", "0"], "--seq-len must be a positive integer"),
+        (["--seq-len", "0"], "--seq-len: expected an integer in [1, 100000], got '0'"),
         (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
         (["--variant", "bogus"], "unknown variant"),
-        (["--embed", "8", "--tie-weights"], "tie_weights needs embed_size"),
+        (["--embed-dim", "8", "--tie-weights"], "tie_weights needs embed_size"),
         (["--epochs", "0"], "--epochs"),
     ]:
         assert main(["text", "train", str(corpus), "--out", str(out), *TINY, *extra]) == 2
@@ -154,14 +158,20 @@ def test_train_bad_options(tmp_path, capsys):
     [
         (["generate", "RUN", "--prompt", "\u4e2d\u6587", "--length", "5"], "only tokens unknown"),
         (["next", "RUN", "@@@"], "only tokens unknown"),
-        (["generate", "RUN", "--length", "0"], "--length must be a positive integer, got 0"),
+        (["generate", "RUN", "--length", "0"], "--length: expected an integer in [1, 100000]"),
         (["generate", "RUN", "--temperature", "0"], "--temperature must be a positive number"),
         (["generate", "RUN", "--temperature", "-1"], "--temperature must be a positive number"),
-        (["generate", "RUN", "--top-k", "0"], "--top-k must be a positive integer"),
+        (["generate", "RUN", "--top-k", "0"], "--top-k: expected an integer in [1, 1000000]"),
         (["generate", "RUN", "--top-p", "1.5"], "--top-p must be in (0, 1]"),
-        (["generate", "RUN", "--length", "many"], "invalid int value: 'many'"),
-        (["next", "RUN", "to be", "--top", "0"], "--top must be a positive integer, got 0"),
-        (["next", "RUN", "to be", "--top", "-3"], "--top must be a positive integer, got -3"),
+        (["generate", "RUN", "--length", "many"], "got 'many'"),
+        (
+            ["next", "RUN", "to be", "--top", "0"],
+            "--top: expected an integer in [1, 1000000], got '0'",
+        ),
+        (
+            ["next", "RUN", "to be", "--top", "-3"],
+            "--top: expected an integer in [1, 1000000], got '-3'",
+        ),
     ],
 )
 def test_use_bad_input(run, capsys, argv, message):

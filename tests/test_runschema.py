@@ -79,7 +79,7 @@ TAMPERING = [
     ("forecast", "net.num_layers", 1_000_000, "net.num_layers must be an integer in [1, 64]"),
     ("forecast", "net.hidden_size", 10**12, "net.hidden_size"),
     ("forecast", "scaler.mean", [math.inf], "scaler.mean must be a list of finite numbers"),
-    ("forecast", "forecast.log", "no", "forecast.log must be true or false"),
+    ("forecast", "forecast.log", "no", "forecast.log must be true, false or null"),
     ("forecast", "net.num_layers", 2, "num_layers is 2, but model.safetensors holds 1"),
     ("forecast", "net.hidden_size", 5, "hidden_size is 5, but model.safetensors holds 4"),
     ("forecast", "scaler.scale", [0.0], "scaler.scale must be a list of numbers > 0"),

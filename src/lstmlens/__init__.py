@@ -9,6 +9,8 @@ from . import export as export
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .io import load_run as load_run
+from .kernels.registry import backends as backends
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
@@ -31,6 +33,8 @@ __all__ = [
     "Stream",
     "Trace",
     "Variant",
+    "backends",
     "inspect",
+    "load_run",
     "__version__",
 ]

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_HIDDEN",
     "MAX_LAYERS",
     "MAX_LENGTH",
+    "MAX_MEMBERS",
     "MAX_NPROC",
     "MAX_STEPS",
     "MAX_THREADS",
@@ -41,3 +42,4 @@ MAX_EPOCHS = 1_000_000  # epochs (--max-minutes bounds the time)
 MAX_FOLDS = 100  # backtest folds (the data bounds them further)
 MAX_THREADS = 256  # torch CPU threads
 MAX_NPROC = 256  # processes of one run
+MAX_MEMBERS = 100  # LSTMs in a forecaster's seed ensemble

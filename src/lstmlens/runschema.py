@@ -89,10 +89,14 @@ class Real:
 
 @dataclass(frozen=True)
 class Flag:
-    """``true`` or ``false`` (not ``"no"``, not ``0``)."""
+    """``true`` or ``false`` (not ``"no"``, not ``0``); ``null`` too when ``optional``."""
+
+    optional: bool = False
 
     def problem(self, value: Any) -> str | None:
-        return None if isinstance(value, bool) else "true or false"
+        if isinstance(value, bool) or (value is None and self.optional):
+            return None
+        return "true, false or null" if self.optional else "true or false"
 
 
 @dataclass(frozen=True)
@@ -200,13 +204,14 @@ class RunSchema:
 
     ``fields`` maps a dotted path (``"net.hidden_size"``) to its spec; ``optional``
     lists the paths that may be absent. ``sizes(config)`` (called on a checked
-    config) returns the :class:`RnnSizes` and the exact shapes of other tensors.
+    config) returns the :class:`RnnSizes` and the exact shapes of other tensors that must
+    be stored (``None``: a tensor that must not be).
     """
 
     name: str
     matches: Callable[[Mapping[str, Any]], bool]
     fields: Mapping[str, Spec]
-    sizes: Callable[[Mapping[str, Any]], tuple[RnnSizes, dict[str, tuple[int, ...]]]]
+    sizes: Callable[[Mapping[str, Any]], tuple[RnnSizes, dict[str, tuple[int, ...] | None]]]
     optional: frozenset[str] = frozenset()
     consistent: Callable[[Mapping[str, Any]], str | None] = lambda c: None
 
@@ -260,8 +265,8 @@ def check_run(run_dir: str | os.PathLike, config: Any = None) -> dict[str, Any]:
     where = run_dir / CONFIG
     if config is None:
         config = read_json(where)
+    header = read_header(run_dir / WEIGHTS)  # a missing or truncated file first
     schema = check_config(config, where)
-    header = read_header(run_dir / WEIGHTS)
     if schema is not None:
         rnn, shapes = schema.sizes(config)
         _compare(rnn, shapes, header, where, run_dir / WEIGHTS)
@@ -301,7 +306,7 @@ _SIZE_WORDS = {
 
 def _compare(
     rnn: RnnSizes,
-    shapes: Mapping[str, tuple[int, ...]],
+    shapes: Mapping[str, tuple[int, ...] | None],
     header: Mapping[str, TensorInfo],
     where: Path,
     weights: Path,
@@ -316,8 +321,10 @@ def _compare(
             )
     for name, shape in shapes.items():
         info = header.get(name)
-        if info is not None and info.shape != shape:
+        if shape is None and info is not None:
+            raise ValueError(f"{where}: implies no tensor {name}, but {weights.name} holds one")
+        if shape is not None and (info is None or info.shape != shape):
+            held = "none" if info is None else list(info.shape)
             raise ValueError(
-                f"{where}: implies {name} of shape {list(shape)}, but {weights.name} holds "
-                f"{list(info.shape)}"
+                f"{where}: implies {name} of shape {list(shape)}, but {weights.name} holds {held}"
             )

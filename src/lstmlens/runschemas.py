@@ -16,8 +16,10 @@ from .limits import (
     MAX_CLASSES,
     MAX_EMBED,
     MAX_FEATURES,
+    MAX_FOLDS,
     MAX_HIDDEN,
     MAX_LAYERS,
+    MAX_MEMBERS,
     MAX_STEPS,
     MAX_VOCAB,
     MAX_WINDOW,
@@ -54,11 +56,20 @@ def _lstm(prefix: str) -> dict[str, Any]:
 # -------------------------------------------------------------------- forecast
 
 
-def _forecast_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+def _forecast_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...] | None]]:
     net = c["net"]
-    h, outputs = net["hidden_size"], net["out_steps"] * net["n_outputs"]  # H, S*Q
-    rnn = RnnSizes("lstm.", net["num_layers"], net["input_size"], h)
-    return rnn, {"head.weight": (outputs, h), "head.bias": (outputs,)}
+    h, p = net["hidden_size"], net.get("proj_size", 0)  # H, P
+    outputs = net["out_steps"] * net["n_outputs"]  # S*Q
+    rnn = RnnSizes("lstm.", net["num_layers"], net["input_size"], h, p)
+    shapes: dict[str, tuple[int, ...] | None] = {
+        "head.weight": (outputs, p or h),
+        "head.bias": (outputs,),
+    }
+    others = net.get("members", 1) - 1  # the seed ensemble's other members: others.{k}.{0,1}
+    if others:
+        shapes[f"others.{others - 1}.1.weight"] = (outputs, p or h)
+    shapes[f"others.{others}.1.weight"] = None  # no member more than the config says
+    return rnn, shapes
 
 
 def _forecast_consistent(c: Mapping[str, Any]) -> str | None:
@@ -69,17 +80,34 @@ def _forecast_consistent(c: Mapping[str, Any]) -> str | None:
     return None
 
 
+_OPTIONAL_FLAG = Flag(optional=True)
 _FORECAST_OPTIONS = {
+    "net.members": Int(1, MAX_MEMBERS),
+    "net.zero_head": Flag(),
+    "net.layer_norm": Flag(),
+    "net.zoneout": _PROBABILITY,
+    "net.recurrent_dropout": _PROBABILITY,
+    "net.proj_size": Int(0, MAX_HIDDEN),
+    "net.forget_bias": Real(-1000.0, 1000.0),
+    "forecast.window": Int(1, MAX_WINDOW, optional=True),
     "forecast.mode": Text(("direct", "recursive")),
     "forecast.quantiles": Reals(1000, unit=True),
     **_lstm("forecast."),
-    "forecast.log": Flag(),
+    "forecast.log": _OPTIONAL_FLAG,
     "forecast.relative": Flag(),
+    "forecast.anchor": Text(("level", "seasonal", "ets"), optional=True),
+    "forecast.deseasonalise": _OPTIONAL_FLAG,
+    "forecast.members": Int(1, MAX_MEMBERS),
+    "forecast.calibrate": Flag(),
     "forecast.batch_size": Int(1, MAX_BATCH, optional=True),
     "forecast.val_size": _ROWS,
+    "forecast.test_origins": Int(1, MAX_FOLDS),
     "forecast.test_size": _ROWS,
     "forecast.season": Int(1, MAX_WINDOW, optional=True),
     "season": Int(1, MAX_WINDOW, optional=True),
+    "seasonal_indices": Reals(MAX_WINDOW),
+    "calibration": Reals(1000),
+    "ets_fit_end": Int(1, 10**9, optional=True),
 }
 FORECAST = register(
     RunSchema(
@@ -90,7 +118,6 @@ FORECAST = register(
             **_lstm("net."),
             "net.out_steps": Int(1, MAX_STEPS),
             "net.n_outputs": Int(1, 1000),
-            "forecast.window": Int(1, MAX_WINDOW),
             "forecast.horizon": Int(1, MAX_STEPS),
             **_FORECAST_OPTIONS,
             "scaler.mean": Reals(MAX_FEATURES),

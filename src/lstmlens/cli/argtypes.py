@@ -38,9 +38,11 @@ __all__ = [
     "EMBED",
     "EPOCHS",
     "FOLDS",
+    "FORGET_BIAS",
     "HIDDEN",
     "LAYERS",
     "LENGTH",
+    "MEMBERS",
     "NPROC",
     "PROJ",
     "REPEATS",
@@ -128,3 +130,5 @@ NPROC = bounded_int(1, MAX_NPROC)  # --nproc
 ROWS = bounded_int(1, 10**9)  # --val, --test rows; --min-count
 SEED = bounded_int(0, 2**32 - 1)  # --seed (NumPy's range)
 REPEATS = bounded_int(1, 1000)  # bench --repeats
+MEMBERS = bounded_int(1, 100)  # forecast --members (a seed ensemble)
+FORGET_BIAS = bounded_float(-100.0, 100.0)  # --forget-bias (sigmoid saturates far before)
