@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import lstmlens
 from lstmlens.cli.main import main
 from lstmlens.runfiles import read_header
 from lstmlens.runschema import check_config, check_run
@@ -188,3 +189,12 @@ def test_data_path_is_a_hint_never_printed_from(forecast, capsys, tmp_path):
     assert "SECRETHASH" not in err and "daemon" not in err
     edit_config(forecast, "data.path", "/dev/zero")  # not a regular file: never opened
     one_line_exit_2(capsys, ["forecast", "predict", str(forecast)], "--data")
+
+
+def test_load_run_checks_the_schema_for_every_kind(runs):
+    for kind, run in runs.items():
+        model, config = lstmlens.load_run(run)
+        assert isinstance(config, dict), kind
+    edit_config(runs["classify"], "model.hidden_size", 10**12)
+    with pytest.raises(ValueError, match="model.hidden_size must be an integer"):
+        lstmlens.load_run(runs["classify"])
