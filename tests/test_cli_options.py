@@ -118,10 +118,34 @@ def _help(argv, capsys) -> str:
 @pytest.mark.parametrize(
     ("argv", "shown"),
     [
-        (["text", "train"], ["hidden units (256)", "learning rate (0.002)", "epochs (10)"]),
-        (["forecast", "train"], ["hidden units (32)", "learning rate (0.003)", "epochs (200)"]),
-        (["classify", "train"], ["hidden units (64)", "learning rate (0.003)", "epochs (30)"]),
-        (["longrange", "adding"], ["hidden units (64)", "initial forget-gate bias (1.0)"]),
+        (
+            ["text", "train"],
+            [
+                "hidden units (256; at most 8192)",
+                "learning rate (0.002)",
+                "epochs (10; at most 1000000)",
+            ],
+        ),
+        (
+            ["forecast", "train"],
+            [
+                "hidden units (32; at most 8192)",
+                "learning rate (0.003)",
+                "epochs (200; at most 1000000)",
+            ],
+        ),
+        (
+            ["classify", "train"],
+            [
+                "hidden units (64; at most 8192)",
+                "learning rate (0.003)",
+                "epochs (30; at most 1000000)",
+            ],
+        ),
+        (
+            ["longrange", "adding"],
+            ["hidden units (64; at most 8192)", "initial forget-gate bias (1.0)"],
+        ),
     ],
 )
 def test_help_shows_the_defaults_in_force(argv, shown, capsys):

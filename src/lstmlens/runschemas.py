@@ -135,7 +135,7 @@ FORECAST = register(
 # -------------------------------------------------------------------- language
 
 
-def _language_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+def _language_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...] | None]]:
     m = c["model"]
     vocab = len(c["tokenizer"]["tokens"]) + 1  # V: the tokens and <unk>
     e, h, p = m["embed_size"], m["hidden_size"], m.get("proj_size", 0)
@@ -180,14 +180,17 @@ LANGUAGE = register(
 # -------------------------------------------------------------------- classify
 
 
-def _classify_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...]]]:
+def _classify_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int, ...] | None]]:
     m = c["model"]
     text = "vocab_size" in m
     d = 2 if m.get("bidirectional", False) else 1  # D
-    h, classes = m["hidden_size"], m["num_classes"]  # H, C
-    rnn = RnnSizes("rnn.", m.get("num_layers", 1), m["embed_dim"] if text else m["input_size"], h)
-    rnn = RnnSizes(rnn.prefix, rnn.layers, rnn.input, h, 0, d)
-    shapes = {"head.weight": (classes, d * h), "head.bias": (classes,)}
+    h, p, classes = m["hidden_size"], m.get("proj_size", 0), m["num_classes"]  # H, P, C
+    width = m["embed_dim"] if text else m["input_size"]
+    rnn = RnnSizes("rnn.", m.get("num_layers", 1), width, h, p, d)
+    shapes: dict[str, tuple[int, ...] | None] = {
+        "head.weight": (classes, d * (p or h)),
+        "head.bias": (classes,),
+    }
     if text:
         shapes["embed.weight"] = (m["vocab_size"], m["embed_dim"])
     return rnn, shapes
@@ -242,6 +245,11 @@ def _classify_consistent(c: Mapping[str, Any]) -> str | None:
 
 _CLASSIFY_OPTIONS = {
     "model.num_layers": Int(1, MAX_LAYERS),
+    "model.proj_size": Int(0, MAX_HIDDEN),
+    "model.layer_norm": Flag(),
+    "model.zoneout": _PROBABILITY,
+    "model.recurrent_dropout": _PROBABILITY,
+    "model.forget_bias": Real(-1000.0, 1000.0),
     "model.variant": VariantSpec(),
     "model.dropout": _PROBABILITY,
     "model.bidirectional": Flag(),
