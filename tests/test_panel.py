@@ -110,7 +110,7 @@ def _long_frame(changes: dict | None = None) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "id": ["A"] * 4 + ["B"] * 4,
-            "date": ["2020-01-0%d" % d for d in range(1, 5)] * 2,
+            "date": [f"2020-01-0{d}" for d in range(1, 5)] * 2,
             "y": [1, 2, 3, 4, 5, 6, 7, 8],
         }
     ).astype({"y": object})

@@ -239,7 +239,7 @@ def from_wide(
     frame.columns = [str(c) for c in frame.columns]
     where = f" in {source}" if source else ""
     named = [] if targets == "all" else list(targets)
-    _check_columns(frame, [*named, date], where)
+    _check_columns(frame, [*named, date or None], where)
     date = date if date is not None else find_time_column(frame, set(named))
     if targets == "all":
         named = [

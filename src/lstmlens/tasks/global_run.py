@@ -83,7 +83,7 @@ def predict(
             truths.append(y.numpy())
             which.append(i.numpy())
     h = windows.horizon
-    cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape))
+    cat = lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape)
     return cat(preds, (0, h)), cat(truths, (0, h)), cat(which, (0,)).astype(np.int64)
 
 
@@ -116,7 +116,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total, count = total + float(loss) * len(x), count + len(x)
+            total, count = total + loss.item() * len(x), count + len(x)
             if deadline is not None and time.monotonic() > deadline:
                 stopped = "time"
                 break

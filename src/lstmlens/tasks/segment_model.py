@@ -116,7 +116,7 @@ class SegmentNet(nn.Module):
             chan = self.chan[channel].unsqueeze(1).expand(B, M, -1)  # (B, M, d/2)
             query = torch.cat([query, chan], dim=-1)  # (B, M, d)
         query = query.reshape(B * M, 1, d)  # (B * M, 1, d)
-        repeat = (lambda h: h.repeat_interleave(M, dim=1))  # (layers, B * M, d)
+        repeat = lambda h: h.repeat_interleave(M, dim=1)  # (layers, B * M, d)
         state = tuple(map(repeat, state)) if isinstance(state, tuple) else repeat(state)
         out, _ = self.rnn(query, state)  # (B * M, 1, d)
         y = self.head(out[:, 0]).view(B, M * c.segment)[:, : c.horizon]  # (B, H)
