@@ -37,6 +37,12 @@ from .common import (
     reporter_from_args,
     train_config_from_args,
 )
+from .forecast_global import (
+    add_global_args,
+    refuse_long_without_id,
+    run_global_train,
+    wants_global,
+)
 
 __all__ = ["register", "run_backtest", "run_predict", "run_series", "run_train"]
 
@@ -155,6 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_data_args(train)
     _add_model_args(train)
+    add_global_args(train)
     train.add_argument("--out", default="runs/forecast", help="run folder (runs/forecast)")
     train.add_argument("--no-lens", action="store_true", help="skip RUN/lens.html (the gates)")
     add_train_args(train)
@@ -299,6 +306,9 @@ def run_train(args: argparse.Namespace) -> int:
     from ..tasks.forecast_eval import evaluate
     from ..tasks.forecast_plots import forecast_figure, save_png, training_curve_figure
 
+    if wants_global(args):  # many series: one global model (issue 12)
+        return run_global_train(args)
+    refuse_long_without_id(args)
     spec = _data_spec(args)
     config = _forecast_config(args)
     train = train_config_from_args(args)

@@ -42,7 +42,7 @@ from .timegrid import (
     parse_time,
 )
 
-__all__ = ["Panel", "from_long", "from_wide", "read_panel", "refuse_repeated_dates"]
+__all__ = ["Panel", "from_long", "from_wide", "read_frame", "read_panel", "refuse_repeated_dates"]
 
 
 @dataclass(frozen=True)
@@ -277,12 +277,14 @@ def from_wide(
     return _assemble(parts, named, starts, infer_freq(times), source, found)
 
 
-def refuse_repeated_dates(frame: pd.DataFrame, date: str | None, source: str = "") -> None:
+def refuse_repeated_dates(
+    frame: pd.DataFrame, date: str | None, source: str = "", taken: set[str] | None = None
+) -> None:
     """Refuse a long table read without ``--id``: its dates repeat. ``ValueError`` naming
     the first repeated date and the columns that could be the id."""
     frame = frame.rename(columns=str)
-    date = date or find_time_column(frame, set())
-    if date is None or date not in frame.columns:
+    date = date if date is not None else find_time_column(frame, taken or set())
+    if not date or date not in frame.columns:
         return
     times = frame[date].astype(str).str.strip()
     repeated = times[times.duplicated()]
@@ -297,7 +299,7 @@ def refuse_repeated_dates(frame: pd.DataFrame, date: str | None, source: str = "
     )
 
 
-def _read_frame(path: Path, sep: str | None, decimal: str | None, date: str | None):
+def read_frame(path: Path, sep: str | None, decimal: str | None, date: str | None):
     """The CSV as a DataFrame with the dialect detected like the single-series reader."""
     if not path.exists():
         raise ValueError(f"no such file: {path}")
@@ -339,7 +341,7 @@ def read_panel(
     columns, ``"A,B"`` or ``"all"``). A single target without ``id`` whose dates repeat
     is refused with the hint ``--id``."""
     path = Path(path)
-    frame, notes = _read_frame(path, sep, decimal, date)
+    frame, notes = read_frame(path, sep, decimal, date)
     if isinstance(target, str) and target != "all":
         target = [t.strip() for t in target.split(",") if t.strip()]
     if id is not None:
