@@ -5,7 +5,7 @@ model, each column a series), split ``8640,2880,2880`` rows, z-scored with the t
 mean/std, lookback 96, every test window scored (stride 1), MSE/MAE on the normalised
 scale. The model is the segment-wise recurrent network of
 :mod:`lstmlens.tasks.segment_model` (SegRNN's recipe: segments of 48, GRU of width 512,
-last-value normalisation, channel embeddings, MAE loss, Adam 1e-3), trained under a
+last-value normalisation, channel embeddings, dropout 0.5, MAE loss, Adam 1e-3), trained under a
 wall-time cap with the weights of the best validation epoch kept.
 
     .venv/bin/python benchmarks/ltsf_etth1.py [--horizon 96] [--hidden 512] [--segment 48]
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--segment", type=int, default=48)
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--cell", default="gru")
+    parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -63,6 +64,7 @@ def main() -> None:
             "segment": args.segment,
             "hidden_size": args.hidden,
             "cell": args.cell,
+            "dropout": args.dropout,
             "channels": len(panel),
         },  # fmt: skip
         options=TrainOptions(

@@ -210,18 +210,21 @@ def run_global(
     net: dict[str, Any] | None = None,
     options: TrainOptions = TrainOptions(),
     log: Callable[[str], None] | None = None,
+    val_horizons: int = 1,
 ) -> dict[str, Any]:
     """Train one model on every series' training part, forecast each series' last ``H``
     points, score per series beside naive and seasonal naive; write the run folder.
 
-    Series shorter than ``window + 3 * horizon`` (one training window, validation and
-    test) are skipped and named in ``metrics["skipped"]``."""
+    ``val_horizons`` horizons before the test part validate (0: none; the best epoch is
+    then the one of the lowest training loss). Series shorter than
+    ``window + (2 + val_horizons) * horizon`` (one training window, validation and test)
+    are skipped and named in ``metrics["skipped"]``."""
     say = log or (lambda _: None)
-    panel, skipped = panel.drop_short(window + 3 * horizon)
+    panel, skipped = panel.drop_short(window + (2 + val_horizons) * horizon)
     if skipped:
         say(f"skipped {len(skipped)} series too short for one window: "
             f"{', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''}")  # fmt: skip
-    split = last_h_split(panel.lengths, horizon)
+    split = last_h_split(panel.lengths, horizon, val=val_horizons)
     scaler = PanelScaler.fit(panel, split.train_end)
     z = scaler.transform(panel)
 
@@ -231,7 +234,7 @@ def run_global(
 
     torch.manual_seed(options.seed)
     model = _net(panel, window, horizon, net or {})
-    history = fit(model, part("train"), part("val"), options, log)
+    history = fit(model, part("train"), part("val") if val_horizons else None, options, log)
     test = part("test", stride=horizon)
     pred_z, _, which = predict(model, test)
     pred = scaler.inverse(pred_z, which)  # (n, H) original scale
