@@ -146,3 +146,14 @@ def test_run_ltsf_beats_nothing_but_reports_both(tmp_path):
     assert metrics["baselines"]["naive"]["mse"] > 0
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["model"] == metrics["model"]
+
+
+def test_run_global_without_validation_keeps_shorter_series(tmp_path):
+    panel = from_long(_sines(n_series=3, length=36), "sku", "qty", "month")  # 36, 33, 30 points
+    metrics = run_global(panel, tmp_path, window=12, horizon=6, season=12, net=TINY | {"segment": 6},
+                         options=FAST, val_horizons=0)  # fmt: skip
+    assert metrics["series"] == 3 and metrics["skipped"] == []  # 30 >= 12 + 2 * 6
+    assert all(np.isnan(e["val_loss"]) for e in metrics["training"]["epochs"])
+    metrics = run_global(panel, tmp_path / "v", window=12, horizon=6, net=TINY | {"segment": 6},
+                         options=FAST, val_horizons=2)  # fmt: skip
+    assert metrics["skipped"] == ["s1", "s2"]  # 33 and 30 < 12 + 4 * 6
