@@ -36,7 +36,8 @@ def test_long_and_wide_give_the_same_series_and_training_windows(tmp_path):
     pw = read_panel(_write(tmp_path, wide, "w.csv"), "all")
     pl = read_panel(_write(tmp_path, _long(wide), "l.csv"), "sales", id="store", date="month")
     assert pw.ids == ("a", "b", "c")
-    assert sorted(pl.ids) == ["a", "b", "c"]
+    assert list(pl.ids) == list(pd.unique(_long(wide)["store"]))  # order of first appearance
+    assert "rows sorted by id and date" in pl.notes
     order = [pl.ids.index(i) for i in pw.ids]
     for j, i in enumerate(order):
         np.testing.assert_array_equal(pw.series(j), pl.series(i))

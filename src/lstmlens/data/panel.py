@@ -42,6 +42,8 @@ from .timegrid import (
     parse_time,
 )
 
+_MAX_NOTES = 5  # per-series notes kept before a summary line
+
 __all__ = ["Panel", "from_long", "from_wide", "read_frame", "read_panel", "refuse_repeated_dates"]
 
 
@@ -118,7 +120,12 @@ class Panel:
 
 
 def _assemble(
-    parts: list[np.ndarray], ids: list[str], starts: list[object], freq, source, notes
+    parts: list[np.ndarray],
+    ids: list[str],
+    starts: list[object],
+    freq: str | None,
+    source: str,
+    notes: list[str] | tuple[str, ...],
 ) -> Panel:
     lengths = np.array([len(p) for p in parts], dtype=np.int64)
     return Panel(
@@ -204,17 +211,21 @@ def from_long(
             f"(line {line_of(row)}{where})"
         )
     parsed = parse_time(frame[date])
-    parts, names, starts, found = [], [], [], list(notes)
-    for name, rows in ids.groupby(ids, sort=False).indices.items():
-        own: list[str] = []
+    parts, names, starts, found, shuffled = [], [], [], [], False
+    groups = ids.groupby(ids, sort=False).indices  # id -> its row numbers, in file order
+    for name in pd.unique(ids):  # series in the order their ids first appear
+        rows, own = groups[name], []
         t, (v,) = in_order(parsed[rows], [values[rows]], "date", where, own)
         t, (v,) = on_grid(t, [v], fill, f" in series {name!r}{where}", own)
         parts.append(_fill(v, fill, f"series {name!r}{where}", t))
         names.append(str(name))
         starts.append(t[0])
+        shuffled |= any("sorted" in line for line in own)
         found += [f"series {name!r}: {line}" for line in own if "sorted" not in line]
-    freq = _shared_freq(parsed, ids)
-    return _assemble(parts, names, starts, freq, source, found)
+    if len(found) > _MAX_NOTES:  # one line per series would drown the report
+        found = [*found[:_MAX_NOTES], f"... and {len(found) - _MAX_NOTES} more such notes"]
+    found = [*notes, *(["rows sorted by id and date"] if shuffled else []), *found]
+    return _assemble(parts, names, starts, _shared_freq(parsed, ids), source, found)
 
 
 def _shared_freq(times: pd.Index, ids: pd.Series) -> str | None:
