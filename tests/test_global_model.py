@@ -144,6 +144,9 @@ def test_run_ltsf_beats_nothing_but_reports_both(tmp_path):
     assert metrics["test_windows"] == 2 * (40 - 8 + 1)
     assert set(metrics["model"]) == {"mse", "mae"}
     assert metrics["baselines"]["naive"]["mse"] > 0
+    per = metrics["per_series"]
+    assert [p["id"] for p in per] == ["a", "b"]  # equal window counts: the mean of the two
+    assert metrics["model"]["mse"] == pytest.approx(np.mean([p["model"]["mse"] for p in per]))
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["model"] == metrics["model"]
 

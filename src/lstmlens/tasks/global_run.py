@@ -178,8 +178,9 @@ def run_ltsf(
     torch.manual_seed(options.seed)
     model = _net(panel, window, horizon, net or {})
     history = fit(model, data.train, data.val, options, log)
-    pred, truth, _ = predict(model, data.test)
+    pred, truth, which = predict(model, data.test)
     x_last = data.test.z[torch.from_numpy(_origin_rows(data.test) - 1)].numpy()  # (n,)
+    last = np.repeat(x_last[:, None], horizon, 1)  # (n, H) the repeat-last-value forecast
     metrics = {
         "protocol": "ltsf",
         "split": list(data.sizes),
@@ -187,7 +188,15 @@ def run_ltsf(
         "horizon": horizon,
         "test_windows": int(len(data.test)),
         "model": scores(pred, truth),
-        "baselines": {"naive": scores(np.repeat(x_last[:, None], horizon, 1), truth)},
+        "baselines": {"naive": scores(last, truth)},
+        "per_series": [
+            {
+                "id": name,
+                "model": scores(pred[which == i], truth[which == i]),
+                "naive": scores(last[which == i], truth[which == i]),
+            }
+            for i, name in enumerate(panel.ids)
+        ],  # fmt: skip
         "training": history,
     }
     _save(Path(run_dir), model, {"ids": list(panel.ids), "scaler": data.scaler.to_dict(),
