@@ -20,6 +20,7 @@ from lstmlens.cli.common import (
     train_config_from_args,
 )
 from lstmlens.train import TrainConfig, Trainer, load_model, save_json_atomic, save_model
+from lstmlens.train.lock import LOCK_FILE
 
 
 def train_parser():
@@ -92,6 +93,7 @@ def test_reporter_from_args_is_quiet_and_logs_in_the_run(tmp_path):
 
 def make_run(folder):
     prepare_run_dir(folder)
+    (folder / "checkpoint.json").unlink()  # the mark of a run that trained nothing yet
     save_model(folder, nn.Linear(2, 1), {"n": 1})
     save_json_atomic(folder / "metrics.json", {"mae": 1.0})
     (folder / "forecast.png").write_bytes(b"png")
@@ -104,7 +106,8 @@ def test_a_new_or_empty_folder_becomes_a_marked_run(tmp_path):
     (tmp_path / "empty").mkdir()
     prepare_run_dir(tmp_path / "empty")
     prepare_run_dir(tmp_path / "empty")  # holding only the marker counts as empty
-    assert [p.name for p in (tmp_path / "empty").iterdir()] == [RUN_MARKER]
+    names = sorted(p.name for p in (tmp_path / "empty").iterdir())
+    assert names == [LOCK_FILE, RUN_MARKER, "checkpoint.json"]  # lock, marker, nothing trained
 
 
 def test_an_existing_run_is_never_overwritten_without_force(tmp_path):
@@ -122,7 +125,8 @@ def test_force_removes_only_run_files(tmp_path):
     (run / "sub").mkdir()
     (run / "sub" / "config.json").write_text("{}")
     prepare_run_dir(run, force=True)
-    assert sorted(p.name for p in run.iterdir()) == [RUN_MARKER, "data.csv", "notes.txt", "sub"]
+    names = sorted(p.name for p in run.iterdir())
+    assert names == [LOCK_FILE, RUN_MARKER, "checkpoint.json", "data.csv", "notes.txt", "sub"]
     assert (run / "sub" / "config.json").is_file()
 
 

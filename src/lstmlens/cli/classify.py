@@ -30,6 +30,7 @@ from .common import (
     positive_int,
     prepare_run_dir,
     reporter_from_args,
+    run_spec,
     train_config_from_args,
 )
 
@@ -168,9 +169,10 @@ def run_train(args: argparse.Namespace) -> int:
     )
     config = train_config_from_args(args)
     prepared = prepare_classifier(spec, options, config)  # bad input stops here: nothing written
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("data",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
-    metrics = prepared.fit(run_dir, reporter, resume=args.resume)
+    metrics = prepared.fit(run_dir, reporter, resume=args.resume, spec=options)
     sizes = metrics["sizes"]
     print(
         f"test accuracy {metrics['test_accuracy']:.4f}  macro-F1 {metrics['test_macro_f1']:.4f}"

@@ -10,21 +10,42 @@ file. The rules:
 * ``--force`` is refused on a folder without the marker (it was not made by
   lstmlens, e.g. ``--out .``); on a marked folder it deletes only the run files
   at its top level, the names matching :data:`RUN_FILE_PATTERNS` (config,
-  weights, metrics, checkpoint, plots, HTML, log, leftover temporary files);
-  anything else (a user's notes, sub-folders, CSV files) is kept;
-* ``--resume`` needs ``checkpoint.json`` and ``checkpoint.safetensors`` there and
-  touches nothing; ``--force`` with ``--resume`` is refused.
+  weights, metrics, checkpoint, plots, HTML, log, leftover temporary files of
+  ours and of safetensors); anything else (a user's notes, sub-folders, CSV
+  files) is kept;
+* a marked folder whose checkpoint has trained nothing (a run stopped in its
+  first seconds) is reused like an empty one;
+* ``--resume`` needs a usable checkpoint there, and refuses one recorded with
+  other options (see :func:`run_spec`); it touches nothing but the lock; ``--force`` with
+  ``--resume`` is refused.
+
+A claimed folder is locked (:mod:`lstmlens.train.lock`) until the command ends, so
+a second command on the same folder is refused ("in use by another process"), and
+a fresh claim writes the checkpoint of a run that has trained nothing yet, so that
+a run stopped before its first epoch can be resumed or rerun.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..train import Reporter, TrainConfig
-from ..train.checkpoint import CHECKPOINT_JSON, CHECKPOINT_TENSORS, write_atomic
+from ..train.checkpoint import (
+    CHECKPOINT_JSON,
+    CHECKPOINT_PREVIOUS,
+    checkpoint_state,
+    clean_stray_files,
+    mark_started,
+    write_atomic,
+)
 from ..train.config import OPTIMIZERS
+from ..train.lock import LOCK_FILE, acquire_run_lock
+from ..train.resume import check_resume, file_identity
 
 __all__ = [
     "add_threads_arg",
@@ -40,11 +61,14 @@ __all__ = [
     "positive_int",
     "prepare_run_dir",
     "reporter_from_args",
+    "RESUME_MAY_CHANGE",
+    "run_spec",
     "train_config_from_args",
 ]
 
 RUN_MARKER = ".lstmlens-run"
 LOG_FILE = "train.log"
+TEMPORARY_PATTERNS = (".*.tmp", ".tmp??????")  # what killed writes leave: ours, safetensors'
 RUN_FILE_PATTERNS = (
     "*.json",
     "*.jsonl",
@@ -53,8 +77,21 @@ RUN_FILE_PATTERNS = (
     "*.svg",
     "*.html",
     "*.log",
-    ".*.tmp",
+    *TEMPORARY_PATTERNS,
 )
+#: Options a ``--resume`` may change (``--epochs`` not with ``--schedule cosine``); every
+#: other option must be the one the run started with.
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "max_minutes",
+    "patience",
+    "precision",
+    "quiet",
+    "threads",
+    "no_lens",
+    "baselines",  # scoring only, after training
+)
+_NOT_OPTIONS = ("func", "command", "action", "out", "force", "resume")
 EXIT_INTERRUPTED = 130  # what a command returns when training was stopped by Ctrl-C
 VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
 
@@ -173,7 +210,13 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run folder")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
-    run.add_argument("--resume", action="store_true", help="continue the run in --out")
+    may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out, with the options it was started with; only "
+        f"{may_change} may change (--epochs not with --schedule cosine)",
+    )
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +252,27 @@ def reporter_from_args(args: argparse.Namespace, run_dir: Path | None = None) ->
     return Reporter(quiet=getattr(args, "quiet", False), log_path=log)
 
 
+# ----------------------------------------------------------------- resume
+
+
+def run_spec(args: argparse.Namespace, files: Sequence[str] = ()) -> dict[str, Any]:
+    """What the command line asks of a run: every option but :data:`RESUME_MAY_CHANGE`.
+
+    The options named in ``files`` are data files, recorded by absolute path and
+    SHA-256 (:func:`~lstmlens.train.resume.file_identity`), so that a resume on
+    another or an edited file is refused. The result is JSON, recorded in the
+    checkpoint and compared by ``--resume``.
+    """
+    may_change = set(RESUME_MAY_CHANGE)
+    if getattr(args, "schedule", None) == "cosine":
+        may_change.discard("epochs")  # the schedule's length
+    spec = {k: v for k, v in vars(args).items() if k not in may_change and k not in _NOT_OPTIONS}
+    for name in files:
+        if spec.get(name) is not None:
+            spec[name] = file_identity(spec[name])
+    return json.loads(json.dumps(spec, default=str))  # paths as strings, tuples as lists
+
+
 # ---------------------------------------------------------------- run folder
 
 
@@ -218,11 +282,15 @@ def _run_files(folder: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() and not p.is_symlink())
 
 
-def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) -> Path:
+def prepare_run_dir(
+    out: str | Path, force: bool = False, resume: bool = False, spec: dict[str, Any] | None = None
+) -> Path:
     """Claim ``out`` as a run folder following the rules in the module docstring.
 
-    Returns the folder (created if needed). Raises :class:`CLIError` naming the
-    folder when the rules refuse it; nothing is deleted in that case.
+    ``spec`` (:func:`run_spec`) is what the command line asks; with ``resume``
+    it must equal the checkpoint's. Returns the folder (created if needed).
+    Raises :class:`CLIError` naming the folder when the rules refuse it; nothing
+    is deleted in that case.
     """
     path = Path(out)
     if force and resume:
@@ -230,25 +298,45 @@ def prepare_run_dir(out: str | Path, force: bool = False, resume: bool = False) 
     if path.exists() and not path.is_dir():
         raise CLIError(f"{path} exists and is not a folder")
     if resume:
-        missing = [n for n in (CHECKPOINT_JSON, CHECKPOINT_TENSORS) if not (path / n).is_file()]
-        if missing:
-            raise CLIError(f"cannot resume: no checkpoint in {path} ({', '.join(missing)} missing)")
+        if not any((path / n).is_file() for n in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS)):
+            raise CLIError(f"cannot resume: no checkpoint in {path} ({CHECKPOINT_JSON} missing)")
+        acquire_run_lock(path)  # before reading: no one else writes it from now on
+        clean_stray_files(path, patterns=TEMPORARY_PATTERNS)  # what a killed run left
+        state = checkpoint_state(path)
+        if spec is not None and state is not None and state.get("tensors") is not None:
+            check_resume(state.get("spec") or {}, spec)
         return path
-    others = [p for p in path.iterdir() if p.name != RUN_MARKER] if path.is_dir() else []
+    others = (
+        [p for p in path.iterdir() if p.name not in (RUN_MARKER, LOCK_FILE)]
+        if path.is_dir()
+        else []
+    )
     if others:
-        if not force:
+        marked = (path / RUN_MARKER).is_file()
+        if not force and not (marked and _nothing_trained(path)):
             raise CLIError(
                 f"{path} already exists and is not empty; use --force to replace the run in it, "
                 "--resume to continue it, or another --out"
             )
-        if not (path / RUN_MARKER).is_file():
+        if not marked:
             raise CLIError(
                 f"{path} is not an lstmlens run folder (no {RUN_MARKER} file), so --force will not "
                 "delete anything in it; choose another --out"
             )
-        for file in _run_files(path):
-            file.unlink()
     path.mkdir(parents=True, exist_ok=True)
+    acquire_run_lock(path)  # before deleting: never under a process still writing there
+    for file in _run_files(path) if others else ():
+        file.unlink()
     if not (path / RUN_MARKER).is_file():
         write_atomic(path / RUN_MARKER, lambda tmp: None)
+    mark_started(path)
     return path
+
+
+def _nothing_trained(path: Path) -> bool:
+    """True when ``path``'s checkpoint is that of a run stopped before its first epoch ended."""
+    try:
+        state = checkpoint_state(path)
+    except ValueError:
+        return False
+    return state is not None and state.get("epoch") == 0

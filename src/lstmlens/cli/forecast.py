@@ -35,6 +35,7 @@ from .common import (
     positive_int,
     prepare_run_dir,
     reporter_from_args,
+    run_spec,
     train_config_from_args,
 )
 from .forecast_global import (
@@ -316,7 +317,8 @@ def run_train(args: argparse.Namespace) -> int:
     forecaster = Forecaster(config)
     split = forecaster.split(series)
     _check_model(forecaster, series)
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("data",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
     print(_describe(series))
     for note in series.notes:
@@ -325,7 +327,9 @@ def run_train(args: argparse.Namespace) -> int:
         f"split: train {split.train_end} rows, validation {split.val_size}, test "
         f"{split.test_size}; window {config.window}, horizon {config.horizon} ({config.mode})"
     )
-    result = forecaster.fit(series, train, split, run_dir, reporter, resume=args.resume)
+    result = forecaster.fit(
+        series, train, split, run_dir, reporter, resume=args.resume, spec=options
+    )
     extra = {"data": spec, "train": dataclasses.asdict(train), "best_epoch": result.best_epoch}
     forecaster.save(run_dir, extra)
     if result.stopped == "interrupted":

@@ -56,6 +56,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("run", metavar="RUN", help="a run folder written by a train command")
+    p.add_argument("more_runs", nargs="*", metavar="RUN", help="more runs, with --compare")
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="one page with every RUN's memory reach and gate saturation side by side",
+    )
     p.add_argument(
         "--input",
         metavar="TEXT|FILE",
@@ -342,8 +348,29 @@ def _forecast(args: argparse.Namespace, run_dir: Path, html_path: Path, title: s
     )
 
 
+def _compare(args: argparse.Namespace) -> int:
+    """``--compare``: :func:`lstmlens.lens.compare.compare_runs` (page in --html)."""
+    from lstmlens.lens.compare import compare_runs
+
+    if not args.compare:
+        raise CLIError("inspect: several runs need --compare")
+    if args.html is None:
+        raise CLIError("inspect --compare: pass --html PATH for the comparison page")
+    text = args.input
+    if text is not None and Path(text).is_file():
+        text = Path(text).read_text(encoding="utf-8")
+    runs = [args.run, *args.more_runs]
+    try:
+        print(compare_runs(runs, args.html, text=text, max_steps=args.max_steps))
+    except ValueError as e:
+        raise CLIError(f"inspect: {e}") from None
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the lens page (and PNGs) for ``args.run``; returns the exit status."""
+    if args.compare or args.more_runs:
+        return _compare(args)
     run_dir = Path(args.run)
     kind = _kind(_config(run_dir), run_dir)
     title = f"lstmlens lens: {run_dir.name}"

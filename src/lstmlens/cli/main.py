@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..train.lock import release_run_locks
 from .common import EXIT_INTERRUPTED, CLIError
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -110,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("lstmlens: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        release_run_locks()  # the run folders this command claimed
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from .common import (
     add_train_args,
     prepare_run_dir,
     reporter_from_args,
+    run_spec,
     train_config_from_args,
 )
 
@@ -170,7 +171,8 @@ def train(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(f"{where}: the corpus is too short ({len(ids)} tokens): {e}") from None
 
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)
+    options = run_spec(args, files=("corpus",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     extra = {
         "corpus": corpus_name,
         "val_fraction": args.val_fraction,
@@ -186,7 +188,7 @@ def train(args: argparse.Namespace) -> int:
         f"text train: {len(ids)} {level} tokens ({len(train_ids)} train, {len(val_ids)} val), "
         f"vocabulary {len(model.tokenizer)}, {sum(p.numel() for p in model.parameters())} weights"
     )
-    result = Trainer(model, task, config, run_dir, reporter).fit(resume=args.resume)
+    result = Trainer(model, task, config, run_dir, reporter, spec=options).fit(resume=args.resume)
     best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
     save_language_model(run_dir, model, {**extra, "best_epoch": result.best_epoch})
     summary = {

@@ -4,7 +4,10 @@
 direction, gate and unit are picked with select elements), a hover with every gate of
 that step, a card of the unit's statistics and a list of the most interpretable units.
 :func:`series_page` shows a series as inline SVG with the gates of chosen units aligned
-under it. Both explain the gates in plain words.
+under it. Both explain the gates in plain words, and both carry the magnifier: the cell view
+(``cellview.js``: the classic diagram with the chosen unit's values at a step, stepped with
+the arrow keys), the saturation scatter (``saturation.js``), the memory reach of a few steps
+(``reach.js``) and, on a text page, the pattern search (``pattern.js``).
 
 The file needs nothing else: no network, no CDN, no external URL. The data is embedded
 as JSON in ``<script type="application/json" id="lens-data">`` and drawn by the vanilla
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmlens.lens.magnifier import cell_info, corpus_payload, reach_payload
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
     correlation,
@@ -110,8 +114,36 @@ _SKELETON = """<!DOCTYPE html>
 {legend}
 </section>
 <main>
+<div id="views">
 {view}
+<section id="cellview" tabindex="0" aria-label="the cell at one step; left and right arrow keys step">
+<h2>The cell at step <span id="step-label"></span></h2>
+<div class="stepper">
+<button type="button" id="step-back" aria-label="previous step">&#9664; back</button>
+<label>step <input id="step" type="number" min="0" value="0"></label>
+<button type="button" id="step-forward" aria-label="next step">forward &#9654;</button>
+<span class="muted">or &larr; &rarr; keys; click a step to jump</span>
+</div>
+<svg id="cell-svg" role="img" aria-label="the cell diagram with this step's values"></svg>
+<ul id="cell-captions"></ul>
+<table id="cell-numbers"></table>
+</section>
+<section id="reach" aria-label="memory reach">
+<h2>How far back does the output at a step listen?</h2>
+<p class="muted">The memory reach of step t: how much the top layer's output at t changes when
+the input k steps earlier changes (||dy<sub>t</sub>/dx<sub>t-k</sub>||, relative to k = 0, log
+scale). A plain RNN's falls by orders of magnitude within tens of steps: the vanishing
+gradient.</p>
+<div class="stepper"><label>output step <select id="reach-step"></select></label>
+<label><input type="checkbox" id="reach-shade"> shade the {what} by it</label></div>
+<svg id="reach-svg" role="img" aria-label="memory reach by lag, log scale"></svg>
+</section>
+{pattern}
+</div>
 <aside>
+<section><h2>Saturation per gate</h2><div id="saturation"></div>
+<p class="muted">One point per unit: the fraction of steps the gate is shut (&lt;0.1, right) and
+wide open (&gt;0.9, up). Click a point to select its unit.</p></section>
 <section><h2>This unit</h2><div id="unit-card"></div></section>
 <section><h2>Most interpretable units</h2><ol id="top-units"></ol>
 <p class="muted">Units whose value follows a signal a person can name (Pearson r).
@@ -133,6 +165,20 @@ _SERIES_VIEW = (
     '<section id="chart"><svg role="img" aria-label="the series and the gates of the chosen '
     'units"></svg><p id="unit-keys"></p></section>'
 )
+_PATTERN = """<section id="pattern" aria-label="pattern search">
+<h2>Where do these units fire together?</h2>
+<p class="muted">Select a stretch of the text (or type its steps); the units of the chosen layer
+and gate that stay above the threshold over it form a pattern; the places where the same
+units fire together are listed, best match first.</p>
+<div class="stepper">
+<label>from <input id="pat-from" type="number" min="0" value="0"></label>
+<label>to <input id="pat-to" type="number" min="0" value="0"></label>
+<label>threshold <input id="pat-threshold" type="number" step="0.05" value="0.5"></label>
+<button type="button" id="pat-search">search</button>
+</div>
+<p id="pat-summary" class="muted"></p>
+<ol id="pat-results"></ol>
+</section>"""
 _LEGEND = (
     '<span id="legend"><span id="legend-lo"></span><span id="legend-bar"></span>'
     '<span id="legend-hi"></span></span>'
@@ -182,6 +228,7 @@ class _OneSequence:
                     self.full_steps = seq.shape[0]
                     self.arrays[name, layer, d] = seq[:max_steps] if max_steps else seq
         self.steps, self.hidden_size = next(iter(self.arrays.values())).shape
+        self.cell = cell_info(trace)
         if self.steps == 0:
             raise ValueError("lens page: the sequence has no steps")
 
@@ -222,6 +269,7 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
         "directions": seq.num_directions,
         "hidden": seq.hidden_size,
         "steps": seq.steps,
+        "cell": seq.cell,
         "arrays": arrays,
         "stats": stats,
         "corr": corr,
@@ -239,6 +287,10 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
     }
 
 
+#: inlined in this order: the views register themselves, page.js starts them
+_SCRIPTS = ("cellview.js", "saturation.js", "pattern.js", "reach.js", "page.js")
+
+
 def _asset(name: str) -> str:
     return resources.files("lstmlens.lens").joinpath(name).read_text(encoding="utf-8")
 
@@ -251,9 +303,11 @@ def _render(payload: dict[str, Any], title: str, subtitle: str, series: bool) ->
         title=html.escape(title),
         subtitle=html.escape(subtitle),
         css=_asset("page.css"),
-        js=_asset("page.js"),
+        js="\n".join(_asset(name) for name in _SCRIPTS),
         data=blob,
         view=_SERIES_VIEW if series else _TEXT_VIEW,
+        pattern="" if series else _PATTERN,
+        what="series" if series else "text",
         legend="" if series else _LEGEND,
         unit_attrs=' multiple size="4"' if series else "",
         unit_hint=" (ctrl-click for more)" if series else "",
@@ -278,12 +332,19 @@ def text_page(
     batch_index: int = 0,
     max_steps: int | None = None,
     top: int = 12,
+    reach_steps: int | None = None,
+    corpus_steps: int | None = None,
 ) -> str:
     """The lens page of a text model: ``tokens`` (one per step) coloured by a chosen unit.
 
     ``trace`` is a lens trace (``lstmlens.inspect``); ``tokens`` is the text of sequence
     ``batch_index`` as one string per step (a ``str`` counts one step per character).
     The most interpretable units are those that best follow :func:`text_signals`.
+    ``reach_steps`` output steps get their memory reach (:func:`~lstmlens.lens.reach.trace_reach`,
+    up to 200 steps back; 0 for none; default 4 for a top layer of at most
+    :data:`~lstmlens.lens.magnifier.REACH_AUTO_WIDTH` outputs, else none). With
+    ``corpus_steps``, the pattern search reads the state gates (h, c) of the first
+    ``corpus_steps`` steps of the trace, stored as uint8 (the page shows ``max_steps``).
     Returns the HTML as a string.
     """
     pieces = list(tokens) if isinstance(tokens, str) else [str(t) for t in tokens]
@@ -292,9 +353,14 @@ def text_page(
         raise ValueError(
             f"text_page: expected one token per step ({seq.full_steps}), got {len(pieces)}"
         )
-    pieces = pieces[: seq.steps]
-    payload = _payload(seq, text_signals(pieces), top)
-    payload.update(mode="text", tokens=pieces)
+    payload = _payload(seq, text_signals(pieces[: seq.steps]), top)
+    payload.update(
+        mode="text",
+        tokens=pieces[: seq.steps],
+        reach=reach_payload(trace, seq.steps, batch_index, reach_steps),
+    )
+    if corpus_steps is not None:
+        payload["corpus"] = corpus_payload(trace, pieces, batch_index, corpus_steps)
     return _render(payload, title, _subtitle(seq, "text"), series=False)
 
 
@@ -308,6 +374,7 @@ def series_page(
     max_steps: int | None = None,
     top: int = 12,
     units: Sequence[int] | None = None,
+    reach_steps: int | None = None,
 ) -> str:
     """The lens page of a forecaster: the ``series`` (T,) with chosen units' gates under it.
 
@@ -337,7 +404,11 @@ def series_page(
     if bad:
         raise ValueError(f"series_page: expected units in [0, {seq.hidden_size}), got {bad}")
     payload.update(
-        mode="series", series=_rounded(y, 6), seriesName=series_name, initialUnits=list(units)
+        mode="series",
+        series=_rounded(y, 6),
+        seriesName=series_name,
+        initialUnits=list(units),
+        reach=reach_payload(trace, seq.steps, batch_index, reach_steps),
     )
     return _render(payload, title, _subtitle(seq, series_name), series=True)
 

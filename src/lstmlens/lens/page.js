@@ -1,8 +1,10 @@
 // lstmlens lens page: inlined into one self-contained HTML file by lens/html.py.
 // Reads the JSON in <script id="lens-data">; arrays are (T, H) row-major, stored as
 // little-endian int16 in base64 with value = int / scale. No network, no libraries.
-"use strict";
+// The views of cellview.js, saturation.js and pattern.js (inlined before this file) push a
+// start function onto window.lensViews; each gets the api object built at the end.
 (function () {
+  "use strict";
   const data = JSON.parse(document.getElementById("lens-data").textContent);
   const T = data.steps;
   const H = data.hidden;
@@ -172,13 +174,37 @@
       showTip(ev, "step " + t + ": " + JSON.stringify(data.tokens[t]) + ", unit " + s.unit, gateRows(t, s, s.unit));
     });
     box.addEventListener("mouseleave", () => { tip.hidden = true; });
+    box.addEventListener("click", (ev) => {
+      const span = ev.target.closest("span[data-step]");
+      if (span && window.getSelection().isCollapsed) api.setStep(+span.dataset.step);
+    });
+  }
+
+  // the step the cell view shows, outlined in the text / marked by the series cursor
+  let marked = null;
+  function markStep(t) {
+    if (data.mode === "text") {
+      if (marked !== null && spans[marked]) spans[marked].classList.remove("current");
+      marked = t;
+      spans[t].classList.add("current");
+      const box = $("text");
+      const top = spans[t].offsetTop - box.offsetTop;
+      if (top < box.scrollTop || top > box.scrollTop + box.clientHeight - 20) box.scrollTop = top - box.clientHeight / 2;
+    } else {
+      const x = xOf(t);
+      let mark = svg.querySelector("#step-mark");
+      if (!mark) mark = el("line", { id: "step-mark", y1: 0, stroke: "#d62728", "stroke-width": 1.5 }, svg);
+      mark.setAttribute("y2", svg.viewBox.baseVal.height);
+      mark.setAttribute("x1", x);
+      mark.setAttribute("x2", x);
+    }
   }
 
   function renderText(s) {
     const col = column(s.layer, s.direction, s.gate, s.unit);
     const scale = colourScale(s.gate, col);
     for (let t = 0; t < T; t++) {
-      spans[t].style.backgroundColor = Number.isNaN(col[t]) ? "" : scale.paint(col[t]);
+      spans[t].style.backgroundColor = api.shade ? api.shade(t) : Number.isNaN(col[t]) ? "" : scale.paint(col[t]);
     }
     const stops = [];
     for (let k = 0; k <= 10; k++) stops.push(scale.paint(scale.lo + (k * (scale.hi - scale.lo)) / 10));
@@ -282,22 +308,40 @@
       b.type = "button";
       b.textContent = "layer " + u.layer + (data.directions > 1 ? (u.direction ? "R" : "F") : "") + ", " + u.gate
         + " unit " + u.unit + ": r = " + u.r.toFixed(2) + " with " + u.signal.replace(/_/g, " ");
-      b.addEventListener("click", () => {
-        ui.layer.value = String(u.layer);
-        ui.direction.value = String(u.direction);
-        ui.gate.value = u.gate;
-        for (const o of ui.unit.options) o.selected = +o.value === u.unit;
-        render();
-      });
+      b.addEventListener("click", () => api.select({ layer: u.layer, direction: u.direction, gate: u.gate, unit: u.unit }));
       li.appendChild(b);
       list.appendChild(li);
     }
   }
 
+  const listeners = { render: [], step: [] };
+  const api = {
+    data: data, T: T, H: H, SIGMOID: SIGMOID, WORDS: WORDS, values: values, at: at,
+    current: current, fmt: fmt, label: label, row: row, step: 0,
+    shade: null, // a function t -> colour that replaces the unit's colouring of the text
+    render: () => render(),
+    on: (what, fn) => listeners[what].push(fn),
+    // select a layer / direction / gate / unit (any of them) and redraw everything
+    select: (choice) => {
+      if (choice.layer !== undefined) ui.layer.value = String(choice.layer);
+      if (choice.direction !== undefined) ui.direction.value = String(choice.direction);
+      if (choice.gate !== undefined) ui.gate.value = choice.gate;
+      if (choice.unit !== undefined) for (const o of ui.unit.options) o.selected = +o.value === choice.unit;
+      render();
+    },
+    setStep: (t) => {
+      api.step = Math.min(Math.max(Math.round(t), 0), T - 1);
+      markStep(api.step);
+      for (const fn of listeners.step) fn(api.step);
+    },
+  };
+
   function render() {
     const s = current();
     if (data.mode === "text") renderText(s); else renderSeries(s);
     unitCard(s);
+    for (const fn of listeners.render) fn(s);
+    markStep(api.step);
   }
 
   fillSelect(ui.layer, Array.from({ length: data.layers }, (_, k) => [k, "layer " + k]));
@@ -317,7 +361,12 @@
   for (const o of ui.unit.options) o.selected = initial.includes(+o.value);
   if (data.mode === "text") buildText(); else buildSeries();
   buildTopUnits();
+  for (const start of window.lensViews || []) start(api);
   for (const sel of Object.values(ui)) sel.addEventListener("change", render);
+  // a link may open the page at a step and unit: lens.html#step=40&unit=3
+  const wanted = new URLSearchParams(location.hash.slice(1));
+  if (wanted.has("unit")) for (const o of ui.unit.options) o.selected = o.value === wanted.get("unit");
   render();
+  api.setStep(+wanted.get("step") || 0);
   document.body.dataset.ready = "1";
 })();

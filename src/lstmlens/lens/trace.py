@@ -50,6 +50,7 @@ class Trace:
     lengths: Tensor | None
     output: Any = None  # what the model returned
     module: nn.Module | None = None
+    inputs: Tensor | None = None  # what the recorded module read (None when packed)
     _gates: dict[tuple[int, int], dict[str, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
@@ -110,6 +111,7 @@ def inspect(
     def pre_hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0]
         seen["lengths"] = None
+        seen["inputs"] = None if isinstance(x, PackedSequence) else x.detach()
         if isinstance(x, PackedSequence):
             seen["batched"] = True
             bs = x.batch_sizes
@@ -156,5 +158,6 @@ def inspect(
         lengths=seen["lengths"],
         output=output,
         module=target,
+        inputs=seen["inputs"],
         _gates=gates,
     )

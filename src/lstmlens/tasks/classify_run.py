@@ -160,12 +160,15 @@ class PreparedRun:
         run_dir: str | Path | None = None,
         reporter: Reporter | None = None,
         resume: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Train, score on the test split, and save into ``run_dir`` (if given); the metrics."""
+        """Train, score on the test split, and save into ``run_dir`` (if given); the metrics.
+
+        ``spec`` (the run's options) is recorded in the checkpoint and checked on resume.
+        """
         model, classes = self.model, self.saved_config["classes"]
-        result = Trainer(model, self.task, self.config, run_dir=run_dir, reporter=reporter).fit(
-            resume=resume
-        )
+        trainer = Trainer(model, self.task, self.config, run_dir, reporter, spec=spec)
+        result = trainer.fit(resume=resume)
         logits = predict_logits(model, self.test)
         assert self.test.labels is not None
         scores = classification_metrics(self.test.labels, logits.argmax(-1), len(classes))

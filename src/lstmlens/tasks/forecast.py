@@ -195,8 +195,12 @@ class Forecaster:
         run_dir: str | Path | None = None,
         reporter: Reporter | None = None,
         resume: bool = False,
+        spec: dict[str, Any] | None = None,
     ) -> TrainResult:
         """Fit the scaler on the training rows, then train the network on windows.
+
+        ``spec`` (the run's options) is recorded in the checkpoint and checked on
+        resume (:class:`~lstmlens.train.Trainer`).
 
         Training windows have all targets before ``split.train_end``; validation
         windows have origins in ``[train_end, val_end - S]``. The test rows are unused.
@@ -230,7 +234,7 @@ class Forecaster:
             batch_size=c.batch_for(len(x_tr)),
             val_scale=None if c.log else float(self.scaler.scale[0]),
         )
-        trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter)
+        trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter, spec=spec)
         self.result = trainer.fit(resume=resume)
         self.net.eval()
         return self.result

@@ -1,11 +1,13 @@
-"""Saving and loading: atomic files, saved models and training checkpoints.
+"""Saving and loading: atomic files, saved models and crash-safe training checkpoints.
 
 Everything written here is either JSON or safetensors; nothing is ever pickled,
 so loading a model or a checkpoint never runs code. Every file is written
 atomically: to a temporary name in the same folder (``.NAME.XXXX.tmp``), flushed
 to disk, then moved over the final name with :func:`os.replace`. A reader sees
 the old file or the new one, never half of one, and no temporary file is left
-behind, even when the write fails.
+behind when the write fails (a killed process leaves one: see
+:func:`clean_stray_files`). A failed write (disk full, no permission) raises an
+``OSError`` naming the final file.
 
 A saved model is a folder holding
 
@@ -15,43 +17,64 @@ A saved model is a folder holding
 * ``config.json``: the dictionary the caller passes, from which ``build``
   rebuilds the module before the weights are loaded.
 
-A training checkpoint is the pair ``checkpoint.safetensors`` (every tensor:
-weights, best weights, optimizer moments, RNG states) and ``checkpoint.json``
-(everything else). Both carry the same random ``token``; a pair whose tokens
-differ (a crash between the two writes) is refused instead of silently mixing
-two epochs.
+A training checkpoint is a pair: ``checkpoint-<random hex>.safetensors`` (every
+tensor: weights, best weights, optimizer moments, RNG states) and
+``checkpoint.json`` (everything else), which names that file and records its
+SHA-256. :func:`save_checkpoint` writes a new pair in this order, so that a kill
+at any instant leaves a loadable one:
+
+1. the new weights file (unique name; fsync, rename, fsync of the folder);
+2. ``checkpoint.prev.json``: a hard link to the current ``checkpoint.json``, so
+   the old pair stays complete and findable under its own name;
+3. the new ``checkpoint.json`` (fsync, atomic rename, fsync of the folder): the
+   new pair is now the checkpoint;
+4. the old pair removed (``checkpoint.prev.json``, then every other weights file).
+
+:func:`load_checkpoint` reads ``checkpoint.json``, checks that it names a
+weights file of this folder and that the file's SHA-256 is the recorded one, and
+falls back to ``checkpoint.prev.json``'s pair when the newest is missing,
+incomplete or damaged. A ``checkpoint.json`` whose ``tensors`` is ``null`` (see
+:func:`mark_started`) says "a run was started here, nothing is trained yet".
 """
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
+import hashlib
 import json
 import os
-import random
+import re
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
+
+from . import tensorfile
 
 __all__ = [
     "CHECKPOINT_JSON",
-    "CHECKPOINT_TENSORS",
+    "CHECKPOINT_PREVIOUS",
     "METRICS_LOG",
     "MODEL_CONFIG",
     "MODEL_WEIGHTS",
+    "STRAY_PATTERNS",
+    "Checkpoint",
+    "checkpoint_state",
+    "clean_stray_files",
     "load_checkpoint",
     "load_model",
-    "load_optimizer_state",
     "load_weights",
-    "optimizer_state",
-    "restore_rng_state",
-    "rng_state",
+    "mark_started",
+    "naming_os_errors",
+    "read_checkpoint",
     "read_json",
     "save_checkpoint",
     "save_json_atomic",
@@ -61,12 +84,22 @@ __all__ = [
 
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
-CHECKPOINT_TENSORS = "checkpoint.safetensors"
 CHECKPOINT_JSON = "checkpoint.json"
+CHECKPOINT_PREVIOUS = "checkpoint.prev.json"
 METRICS_LOG = "metrics.jsonl"
+#: Temporary files a killed writer of this module leaves (``write_atomic`` names them
+#: ``.NAME.XXXXXXXX.tmp``), and safetensors' own (``.tmpXXXXXX``, left by older lstmlens).
+STRAY_PATTERNS = (
+    ".checkpoint*.tmp",
+    ".metrics.jsonl.*.tmp",
+    ".model.safetensors.*.tmp",
+    ".config.json.*.tmp",
+    ".tmp??????",
+)
 
 _CHECKPOINT_FORMAT = "lstmlens-checkpoint"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
+_WEIGHTS_NAME = re.compile(r"checkpoint-[0-9a-f]{32}\.safetensors")
 
 
 def _read_umask() -> int:
@@ -135,43 +168,43 @@ def read_json(path: str | os.PathLike) -> Any:
 # --------------------------------------------------------------------- tensors
 
 
-def _view_key(t: torch.Tensor) -> tuple:
-    """Identity of a view: two names with the same key are the same tensor (tied weights)."""
-    return (
-        t.device,
-        t.dtype,
-        t.untyped_storage().data_ptr(),
-        t.storage_offset(),
-        t.shape,
-        t.stride(),
-    )
+@contextlib.contextmanager
+def naming_os_errors(path: Path) -> Iterator[None]:
+    """Re-raise an ``OSError`` (disk full, no permission, ...) as one naming ``path``."""
+    try:
+        yield
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames and new names in ``folder`` durable (where the system allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # e.g. Windows, which cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fill(tmp: str, data: bytes) -> None:
+    """Write ``data`` into the temporary file ``tmp`` (one place where the bytes hit the disk)."""
+    with open(tmp, "wb") as f:
+        f.write(data)
 
 
 def _write_safetensors(
     path: Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str]
-) -> None:
-    """Write ``tensors`` atomically; exact aliases are stored once and named in the metadata.
-
-    Every stored tensor is a detached, contiguous CPU copy, so views that share
-    storage without being identical (which safetensors refuses) become
-    independent tensors.
-    """
-    store: dict[str, torch.Tensor] = {}
-    canonical: dict[tuple, str] = {}
-    aliases: dict[str, str] = {}
-    for name, t in tensors.items():
-        if not isinstance(t, torch.Tensor):
-            raise TypeError(f"_write_safetensors: {name} is {type(t).__name__}, expected a tensor")
-        key = _view_key(t)
-        if key in canonical:
-            aliases[name] = canonical[key]
-            continue
-        canonical[key] = name
-        store[name] = t.detach().to("cpu", copy=True).contiguous()
-    meta = dict(metadata)
-    if aliases:
-        meta["aliases"] = json.dumps(aliases)
-    write_atomic(path, lambda tmp: save_file(store, tmp, metadata=meta))
+) -> str:
+    """Write ``tensors`` to ``path`` atomically; returns the SHA-256 (hex) of the file's bytes."""
+    data = tensorfile.serialize(tensors, metadata)
+    with naming_os_errors(path):
+        write_atomic(path, lambda tmp: _fill(tmp, data))
+    return hashlib.sha256(data).hexdigest()
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -181,13 +214,9 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path))
-        aliases = json.loads(metadata.pop("aliases", "{}"))
-        for name, target in aliases.items():
-            tensors[name] = tensors[target]
+        return tensorfile.expand_aliases(load_file(str(path)), metadata), metadata
     except Exception as e:  # safetensors raises its own error types on corrupt files
         raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
-    return tensors, metadata
 
 
 # ---------------------------------------------------------------------- models
@@ -206,7 +235,8 @@ def save_model(run_dir: str | os.PathLike, model: nn.Module, config: Mapping[str
     except TypeError as e:
         raise TypeError(f"save_model: config must be JSON-serialisable: {e}") from None
     _write_safetensors(run_dir / MODEL_WEIGHTS, model.state_dict(), {"format": "lstmlens-model"})
-    save_json_atomic(run_dir / MODEL_CONFIG, dict(config))
+    with naming_os_errors(run_dir / MODEL_CONFIG):
+        save_json_atomic(run_dir / MODEL_CONFIG, dict(config))
     return run_dir
 
 
@@ -253,30 +283,84 @@ def load_weights(
 # ----------------------------------------------------------------- checkpoints
 
 
+def _link_atomic(source: Path, target: Path) -> None:
+    """Make ``target`` a hard link to ``source`` atomically (a copy where links are refused)."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links on this file system
+        write_atomic(target, lambda t: _fill(t, source.read_bytes()))
+        return
+    try:
+        os.replace(tmp, target)
+    finally:  # a rename onto a link to the same file does nothing and leaves tmp (POSIX)
+        tmp.unlink(missing_ok=True)
+
+
 def save_checkpoint(
     run_dir: str | os.PathLike, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]
-) -> None:
-    """Write a training checkpoint: ``tensors`` to safetensors, ``state`` (JSON) beside it.
+) -> Path:
+    """Write a training checkpoint as a new pair, then retire the old one (module docstring).
 
-    Both files get the same fresh token; the JSON file is written last, so a
-    JSON file always names the safetensors file that belongs to it.
+    ``tensors`` go to a new uniquely named safetensors file, ``state`` (JSON)
+    to ``checkpoint.json`` with that file's name and SHA-256. Returns the
+    weights file. An ``OSError`` (disk full, ...) names the file it failed on;
+    the previous pair is then still the checkpoint.
     """
     run_dir = Path(run_dir)
-    token = uuid.uuid4().hex
-    meta = {"format": _CHECKPOINT_FORMAT, "token": token}
-    _write_safetensors(run_dir / CHECKPOINT_TENSORS, tensors, meta)
-    doc = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION, "token": token}
-    save_json_atomic(run_dir / CHECKPOINT_JSON, {**doc, **state})
+    weights = run_dir / f"checkpoint-{uuid.uuid4().hex}.safetensors"
+    sha256 = _write_safetensors(weights, tensors, {"format": _CHECKPOINT_FORMAT})
+    current, previous = run_dir / CHECKPOINT_JSON, run_dir / CHECKPOINT_PREVIOUS
+    with naming_os_errors(previous):
+        if current.is_file():
+            _link_atomic(current, previous)
+    _fsync_dir(run_dir)
+    doc = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION}
+    doc.update(tensors=weights.name, sha256=sha256)
+    with naming_os_errors(current):
+        save_json_atomic(current, {**doc, **state})
+    _fsync_dir(run_dir)
+    _retire_old_pairs(run_dir, keep=weights.name)
+    return weights
 
 
-def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`: ``(tensors, state)``.
+def _retire_old_pairs(run_dir: Path, keep: str) -> None:
+    """Remove ``checkpoint.prev.json``, then every checkpoint weights file but ``keep``."""
+    previous = run_dir / CHECKPOINT_PREVIOUS
+    with naming_os_errors(previous):
+        previous.unlink(missing_ok=True)
+    for old in run_dir.glob("checkpoint-*.safetensors"):
+        if old.name != keep and _WEIGHTS_NAME.fullmatch(old.name):
+            with naming_os_errors(old):
+                old.unlink(missing_ok=True)
 
-    Raises ``ValueError`` naming the file when either file is missing, corrupt,
-    of another format, or when the two files come from different saves.
+
+def mark_started(run_dir: str | os.PathLike) -> None:
+    """Write the checkpoint of a run that has started and trained nothing yet (epoch 0, no tensors).
+
+    A command calls it when it claims a run folder, so that a run stopped before
+    its first real checkpoint can be resumed (it starts afresh) or rerun.
     """
     run_dir = Path(run_dir)
-    json_path, tensor_path = run_dir / CHECKPOINT_JSON, run_dir / CHECKPOINT_TENSORS
+    doc = {"format": _CHECKPOINT_FORMAT, "version": _CHECKPOINT_VERSION}
+    doc.update(tensors=None, epoch=0)
+    with naming_os_errors(run_dir / CHECKPOINT_JSON):
+        save_json_atomic(run_dir / CHECKPOINT_JSON, doc)
+    _fsync_dir(run_dir)
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`read_checkpoint` found: the tensors, the JSON state and which file named them."""
+
+    tensors: dict[str, torch.Tensor]  # empty for a run that has trained nothing yet
+    state: dict[str, Any]  # the JSON document, including ``tensors`` and ``sha256``
+    source: Path  # checkpoint.json, or checkpoint.prev.json when the newest pair was unusable
+
+
+def _read_pair(run_dir: Path, name: str) -> tuple[dict[str, Any], bytes | None]:
+    """The JSON of checkpoint file ``name`` and the verified bytes of the weights it names."""
+    json_path = run_dir / name
     state = read_json(json_path)
     if not isinstance(state, dict) or state.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{json_path}: not an lstmlens checkpoint")
@@ -285,84 +369,99 @@ def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor]
             f"{json_path}: checkpoint version {state.get('version')!r}, "
             f"this lstmlens reads version {_CHECKPOINT_VERSION}"
         )
-    tensors, meta = _read_safetensors(tensor_path)
-    if meta.get("token") != state.get("token"):
-        raise ValueError(
-            f"{tensor_path}: does not belong to {json_path.name} (saved by another epoch; "
-            "the run was killed while saving)"
-        )
-    return tensors, state
+    weights = state.get("tensors")
+    if weights is None:
+        if state.get("epoch") != 0:
+            raise ValueError(
+                f"{json_path}: names no weights file but is at epoch {state.get('epoch')!r}"
+            )
+        return state, None
+    if not isinstance(weights, str) or not _WEIGHTS_NAME.fullmatch(weights):
+        raise ValueError(f"{json_path}: names {weights!r}, not a checkpoint file of this folder")
+    path = run_dir / weights
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found (named by {name})") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != state.get("sha256"):
+        raise ValueError(f"{path}: does not match the SHA-256 recorded in {name} (damaged)")
+    return state, data
 
 
-# ------------------------------------------------ optimizer and RNG, as tensors + JSON
+def _newest_pair(run_dir: Path) -> tuple[Path, dict[str, Any], bytes | None]:
+    """The newest usable pair: ``checkpoint.json``'s, else ``checkpoint.prev.json``'s.
+
+    When neither is usable, the error is the one about ``checkpoint.json``.
+    """
+    errors = []
+    for name in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS):
+        try:
+            return (run_dir / name, *_read_pair(run_dir, name))
+        except ValueError as e:
+            errors.append(e)
+    raise errors[0]
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split ``optimizer.state_dict()`` into tensors (``optimizer/{param}/{key}``) and JSON."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, dict[str, Any]] = {}
-    for pid, entries in sd["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer/{pid}/{key}"] = value
-            else:
-                plain.setdefault(str(pid), {})[key] = value
-    return tensors, {"param_groups": sd["param_groups"], "state": plain}
+def read_checkpoint(run_dir: str | os.PathLike) -> Checkpoint:
+    """The newest usable checkpoint in ``run_dir`` (see the module docstring).
+
+    Raises ``ValueError`` naming the file when there is none: missing,
+    corrupt, of another format or version, or a weights file that is not the
+    one ``checkpoint.json`` recorded.
+    """
+    run_dir = Path(run_dir)
+    source, state, data = _newest_pair(run_dir)
+    tensors = {} if data is None else tensorfile.parse(data, run_dir / state["tensors"])
+    return Checkpoint(tensors, state, source)
 
 
-def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor], doc: Mapping[str, Any]
-) -> None:
-    """Inverse of :func:`optimizer_state`: rebuild the state dict and load it into ``optimizer``."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer/"):
-            _, pid, key = name.split("/", 2)
-            state.setdefault(int(pid), {})[key] = value
-    for pid, entries in doc["state"].items():
-        state.setdefault(int(pid), {}).update(entries)
-    groups = [dict(g) for g in doc["param_groups"]]
-    if len(groups) != len(optimizer.param_groups):
-        raise ValueError(
-            f"load_optimizer_state: checkpoint has {len(groups)} parameter groups, "
-            f"the optimizer has {len(optimizer.param_groups)}"
-        )
-    for saved, current in zip(groups, optimizer.param_groups, strict=True):
-        for key, value in saved.items():  # JSON turned tuples (Adam's betas) into lists
-            if isinstance(current.get(key), tuple) and isinstance(value, list):
-                saved[key] = tuple(value)
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+def load_checkpoint(run_dir: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, state)`` of :func:`read_checkpoint`."""
+    found = read_checkpoint(run_dir)
+    return found.tensors, found.state
 
 
-def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict]:
-    """Every random state a run draws from: torch (CPU, CUDA), ``generator``, NumPy, ``random``."""
-    tensors = {"rng/torch": torch.get_rng_state(), "rng/task": generator.get_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng/cuda/{i}"] = s
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (the legacy global RNG tasks may use)
-    tensors["rng/numpy"] = torch.from_numpy(keys.astype(np.int64))  # (624,) MT19937 words
-    version, words, gauss_next = random.getstate()
-    doc = {
-        "numpy": [kind, int(pos), int(has_gauss), float(gauss)],
-        "python": [version, list(words), gauss_next],
-    }
-    return tensors, doc
+def checkpoint_state(run_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The JSON state of the newest usable checkpoint (its weights verified, not parsed).
+
+    ``None`` when ``run_dir`` holds no checkpoint file at all; ``ValueError``
+    when it holds one that cannot be used.
+    """
+    run_dir = Path(run_dir)
+    if not any((run_dir / n).is_file() for n in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS)):
+        return None
+    return _newest_pair(run_dir)[1]
 
 
-def restore_rng_state(
-    generator: torch.Generator, tensors: Mapping[str, torch.Tensor], doc: Mapping[str, Any]
-) -> None:
-    """Inverse of :func:`rng_state`."""
-    torch.set_rng_state(tensors["rng/torch"])
-    generator.set_state(tensors["rng/task"])
-    names = [k for k in tensors if k.startswith("rng/cuda/")]
-    cuda = [tensors[k] for k in sorted(names, key=lambda k: int(k.rsplit("/", 1)[1]))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    kind, pos, has_gauss, gauss = doc["numpy"]
-    keys = tensors["rng/numpy"].numpy().astype(np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
-    version, words, gauss_next = doc["python"]
-    random.setstate((version, tuple(words), gauss_next))
+def clean_stray_files(
+    run_dir: str | os.PathLike, patterns: tuple[str, ...] = STRAY_PATTERNS
+) -> list[str]:
+    """Remove what a killed writer leaves in ``run_dir``; returns the names removed.
+
+    That is the top-level files matching ``patterns`` (temporary files) and
+    checkpoint weights that no checkpoint JSON names. Call it only while
+    holding the folder's lock (:mod:`lstmlens.train.lock`), when nothing else
+    writes there.
+    """
+    run_dir = Path(run_dir)
+    named = set()
+    for name in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS):
+        try:
+            doc = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("tensors"), str):
+            named.add(doc["tensors"])
+    removed = []
+    for path in sorted(run_dir.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        temporary = any(fnmatch.fnmatchcase(path.name, p) for p in patterns)
+        orphan = _WEIGHTS_NAME.fullmatch(path.name) is not None and path.name not in named
+        if temporary or orphan:
+            with naming_os_errors(path):
+                path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed

@@ -17,27 +17,34 @@ Epochs count from 1, in the task hooks as in the history. One epoch is::
     model.eval();  metrics = validate(model)
     schedule step (plateau: on val_loss; cosine: epoch e runs at lr/2 (1 + cos(pi (e-1) / epochs)))
     best weights kept in memory if val_loss < best_val_loss (early stopping counts the others)
-    run_dir/metrics.jsonl and run_dir/checkpoint.{safetensors,json} written atomically
+    run_dir's checkpoint pair, then run_dir/metrics.jsonl, written atomically
 
-The checkpoint holds everything the next epoch depends on (weights, best
-weights, optimizer and scheduler state, early-stopping counters, history and
-the torch/task/NumPy/``random`` RNG states), so that ``fit(resume=True)``
-continues bit-for-bit as if the run had never stopped. A checkpoint is also
-written before the first epoch, so Ctrl-C at any moment leaves one. SIGINT
-arriving while a checkpoint is being written is held until the write is done.
+The checkpoint (:mod:`lstmlens.train.checkpoint`: a pair that survives a kill at
+any instant) holds everything the next epoch depends on (weights, best weights,
+optimizer and scheduler state, early-stopping counters, history and the
+torch/task/NumPy/``random`` RNG states), so that ``fit(resume=True)`` continues
+bit-for-bit as if the run had never stopped. It also records what the run is:
+the :class:`TrainConfig`, the caller's ``spec`` (model, data and task options)
+and the world size; a resume that asks for something else is refused, naming
+each field (:func:`lstmlens.train.resume.check_resume`); only ``epochs`` (not
+with the cosine schedule), ``max_minutes``, ``patience`` and ``precision`` may
+change. A checkpoint is also written before the first epoch, so Ctrl-C at any
+moment leaves one. SIGINT and SIGTERM stop the run the same way, and one
+arriving while a checkpoint is being written waits until the write is done.
+
+While ``fit`` runs it holds the run folder's lock (:mod:`lstmlens.train.lock`):
+a second process fitting into the same folder is refused. On entry it removes
+the temporary files a killed run may have left.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +53,25 @@ from torch import nn
 
 from .checkpoint import (
     CHECKPOINT_JSON,
-    CHECKPOINT_TENSORS,
     METRICS_LOG,
-    load_checkpoint,
-    load_optimizer_state,
+    clean_stray_files,
     load_weights,
-    optimizer_state,
-    restore_rng_state,
-    rng_state,
+    naming_os_errors,
+    read_checkpoint,
     save_checkpoint,
     write_atomic,
 )
 from .config import PLATEAU_FACTOR, PLATEAU_PATIENCE, TrainConfig, TrainResult, seed_everything
+from .lock import run_lock
 from .reporter import NullReporter, Reporter
+from .resume import check_resume
+from .signals import StopSignals
+from .state import load_optimizer_state, optimizer_state, restore_rng_state, rng_state
 
 __all__ = ["Trainer"]
 
-# Fields that must be the same to resume a run (the rest may change, e.g. more epochs).
-_RESUME_FIXED = ("optimizer", "lr", "weight_decay", "momentum", "schedule", "clip_norm", "seed")
+# TrainConfig fields a resumed run may change (epochs not under the cosine schedule).
+_MAY_CHANGE = ("epochs", "max_minutes", "patience", "precision")
 
 
 def _task_seed(seed: int) -> int:
@@ -72,44 +80,10 @@ def _task_seed(seed: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-class _SigintGuard:
-    """Turns SIGINT into KeyboardInterrupt, except inside ``held()``, where it waits for the exit.
-
-    Installed only in the main thread and only over Python's default handler.
-    """
-
-    def __init__(self) -> None:
-        self._holding = False
-        self._pending = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _SigintGuard:
-        main = threading.current_thread() is threading.main_thread()
-        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self._holding:
-            self._pending = True
-        else:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self._holding = True
-        try:
-            yield
-        finally:
-            self._holding = False
-        if self._pending:
-            self._pending = False
-            raise KeyboardInterrupt
+def _world_size() -> int:
+    """Processes training together: ``torch.distributed``'s world size, 1 when not distributed."""
+    dist = torch.distributed
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 class Trainer:
@@ -121,6 +95,9 @@ class Trainer:
         config: a :class:`TrainConfig`.
         run_dir: folder for ``metrics.jsonl`` and the checkpoint (None: nothing written).
         reporter: progress output (None: :class:`NullReporter`).
+        spec: what is trained, as JSON (model, data and task options); recorded in
+            the checkpoint, and ``fit(resume=True)`` refuses a checkpoint whose
+            spec differs in any field (None: not recorded, not checked).
 
     The model is not re-initialised: seed its construction yourself
     (:func:`seed_everything`) for a repeatable run.
@@ -133,6 +110,7 @@ class Trainer:
         config: TrainConfig | None = None,
         run_dir: str | Path | None = None,
         reporter: Reporter | None = None,
+        spec: Mapping[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
@@ -144,6 +122,8 @@ class Trainer:
         self.config = TrainConfig() if config is None else config
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.reporter = NullReporter() if reporter is None else reporter
+        self.spec = None if spec is None else dict(spec)
+        self._saved_epoch: int | None = None  # epoch of the last checkpoint this trainer wrote
         self._params = [p for p in model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("Trainer: the model has no trainable parameters")
@@ -157,25 +137,34 @@ class Trainer:
         With ``resume=True`` the run continues from ``run_dir``'s checkpoint
         exactly; the model's current weights are replaced by the checkpoint's.
         """
+        if self.run_dir is not None and not resume:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_dir is None or not self.run_dir.is_dir():  # (a resume then fails, naming it)
+            return self._fit(resume)
+        with run_lock(self.run_dir):
+            clean_stray_files(self.run_dir)
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> TrainResult:
         started = time.monotonic()
         self._setup()
-        if resume:
-            self._restore()
+        restored = resume and self._restore()
+        stops = StopSignals()
         try:
-            with _SigintGuard() as guard:
-                if not resume and self.run_dir is not None:
-                    self.run_dir.mkdir(parents=True, exist_ok=True)
-                    with guard.held():
+            with stops:
+                if not restored and self.run_dir is not None:
+                    with stops.held():
                         self._write_run_files(stopped=None)
                 stopped = self._stop_reason(elapsed=None)
                 while stopped is None:
                     record = self._run_epoch(self._epoch + 1)
-                    with guard.held():
+                    with stops.held():
                         stopped = self._commit(record, time.monotonic() - started)
         except KeyboardInterrupt:
             stopped = "interrupted"
+            by = f" by {stops.received}" if stops.received else ""
             where = f"; checkpoint of epoch {self._epoch} in {self.run_dir}" if self.run_dir else ""
-            self.reporter.warning(f"interrupted{where}")
+            self.reporter.warning(f"interrupted{by}{where}")
         finally:
             self.reporter.close()
             self._hold_best()
@@ -334,11 +323,9 @@ class Trainer:
     # --------------------------------------------------------- checkpoint
 
     def _write_run_files(self, stopped: str | None) -> None:
+        """The checkpoint pair, then ``metrics.jsonl``; a failed write is an ``OSError`` naming
+        the file and saying which checkpoint is still there."""
         assert self.run_dir is not None
-        lines = "".join(_json_line(r) for r in self._history)
-        write_atomic(
-            self.run_dir / METRICS_LOG, lambda tmp: Path(tmp).write_text(lines, encoding="utf-8")
-        )
         tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         if self._best_state is not None:
             tensors.update({f"best/{k}": v for k, v in self._best_state.items()})
@@ -348,6 +335,8 @@ class Trainer:
             "epoch": self._epoch,
             "stopped": stopped,
             "config": dataclasses.asdict(self.config),
+            "spec": self.spec,
+            "world_size": _world_size(),
             "history": self._history,
             "early_stopping": {
                 "best_epoch": self._best_epoch,
@@ -358,26 +347,43 @@ class Trainer:
             "scheduler": None if self._scheduler is None else self._scheduler.state_dict(),
             "rng": rng_doc,
         }
-        save_checkpoint(self.run_dir, {**tensors, **opt_tensors, **rng_tensors}, state)
+        lines = "".join(_json_line(r) for r in self._history)
+        metrics = self.run_dir / METRICS_LOG
+        try:
+            save_checkpoint(self.run_dir, {**tensors, **opt_tensors, **rng_tensors}, state)
+            self._saved_epoch = self._epoch
+            with naming_os_errors(metrics):
+                write_atomic(metrics, lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"))
+        except OSError as e:
+            kept = self._saved_epoch
+            note = (
+                "no checkpoint written yet"
+                if kept is None
+                else f"the checkpoint of epoch {kept} is kept"
+            )
+            raise OSError(e.errno, f"{e.strerror} ({note})", e.filename) from None
 
-    def _restore(self) -> None:
-        """Load ``run_dir``'s checkpoint into model, optimizer, scheduler, counters and RNGs."""
+    def _restore(self) -> bool:
+        """Load ``run_dir``'s checkpoint into model, optimizer, scheduler, counters and RNGs.
+
+        Returns False (and loads nothing) when the checkpoint is the mark of a run
+        that has trained nothing yet; the run then starts afresh.
+        """
         if self.run_dir is None:
             raise ValueError("Trainer.fit(resume=True): no run_dir to resume from")
-        tensors, state = load_checkpoint(self.run_dir)
-        source = self.run_dir / CHECKPOINT_JSON
-        saved = state.get("config", {})
-        fixed = _RESUME_FIXED + (("epochs",) if self.config.schedule == "cosine" else ())
-        for key in fixed:
-            if saved.get(key) != getattr(self.config, key):
-                raise ValueError(
-                    f"Trainer.fit(resume=True): {source} was made with {key}={saved.get(key)!r}, "
-                    f"this run asks for {getattr(self.config, key)!r}"
-                )
-        try:
-            load_weights(
-                self.model, _prefixed(tensors, "model/"), self.run_dir / CHECKPOINT_TENSORS
+        found = read_checkpoint(self.run_dir)
+        tensors, state, source = found.tensors, found.state, found.source
+        if source.name != CHECKPOINT_JSON:
+            self.reporter.warning(
+                f"{self.run_dir / CHECKPOINT_JSON} is missing or damaged; resuming from "
+                f"{source.name} (epoch {state.get('epoch')})"
             )
+        if state.get("tensors") is None:
+            self.reporter.message(f"nothing trained yet in {self.run_dir}: starting afresh")
+            return False
+        self._check_same_run(state, source)
+        try:
+            load_weights(self.model, _prefixed(tensors, "model/"), self.run_dir / state["tensors"])
             best = _prefixed(tensors, "best/")
             self._best_state = {k: v.to(self._device) for k, v in best.items()} or None
             load_optimizer_state(self._optimizer, tensors, state["optimizer"])
@@ -391,8 +397,20 @@ class Trainer:
             restore_rng_state(self._generator, tensors, state["rng"])
         except (KeyError, TypeError, IndexError, RuntimeError) as e:
             raise ValueError(f"{source}: incomplete or inconsistent checkpoint ({e!r})") from None
+        self._saved_epoch = self._epoch
         self._start_state = self._snapshot()
         self.reporter.message(f"resuming {self.run_dir} after epoch {self._epoch}")
+        return True
+
+    def _check_same_run(self, state: dict[str, Any], source: Path) -> None:
+        """Refuse a checkpoint made with another TrainConfig, spec or world size (naming fields)."""
+        where, asker = f"Trainer.fit(resume=True): {source}", "this run"
+        may_change = set(_MAY_CHANGE) - ({"epochs"} if self.config.schedule == "cosine" else set())
+        saved = {**(state.get("config") or {}), "world_size": state.get("world_size")}
+        asked = {**dataclasses.asdict(self.config), "world_size": _world_size()}
+        check_resume(saved, asked, may_change, where=where, asker=asker)
+        if self.spec is not None:
+            check_resume(state.get("spec") or {}, self.spec, where=where, asker=asker)
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

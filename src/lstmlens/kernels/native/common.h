@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 
 #ifdef LSTMLENS_MKL_PACKED
@@ -202,10 +204,30 @@ struct StepGemm {
   }
 };
 
+// data pointer of a tensor, nullptr when it is undefined or empty
+template <typename T>
+inline T* ptr(const Tensor& t) {
+  return t.defined() && t.numel() ? t.data_ptr<T>() : nullptr;
+}
+
+// rows [0, B) of `width` values each, in parallel only when every thread gets >= 16K values
+template <typename F>
+inline void for_rows(int64_t B, int64_t width, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, (16384 + width - 1) / width);
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(b);
+  });
+}
+
 // -- vector maths ------------------------------------------------------------------------------
 
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
+
+template <typename T>
+inline Vec<T> lerp(const Vec<T>& a, const Vec<T>& b, const Vec<T>& w) {  // a + w*(b - a)
+  return a + w * (b - a);
+}
 
 template <typename T>
 inline Vec<T> ld(const T* p, int64_t n) {

@@ -1,4 +1,4 @@
-// Native GRU and Elman RNN (included by lstm.cpp, one translation unit). Same scheme as the
+// Native GRU and Elman RNN: whole-sequence forward and backward. Same scheme as the
 // LSTM: the input projection of all steps in one GEMM, per step one GEMM on the packed W_hh and
 // one fused loop over (B, H), all weight gradients at the end.
 //
@@ -9,7 +9,17 @@
 // RNN:  h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh),  act = tanh or relu
 //
 // Weights: [W_ih, W_hh, b_ih, b_hh] (biases empty when absent). keep_h: (T, B, 1|H).
+// The arguments are checked (checks.h) before these run, and T, B >= 1.
 #pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+#include "layout.h"
 
 namespace lstmlens {
 
@@ -42,13 +52,13 @@ Tensor input_projection(const Tensor& x, const Tensor& W, const Tensor& b) {
 template <typename T>
 std::vector<Tensor> gru_fwd(const Tensor& x, const Tensor& h0, at::TensorList w,
                             const Tensor& keep, bool train) {
-  const int64_t Tn = x.size(0), B = x.size(1), H = w[1].size(1), V = Vec<T>::size();
-  Tensor A = input_projection<T>(x, w[0], w[2]);  // (T, B, 3H) -> activations [r, z, n]
+  const int64_t Tn = x.size(0), B = x.size(1), H = w[S_W_HH].size(1), V = Vec<T>::size();
+  Tensor A = input_projection<T>(x, w[S_W_IH], w[S_B_IH]);  // (T, B, 3H): activations r, z, n
   Tensor HN = at::empty({train ? Tn : 1, B, H}, x.options());  // W_hn h + b_hn
   Tensor HW = at::empty({B, 3 * H}, x.options());
   Tensor out = at::empty({Tn, B, H}, x.options());
-  StepGemm<T> rec(w[1], true, B);
-  const T* bhh = ptr<T>(w[3]);
+  StepGemm<T> rec(w[S_W_HH], true, B);
+  const T* bhh = ptr<T>(w[S_B_HH]);
   for (int64_t t = 0; t < Tn; ++t) {
     const T* hprev = t ? ptr<T>(out) + (t - 1) * B * H : h0.data_ptr<T>();
     rec.run(hprev, H, T(0), ptr<T>(HW), 3 * H);
@@ -80,21 +90,21 @@ std::vector<Tensor> gru_fwd(const Tensor& x, const Tensor& h0, at::TensorList w,
   }
   Tensor h_n = out[Tn - 1].clone();
   if (!train) return {out, h_n};
-  return {out, h_n, A, HN};
+  return {out, h_n, A, HN};  // GruSaved order
 }
 
 template <typename T>
 std::vector<Tensor> gru_bwd(const Tensor& x, const Tensor& h0, at::TensorList w,
                             const Tensor& keep, at::TensorList saved, const Tensor& d_out,
                             const Tensor& d_hn) {
-  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w[1].size(1);
+  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w[S_W_HH].size(1);
   const int64_t V = Vec<T>::size();
-  const Tensor &out = saved[0], &A = saved[2], &HN = saved[3];
+  const Tensor &out = saved[GS_OUT], &A = saved[GS_GATES], &HN = saved[GS_HW];
   Tensor dh = d_hn.defined() ? d_hn.clone() : at::zeros({B, H}, x.options());
   Tensor dX = at::empty({Tn, B, 3 * H}, x.options());  // d input pre-activations [r, z, n]
   Tensor dW = at::empty({Tn, B, 3 * H}, x.options());  // d recurrent pre-activations
   Tensor DHN = at::empty({B, H}, x.options());
-  StepGemm<T> rec(w[1], false, B);
+  StepGemm<T> rec(w[S_W_HH], false, B);
   T *dhp = ptr<T>(dh), *dhn = ptr<T>(DHN);
   const T* dout = ptr<T>(d_out);
   for (int64_t t = Tn - 1; t >= 0; --t) {
@@ -126,18 +136,19 @@ std::vector<Tensor> gru_bwd(const Tensor& x, const Tensor& h0, at::TensorList w,
   Tensor Hp = at::cat({h0.unsqueeze(0), out.narrow(0, 0, Tn - 1)}).view({R, H});
   Tensor dX2 = dX.view({R, 3 * H}), dW2 = dW.view({R, 3 * H});
   Tensor e = at::empty({0}, x.options());
-  return {at::mm(dX2, w[0]).view({Tn, B, I}), dh, at::mm(dX2.t(), x.view({R, I})),
-          at::mm(dW2.t(), Hp), w[2].numel() ? dX2.sum(0) : e, w[3].numel() ? dW2.sum(0) : e};
+  const bool bias = w[S_B_IH].numel() > 0;
+  return {at::mm(dX2, w[S_W_IH]).view({Tn, B, I}), dh, at::mm(dX2.t(), x.view({R, I})),
+          at::mm(dW2.t(), Hp), bias ? dX2.sum(0) : e, bias ? dW2.sum(0) : e};
 }
 
 template <typename T>
 std::vector<Tensor> rnn_fwd(const Tensor& x, const Tensor& h0, at::TensorList w,
                             const Tensor& keep, bool relu, bool train) {
-  const int64_t Tn = x.size(0), B = x.size(1), H = w[1].size(1), V = Vec<T>::size();
-  Tensor b = w[2].numel() ? w[2] + w[3] : w[2];
-  Tensor A = input_projection<T>(x, w[0], b);  // (T, B, H) -> activations
+  const int64_t Tn = x.size(0), B = x.size(1), H = w[S_W_HH].size(1), V = Vec<T>::size();
+  Tensor b = w[S_B_IH].numel() ? w[S_B_IH] + w[S_B_HH] : w[S_B_IH];
+  Tensor A = input_projection<T>(x, w[S_W_IH], b);  // (T, B, H) -> activations
   Tensor out = keep.defined() ? at::empty({Tn, B, H}, x.options()) : A;
-  StepGemm<T> rec(w[1], true, B);
+  StepGemm<T> rec(w[S_W_HH], true, B);
   for (int64_t t = 0; t < Tn; ++t) {
     const T* hprev = t ? ptr<T>(out) + (t - 1) * B * H : h0.data_ptr<T>();
     T* a_t = ptr<T>(A) + t * B * H;
@@ -159,19 +170,19 @@ std::vector<Tensor> rnn_fwd(const Tensor& x, const Tensor& h0, at::TensorList w,
   }
   Tensor h_n = out[Tn - 1].clone();
   if (!train) return {out, h_n};
-  return {out, h_n, A};
+  return {out, h_n, A};  // RnnSaved order
 }
 
 template <typename T>
 std::vector<Tensor> rnn_bwd(const Tensor& x, const Tensor& h0, at::TensorList w,
                             const Tensor& keep, bool relu, at::TensorList saved,
                             const Tensor& d_out, const Tensor& d_hn) {
-  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w[1].size(1);
+  const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), H = w[S_W_HH].size(1);
   const int64_t V = Vec<T>::size();
-  const Tensor &out = saved[0], &A = saved[2];
+  const Tensor &out = saved[RS_OUT], &A = saved[RS_ACTS];
   Tensor dh = d_hn.defined() ? d_hn.clone() : at::zeros({B, H}, x.options());
   Tensor dA = at::empty({Tn, B, H}, x.options());
-  StepGemm<T> rec(w[1], false, B);
+  StepGemm<T> rec(w[S_W_HH], false, B);
   T* dhp = ptr<T>(dh);
   const T* dout = ptr<T>(d_out);
   for (int64_t t = Tn - 1; t >= 0; --t) {
@@ -193,58 +204,9 @@ std::vector<Tensor> rnn_bwd(const Tensor& x, const Tensor& h0, at::TensorList w,
   Tensor Hp = at::cat({h0.unsqueeze(0), out.narrow(0, 0, Tn - 1)}).view({R, H});
   Tensor dA2 = dA.view({R, H});
   Tensor e = at::empty({0}, x.options());
-  Tensor db = w[2].numel() ? dA2.sum(0) : e;
-  return {at::mm(dA2, w[0]).view({Tn, B, I}), dh, at::mm(dA2.t(), x.view({R, I})),
-          at::mm(dA2.t(), Hp), db, w[2].numel() ? db.clone() : e};
-}
-
-inline Tensor opt_contig(const std::optional<Tensor>& t) {
-  return t.has_value() && t->defined() ? t->contiguous() : Tensor();
-}
-
-std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& h0, at::TensorList w,
-                                const std::optional<Tensor>& keep_h, bool train) {
-  SerialScope serial(x.size(1) * w[1].size(0) * w[1].size(1) < kSmallStep);
-  std::vector<Tensor> r;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_gru_forward",
-                             [&] { r = gru_fwd<scalar_t>(x, h0, w, opt_contig(keep_h), train); });
-  return r;
-}
-
-std::vector<Tensor> gru_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
-                                 const std::optional<Tensor>& keep_h, at::TensorList saved,
-                                 const std::optional<Tensor>& d_out,
-                                 const std::optional<Tensor>& d_hn) {
-  SerialScope serial(x.size(1) * w[1].size(0) * w[1].size(1) < kSmallStep);
-  std::vector<Tensor> r;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_gru_backward", [&] {
-    r = gru_bwd<scalar_t>(x, h0, w, opt_contig(keep_h), saved, opt_contig(d_out),
-                          opt_contig(d_hn));
-  });
-  return r;
-}
-
-std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& h0, at::TensorList w,
-                                const std::optional<Tensor>& keep_h, bool relu, bool train) {
-  SerialScope serial(x.size(1) * w[1].size(0) * w[1].size(1) < kSmallStep);
-  std::vector<Tensor> r;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_rnn_forward", [&] {
-    r = rnn_fwd<scalar_t>(x, h0, w, opt_contig(keep_h), relu, train);
-  });
-  return r;
-}
-
-std::vector<Tensor> rnn_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
-                                 const std::optional<Tensor>& keep_h, bool relu,
-                                 at::TensorList saved, const std::optional<Tensor>& d_out,
-                                 const std::optional<Tensor>& d_hn) {
-  SerialScope serial(x.size(1) * w[1].size(0) * w[1].size(1) < kSmallStep);
-  std::vector<Tensor> r;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_rnn_backward", [&] {
-    r = rnn_bwd<scalar_t>(x, h0, w, opt_contig(keep_h), relu, saved, opt_contig(d_out),
-                          opt_contig(d_hn));
-  });
-  return r;
+  Tensor db = w[S_B_IH].numel() ? dA2.sum(0) : e;
+  return {at::mm(dA2, w[S_W_IH]).view({Tn, B, I}), dh, at::mm(dA2.t(), x.view({R, I})),
+          at::mm(dA2.t(), Hp), db, w[S_B_IH].numel() ? db.clone() : e};
 }
 
 }  // namespace lstmlens

@@ -1,4 +1,4 @@
-// Backward of the native LSTM (included by lstm.cpp, one translation unit). Per step, from T-1:
+// Backward of the native LSTM: one layer-direction, whole sequence. Per step, from T-1:
 //
 //   dh     = dh_{t+1 -> t} + dout_t ;  dh' = (1-k_h) dh ;  dc' = (1-k_c) dc    (keep masks)
 //   dm     = dh' W_hr  (projection)  or dh'
@@ -12,7 +12,17 @@
 //
 // then the weight matrices' gradients at once: dW_hh = dR^T H_in, dW_ih = dX^T x, dx = dX W_ih;
 // the vectors' gradients (biases, peepholes, LN gains) are summed as the steps go.
+// The arguments are checked (checks.h) before this runs, and T, B >= 1.
 #pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+#include "layout.h"
 
 namespace lstmlens {
 
@@ -24,11 +34,11 @@ std::vector<Tensor> backward(const Tensor& x, const Tensor& h0, at::TensorList w
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2);
   const int64_t H = L.H, P = L.P, G = L.G, S = L.S, V = Vec<T>::size();
   const auto opt = x.options();
-  // saved: out, h_n, c_n, C, CN, G, Y, XN, rstd_x, RN, rstd_r, CNn, rstd_c, SA
-  const Tensor &out = saved[0], &C = saved[3], &Gt = saved[5], &Y = saved[6];
-  const Tensor CN = saved[4].numel() ? saved[4] : C.narrow(0, 1, Tn);
-  const Tensor &XN = saved[7], &rstd_x = saved[8], &RN = saved[9], &rstd_r = saved[10];
-  const Tensor &CNn = saved[11], &rstd_c = saved[12], &SA = saved[13];
+  const Tensor &out = saved[SV_OUT], &C = saved[SV_C], &Gt = saved[SV_GATES], &Y = saved[SV_Y];
+  const Tensor CN = saved[SV_CNEW].numel() ? saved[SV_CNEW] : C.narrow(0, 1, Tn);
+  const Tensor &XN = saved[SV_XN], &rstd_x = saved[SV_RSTD_X], &RN = saved[SV_RN];
+  const Tensor &rstd_r = saved[SV_RSTD_R], &CNn = saved[SV_CNORM], &rstd_c = saved[SV_RSTD_C];
+  const Tensor& SA = saved[SV_SIG];
 
   Tensor dh = d_hn.defined() ? d_hn.clone() : at::zeros({B, P}, opt);
   Tensor dc = d_cn.defined() ? d_cn.clone() : at::zeros({B, H}, opt);
@@ -304,27 +314,6 @@ std::vector<Tensor> backward(const Tensor& x, const Tensor& h0, at::TensorList w
   if (a_po >= 0) g[P_O] = part(a_po, H);
   std::vector<Tensor> res{dx, dh, dc};
   for (auto& t : g) res.push_back(t.defined() ? t : at::empty({0}, opt));
-  return res;
-}
-
-std::vector<Tensor> lstm_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
-                                  at::IntArrayRef cfg, const std::optional<Tensor>& keep_h,
-                                  const std::optional<Tensor>& keep_c,
-                                  const std::optional<Tensor>& rmask, at::TensorList saved,
-                                  const std::optional<Tensor>& d_out,
-                                  const std::optional<Tensor>& d_hn,
-                                  const std::optional<Tensor>& d_cn) {
-  const Layout L(cfg);
-  TORCH_CHECK(saved.size() == 14, "lstmlens native: expected 14 saved tensors");
-  auto contig = [](const std::optional<Tensor>& t) {
-    return t.has_value() && t->defined() ? t->contiguous() : Tensor();
-  };
-  SerialScope serial(x.size(1) * L.G * L.P < kSmallStep);
-  std::vector<Tensor> res;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_lstm_backward", [&] {
-    res = backward<scalar_t>(x, h0, w, L, contig(keep_h), contig(keep_c), contig(rmask), saved,
-                             contig(d_out), contig(d_hn), contig(d_cn));
-  });
   return res;
 }
 

@@ -1,82 +1,31 @@
-// The native LSTM: whole-sequence forward and backward of one layer-direction, every variant.
+// Forward of the native LSTM: one layer-direction, whole sequence, every variant.
 //
-// Same maths as kernels/fused.py (see its docstring for the backward equations); gate rows stay
-// in the caller's block order (a subset of i, f, g, o), so no weight is permuted.
+// Same maths as kernels/fused.py (see its docstring); gate rows stay in the caller's block order
+// (a subset of i, f, g, o), so no weight is permuted.
 //
-//   forward:  x W_ih^T (+ LN), a chunk of steps at a time   one GEMM per ~2 MB of gates
-//             per step: G[t] += h_in W_hh^T                  one GEMM on the packed weight
-//                       + b, gates, c', h'                   one fused loop over (B, H)
-//   backward: per step: dA[t] (d pre-activations), dc, ds, and the gradients of the vectors
-//                       (biases, peepholes, LN gains)        one fused loop over (B, H)
-//                       dh = k_h dh + (dR[t] W_hh) * rmask   one GEMM on the packed weight
-//             then each weight matrix's gradient as one GEMM over all T*B rows.
+//   x W_ih^T (+ LN), a chunk of steps at a time   one GEMM per ~2 MB of gates
+//   per step: G[t] += h_in W_hh^T                  one GEMM on the packed weight
+//             + b, gates, c', h'                   one fused loop over (B, H)
 // The fused loops run rows (batch entries) in parallel; small problems run on one thread.
 //
 // Shapes: x (T, B, I), h0 (B, P), c0 (B, H), keep_h (T, B, 1|P), keep_c (T, B, 1|H), rmask (B, P).
-// Weights: a list in the order of enum Slot (functions.py LSTM_SLOTS); absent ones are empty.
-#include <torch/library.h>
+// Weights: a list in the order of enum Slot (layout.h); absent ones are empty. The arguments are
+// checked (checks.h) before this runs, and T, B >= 1.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "common.h"
+#include "layout.h"
 
 namespace lstmlens {
 
-// slots of the weight list (kernels/native/functions.py builds it in this order)
-enum Slot {
-  W_IH, W_HH, B_IH, B_HH, W_HR, P_I, P_F, P_O, W_GATE, LN_IH, LN_HH, LN_CW, LN_CB, N_SLOTS
-};
 constexpr double LN_EPS = 1e-5;
-
-// Which gates exist and where their columns are in a gate row: everything but the weights.
-struct Layout {
-  bool has_i, has_f, has_o, coupled, peep, tanh_in, tanh_out, fgr, ln, proj;
-  bool bf16;               // matmul operands in bfloat16 (float32 tensors only)
-  int64_t H, P, G, S;      // cell units, state units, gate columns (nG*H), sigmoid columns (nS*H)
-  int64_t oi, of, og, oo;  // column offsets of the blocks in a gate row (-1: absent)
-  int64_t si, sf, so;      // offsets of i, f, o in the sigmoid-gate row s (full gate recurrence)
-
-  // cfg: has_i, has_f (own weights), has_o, coupled, peepholes, tanh_in, tanh_out, fgr,
-  //      layer_norm, H, proj_size, bf16
-  explicit Layout(at::IntArrayRef cfg) {
-    TORCH_CHECK(cfg.size() == 12, "lstmlens native: expected 12 config ints, got ", cfg.size());
-    has_i = cfg[0], has_f = cfg[1], has_o = cfg[2], coupled = cfg[3], peep = cfg[4];
-    tanh_in = cfg[5], tanh_out = cfg[6], fgr = cfg[7], ln = cfg[8];
-    H = cfg[9];
-    proj = cfg[10] > 0;
-    P = proj ? cfg[10] : H;
-    bf16 = cfg[11];
-    int64_t k = 0, s = 0;
-    oi = has_i ? H * k++ : -1;
-    of = has_f ? H * k++ : -1;
-    og = H * k++;
-    oo = has_o ? H * k++ : -1;
-    G = H * k;
-    si = has_i ? H * s++ : -1;
-    sf = has_f ? H * s++ : -1;
-    so = has_o ? H * s++ : -1;
-    S = H * s;
-  }
-};
-
-template <typename T>
-inline T* ptr(const Tensor& t) {
-  return t.defined() && t.numel() ? t.data_ptr<T>() : nullptr;
-}
-
-// rows [0, B) of `width` values each, in parallel only when every thread gets >= 16K values
-template <typename F>
-inline void for_rows(int64_t B, int64_t width, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, (16384 + width - 1) / width);
-  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) f(b);
-  });
-}
-
-template <typename T>
-inline Vec<T> lerp(const Vec<T>& a, const Vec<T>& b, const Vec<T>& w) {  // a + w*(b - a)
-  return a + w * (b - a);
-}
-
-// -- forward ---------------------------------------------------------------------------------
 
 template <typename T>
 std::vector<Tensor> forward(const Tensor& x, const Tensor& h0, const Tensor& c0, at::TensorList w,
@@ -319,60 +268,12 @@ std::vector<Tensor> forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
   Tensor h_n = out[Tn - 1].clone();
   Tensor c_n = C[train ? Tn : Tn % 2].clone();
   if (!train) return {out, h_n, c_n};
-  return {out, h_n, c_n, C, CN, Gt, Y, XN, rstd_x, RN, rstd_r, CNn, rstd_c, SA};
-}
-
-std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
-                                 at::TensorList w, at::IntArrayRef cfg,
-                                 const std::optional<Tensor>& keep_h,
-                                 const std::optional<Tensor>& keep_c,
-                                 const std::optional<Tensor>& rmask, bool train) {
-  const Layout L(cfg);
-  TORCH_CHECK(w.size() == N_SLOTS, "lstmlens native: expected ", N_SLOTS, " weights");
-  TORCH_CHECK(x.dim() == 3 && x.is_contiguous(), "lstmlens native: x must be contiguous (T, B, I)");
-  const Tensor kh = keep_h.value_or(Tensor()), kc = keep_c.value_or(Tensor());
-  const Tensor rm = rmask.value_or(Tensor());
-  SerialScope serial(x.size(1) * L.G * L.P < kSmallStep);
-  std::vector<Tensor> res;
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lstmlens_lstm_forward", [&] {
-    res = forward<scalar_t>(x, h0, c0, w, L, kh, kc, rm, train);
-  });
-  // undefined tensors cannot cross the op boundary: absent ones become empty
-  for (auto& t : res)
-    if (!t.defined()) t = at::empty({0}, x.options());
-  return res;
+  std::vector<Tensor> saved(N_SAVED);  // undefined where absent
+  saved[SV_OUT] = out, saved[SV_HN] = h_n, saved[SV_CN] = c_n, saved[SV_C] = C;
+  saved[SV_CNEW] = CN, saved[SV_GATES] = Gt, saved[SV_Y] = Y, saved[SV_XN] = XN;
+  saved[SV_RSTD_X] = rstd_x, saved[SV_RN] = RN, saved[SV_RSTD_R] = rstd_r;
+  saved[SV_CNORM] = CNn, saved[SV_RSTD_C] = rstd_c, saved[SV_SIG] = SA;
+  return saved;
 }
 
 }  // namespace lstmlens
-
-#include "lstm_backward.h"
-#include "gru_rnn.h"
-
-TORCH_LIBRARY(lstmlens_native, m) {
-  m.def(
-      "lstm_forward(Tensor x, Tensor h0, Tensor c0, Tensor[] w, int[] cfg, Tensor? keep_h, "
-      "Tensor? keep_c, Tensor? rmask, bool train) -> Tensor[]");
-  m.def(
-      "lstm_backward(Tensor x, Tensor h0, Tensor[] w, int[] cfg, Tensor? keep_h, Tensor? keep_c, "
-      "Tensor? rmask, Tensor[] saved, Tensor? d_out, Tensor? d_hn, Tensor? d_cn) -> Tensor[]");
-  m.def(
-      "gru_forward(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, bool train) -> Tensor[]");
-  m.def(
-      "gru_backward(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, Tensor[] saved, "
-      "Tensor? d_out, Tensor? d_hn) -> Tensor[]");
-  m.def(
-      "rnn_forward(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, bool relu, bool train) "
-      "-> Tensor[]");
-  m.def(
-      "rnn_backward(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, bool relu, Tensor[] saved, "
-      "Tensor? d_out, Tensor? d_hn) -> Tensor[]");
-}
-
-TORCH_LIBRARY_IMPL(lstmlens_native, CPU, m) {
-  m.impl("lstm_forward", &lstmlens::lstm_forward);
-  m.impl("lstm_backward", &lstmlens::lstm_backward);
-  m.impl("gru_forward", &lstmlens::gru_forward);
-  m.impl("gru_backward", &lstmlens::gru_backward);
-  m.impl("rnn_forward", &lstmlens::rnn_forward);
-  m.impl("rnn_backward", &lstmlens::rnn_backward);
-}
