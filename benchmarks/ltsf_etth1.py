@@ -11,7 +11,10 @@ wall-time cap with the weights of the best validation epoch kept.
     .venv/bin/python benchmarks/ltsf_etth1.py [--horizon 96] [--hidden 512] [--segment 48]
         [--cell gru] [--minutes 8] [--epochs 30] [--threads 1] [--out /tmp/ltsf_etth1]
 
-Reference (SegRNN repository README, L = 96, full test set), MSE:
+Published test MSE (SegRNN repository README, L = 96, full test set) in ``REFERENCE``.
+Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 512,
+segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
+of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
 """
 
 import argparse

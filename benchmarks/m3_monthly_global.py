@@ -7,6 +7,8 @@ every series' in-sample part only (no validation part: the series are short; the
 epoch is the one of the lowest training loss), standardised per series; Theta, ETS and
 seasonal naive (:mod:`lstmlens.tasks.baselines`) are fitted on the same in-sample parts
 in the same run. Published sMAPE for reference: Theta 13.85, ForecastPro 13.86.
+Measured 2026-11-29 (defaults, 1 thread, loaded 2-core Xeon): global GRU 14.60 (12 epochs,
+300 s), Theta 13.97, ETS 14.72, seasonal naive 17.23 (baselines 1,903 s).
 
     .venv/bin/python benchmarks/m3_monthly_global.py [--window 24] [--segment 6]
         [--hidden 128] [--cell gru] [--minutes 5] [--threads 1] [--baselines theta,ets]

@@ -9,6 +9,10 @@ memory (``ru_maxrss``) before and after training and the training samples per se
 of the segment GRU (hidden 64, segments of 12) for ``--steps`` batches of 256, 1 thread.
 
     .venv/bin/python benchmarks/many_series_memory.py [--series 10000] [--length 500] [--steps 100]
+
+Measured 2026-11-29 (Intel Xeon, 1 thread, loaded): 3,670,103 training windows; peak RSS
+494 MiB after building and scaling (254 MiB python + torch; dense windows would add
+840 MiB), unchanged by training; 12,300 samples/s.
 """
 
 import argparse
