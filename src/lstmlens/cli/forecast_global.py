@@ -78,7 +78,7 @@ def run_global_train(args: argparse.Namespace) -> int:
     net = {"segment": segment, "hidden_size": args.hidden, "cell": "lstm",
            "variant": args.variant, "num_layers": args.layers, "dropout": args.dropout,
            "channels": 0 if args.id else len(panel)}  # fmt: skip
-    options = TrainOptions(epochs=args.epochs, batch_size=args.batch or 256, lr=args.lr,
+    options = TrainOptions(epochs=args.epochs, batch_size=args.batch_size or 256, lr=args.lr,
                            patience=args.patience or 5, max_minutes=args.max_minutes,
                            seed=args.seed)  # fmt: skip
     run_dir = prepare_run_dir(args.out, force=args.force)
