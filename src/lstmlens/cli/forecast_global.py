@@ -19,7 +19,8 @@ import torch
 from ..data.panel import read_frame, read_panel, refuse_repeated_dates
 from ..tasks.global_run import TrainOptions, run_global, run_ltsf
 from ..tasks.ltsf import ltsf_data
-from .common import CLIError, positive_int, prepare_run_dir
+from .argtypes import WINDOW
+from .common import CLIError, prepare_run_dir
 
 __all__ = ["add_global_args", "refuse_long_without_id", "run_global_train", "wants_global"]
 
@@ -32,7 +33,7 @@ def add_global_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("many series")
     group.add_argument("--id", default=None, help="series column of a long table")
     group.add_argument(
-        "--segment", type=positive_int, default=None, help="steps per input segment (a divisor"
+        "--segment", type=WINDOW, default=None, help="steps per input segment (a divisor"
         " of --window, the largest of 48, 24, 12, ... by default)"
     )  # fmt: skip
     group.add_argument(
