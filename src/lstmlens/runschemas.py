@@ -112,7 +112,8 @@ _FORECAST_OPTIONS = {
 FORECAST = register(
     RunSchema(
         name="forecast",
-        matches=lambda c: c.get("format") == "lstmlens-forecast" or c.get("task") == "forecast",
+        # the Forecaster's own tag: a many-series run ("kind": "global") is another model
+        matches=lambda c: c.get("format") == "lstmlens-forecast",
         fields={
             "net.input_size": Int(1, MAX_FEATURES),
             **_lstm("net."),
