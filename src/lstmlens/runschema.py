@@ -204,8 +204,9 @@ class RunSchema:
 
     ``fields`` maps a dotted path (``"net.hidden_size"``) to its spec; ``optional``
     lists the paths that may be absent. ``sizes(config)`` (called on a checked
-    config) returns the :class:`RnnSizes` and the exact shapes of other tensors that must
-    be stored (``None``: a tensor that must not be).
+    config) returns the :class:`RnnSizes` and the exact shapes of other tensors where they
+    are stored (a tied weight is stored once, under another name; ``None``: a tensor that
+    must not be stored).
     """
 
     name: str
@@ -323,8 +324,8 @@ def _compare(
         info = header.get(name)
         if shape is None and info is not None:
             raise ValueError(f"{where}: implies no tensor {name}, but {weights.name} holds one")
-        if shape is not None and (info is None or info.shape != shape):
-            held = "none" if info is None else list(info.shape)
+        if shape is not None and info is not None and info.shape != shape:  # absent: an alias
             raise ValueError(
-                f"{where}: implies {name} of shape {list(shape)}, but {weights.name} holds {held}"
+                f"{where}: implies {name} of shape {list(shape)}, but {weights.name} holds "
+                f"{list(info.shape)}"
             )

@@ -28,10 +28,10 @@ def torch_threads(n: int | None = 1) -> Iterator[None]:
     if not n:
         yield
         return
-    if not 0 <= n <= MAX_THREADS:
-        raise ValueError(
-            f"torch_threads: expected a number of threads in [0, {MAX_THREADS}], got {n}"
-        )
+    if n < 0:
+        raise ValueError(f"torch_threads: expected a number of threads >= 0, got {n}")
+    if n > MAX_THREADS:
+        raise ValueError(f"torch_threads: expected at most {MAX_THREADS} threads, got {n}")
     from threadpoolctl import threadpool_limits
 
     before = torch.get_num_threads()
