@@ -33,6 +33,7 @@ test-fast: $(DEVSTAMP)
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/mypy
 
 bench: $(DEVSTAMP)
 	$(PY) benchmarks/kernels.py

@@ -14,13 +14,16 @@ zoneout and recurrent dropout are off, as in eval mode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
 
 from .cells import gru_step, lstm_step, rnn_step
 from .recurrent import RecurrentBase
+
+if TYPE_CHECKING:
+    from .layers import LSTM, RNN
 
 __all__ = ["Stream"]
 
@@ -87,8 +90,9 @@ class Stream:
                 self._state.append([h[k]])
                 continue
             s = [h[k], c[k]]
-            if m.variant.full_gate_recurrence:
-                s.append(like.new_zeros(B, len(m.variant.sigmoid_blocks) * H))
+            variant = cast(LSTM, m).variant
+            if variant.full_gate_recurrence:
+                s.append(like.new_zeros(B, len(variant.sigmoid_blocks) * H))
             self._state.append(s)
 
     # -- stepping ----------------------------------------------------------------------------
@@ -112,13 +116,15 @@ class Stream:
         inp = x.unsqueeze(0) if x.dim() == 1 else x
         for p, s in zip(self._layers, self._state):
             if m.mode == "LSTM":
-                h, c, s_new, _ = lstm_step(inp, s[0], s[1], p, m.spec, s[2] if len(s) > 2 else None)
+                h, c, s_new, _ = lstm_step(
+                    inp, s[0], s[1], p, cast(LSTM, m).spec, s[2] if len(s) > 2 else None
+                )
                 s[:] = [h, c] + ([s_new] if s_new is not None else [])
             elif m.mode == "GRU":
                 h, _ = gru_step(inp, s[0], p)
                 s[0] = h
             else:
-                h = rnn_step(inp, s[0], p, m.nonlinearity)
+                h = rnn_step(inp, s[0], p, cast(RNN, m).nonlinearity)
                 s[0] = h
             inp = h
         return inp.squeeze(0) if self._unbatched else inp

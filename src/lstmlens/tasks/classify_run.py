@@ -159,11 +159,11 @@ def _tokens(texts: list[str], data: dict[str, Any]) -> list[torch.Tensor]:
 
 def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[str] | None]:
     """Labelled sequences, the ``data`` part of the config, and (text) the raw texts."""
-    if spec.kind == "digits":
+    if spec.path is None:  # kind "digits"
         return digits_sequences(), dict(DIGITS), None
     if spec.label is None:
         raise ValueError("classify: --label is needed to train on a CSV")
-    if spec.kind == "text":
+    if spec.text:  # kind "text"
         texts, raw = read_texts(spec.path, spec.text, spec.label)
         labels, classes = encode_labels(raw, Path(spec.path), spec.label)
         data = {
@@ -183,7 +183,7 @@ def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[s
     seqs, features = read_numeric_sequences(
         spec.path, spec.id, spec.time, spec.label, spec.features
     )
-    data = {
+    data: dict[str, Any] = {
         "kind": "numeric",
         "id": spec.id,
         "time": spec.time,
@@ -362,7 +362,7 @@ def predict(
     label = spec["label"] if spec["label"] in read_csv(path).columns else None
     if spec["kind"] == "text":
         texts, raw = read_texts(path, spec["text"], label)
-        labels = None if raw is None else encode_labels(raw, Path(path), label, classes)[0]
+        labels = None if raw is None else encode_labels(raw, Path(path), spec["label"], classes)[0]
         data = LabelledSequences(
             _tokens(texts, spec), labels, [str(i) for i in range(len(texts))], classes
         )

@@ -186,7 +186,10 @@ class ForecastTask:
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch
         members = model.forward_members(x) if hasattr(model, "forward_members") else model(x)[None]
-        return sum(self.loss(pred, y) for pred in members)  # each member learns on its own
+        loss = self.loss(members[0], y)
+        for pred in members[1:]:  # each member learns on its own
+            loss = loss + self.loss(pred, y)
+        return loss
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         losses, abs_err = [], []

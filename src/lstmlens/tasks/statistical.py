@@ -14,12 +14,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
 __all__ = ["MIN_FIT", "OutOfTime", "arima", "check_origins", "ets", "quiet"]
 
 #: Fewest training values (after differencing, for ARIMA) that ETS and ARIMA are fitted on.
+_T = TypeVar("_T")
+
 MIN_FIT = 20
 
 
@@ -46,7 +49,7 @@ def _clock(deadline: float) -> Callable[..., None]:
     return check
 
 
-def quiet(fn: Callable[[], object]) -> object:
+def quiet(fn: Callable[[], _T]) -> _T:
     """Run a statsmodels call with its convergence and estimation warnings silenced.
 
     BLAS is held to one thread meanwhile: the Kalman filter multiplies tiny
@@ -125,6 +128,7 @@ def ets(
     if season is not None and season >= 2 and not use_season:
         desc += f" (season {season} left out: {len(train)} rows < 2 seasons + 2)"
     if use_season:
+        assert season is not None  # use_season implies a season
         m = int(season)
         back = m * ((h - 1) // m + 1)  # (H,)
         seas = states.season[t[:, None] + h[None, :] - back[None, :]]  # (N, H)
