@@ -186,7 +186,7 @@ def add_deprecated(
     )
 
 
-def add_device_arg(parser: argparse.ArgumentParser) -> None:
+def add_device_arg(parser: argparse._ActionsContainer) -> None:
     """``--device cpu|cuda|auto`` (auto: cuda when available, else cpu)."""
     parser.add_argument(
         "--device",

@@ -29,6 +29,10 @@ __all__ = ["PROGRAMS", "ForecastServing", "exported_program_run"]
 class ForecastServing(nn.Module):
     """The forecast graph in torch ops: ``history`` (B, W, F) float64, data units -> (B, S, Q)."""
 
+    mean: Tensor  # buffers
+    scale: Tensor
+    e0: Tensor
+
     def __init__(self, fc: Any) -> None:
         super().__init__()
         self.net, self.log, self.relative = fc.net, bool(fc.config.log), bool(fc.config.relative)
@@ -71,6 +75,7 @@ def _forecast(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
     from .forecast import check_known
 
     fc, _ = Forecaster.load(run)
+    assert fc.net is not None and fc.config.window is not None  # a loaded forecaster has both
     check_known(fc)
     fc.net.lstm.backend = "reference"
     example = torch.zeros(2, fc.config.window, fc.net.config.input_size, dtype=torch.float64)

@@ -166,7 +166,7 @@ def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[s
     if spec.text:  # kind "text"
         texts, raw = read_texts(spec.path, spec.text, spec.label)
         labels, classes = encode_labels(raw, Path(spec.path), spec.label)
-        data = {
+        data: dict[str, Any] = {
             "kind": "text",
             "text": spec.text,
             "label": spec.label,
@@ -183,7 +183,7 @@ def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[s
     seqs, features = read_numeric_sequences(
         spec.path, spec.id, spec.time, spec.label, spec.features
     )
-    data: dict[str, Any] = {
+    data = {
         "kind": "numeric",
         "id": spec.id,
         "time": spec.time,
@@ -338,8 +338,7 @@ def train_classifier(
 
 def load_classifier(run_dir: str | Path) -> tuple[SequenceClassifier, dict[str, Any]]:
     """The model and config of a run folder (``ValueError`` naming the file when unreadable)."""
-    model, config = load_model(run_dir, lambda c: SequenceClassifier(_model_config(c, run_dir)))
-    return model, config  # type: ignore[return-value]
+    return load_model(run_dir, lambda c: SequenceClassifier(_model_config(c, run_dir)))
 
 
 def _model_config(config: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:

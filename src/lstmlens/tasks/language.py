@@ -464,5 +464,4 @@ def load_language_model(run_dir: str | os.PathLike) -> tuple[LanguageModel, dict
     """Load a model saved by :func:`save_language_model`: ``(model in eval mode, config)``."""
     from lstmlens.train import load_model
 
-    model, config = load_model(run_dir, build_language_model)
-    return cast(LanguageModel, model), config
+    return load_model(run_dir, build_language_model)

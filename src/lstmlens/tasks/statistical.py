@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
@@ -100,7 +101,7 @@ def ets(
             initialization_method="estimated",
         )
         stop = {"callback": _clock(deadline)} if deadline is not None else None
-        fits.append((quiet(lambda model=model, stop=stop: model.fit(minimize_kwargs=stop)), kind))
+        fits.append((quiet(partial(model.fit, minimize_kwargs=stop)), kind))
     fitted, kind = min(fits, key=lambda f: f[0].aic)
     p = fitted.params
     # Same parameters and initial states, run over all of y: states at t use y[:t+1].
@@ -185,11 +186,7 @@ def arima(
             trend="n" if seasonal else "c",
         )
         stop = _clock(deadline) if deadline is not None else None
-        fit = quiet(
-            lambda model=model, stop=stop: model.fit(
-                disp=False, cov_type="none", low_memory=True, callback=stop
-            )
-        )
+        fit = quiet(partial(model.fit, disp=False, cov_type="none", low_memory=True, callback=stop))
         # AIC of y itself: add the log-Jacobian 2 * sum(log y) over the modelled steps.
         aic = fit.aic + (2.0 * np.log(y[lag:fit_end]).sum() if use_log else 0.0)
         results.append((aic, use_log, z, w, fit))

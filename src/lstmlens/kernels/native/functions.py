@@ -78,7 +78,7 @@ def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Te
 
 class _LSTMNative(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, cfg, names, x, h0, c0, keep_h, keep_c, rmask, *weights):  # type: ignore[override]
+    def forward(ctx, cfg, names, x, h0, c0, keep_h, keep_c, rmask, *weights):
         w = _slot_list(names, weights, LSTM_SLOTS, x)
         res = torch.ops.lstmlens_native.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, True)
         ctx.cfg, ctx.names = cfg, names
@@ -87,7 +87,7 @@ class _LSTMNative(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_hn, d_cn):  # type: ignore[override]
+    def backward(ctx, d_out, d_hn, d_cn):
         x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
         saved, weights = rest[: len(LSTM_SAVED)], rest[len(LSTM_SAVED) :]
         w = _slot_list(ctx.names, tuple(weights), LSTM_SLOTS, x)
@@ -139,7 +139,7 @@ class _SimpleNative(torch.autograd.Function):
     """GRU (``relu`` None) or Elman RNN (``relu`` True/False) over a whole sequence."""
 
     @staticmethod
-    def forward(ctx, relu, names, x, h0, keep_h, *weights):  # type: ignore[override]
+    def forward(ctx, relu, names, x, h0, keep_h, *weights):
         w = _slot_list(names, weights, SIMPLE_SLOTS, x)
         ops = torch.ops.lstmlens_native
         if relu is None:
@@ -153,7 +153,7 @@ class _SimpleNative(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_hn):  # type: ignore[override]
+    def backward(ctx, d_out, d_hn):
         x, h0, keep_h, *rest = ctx.saved_tensors
         weights, saved = rest[: ctx.n_weights], rest[ctx.n_weights :]
         w = _slot_list(ctx.names, tuple(weights), SIMPLE_SLOTS, x)
