@@ -39,4 +39,4 @@ bench: $(DEVSTAMP)
 	$(PY) benchmarks/kernels.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache

@@ -78,7 +78,7 @@ def _step(
     h_new = b.op("MatMul", m, p["w_hr"]) if spec.proj_size else m
     s_new = None
     if v.full_gate_recurrence:
-        acts = {k: a for k, a in (("i", i), ("f", f), ("o", o)) if a is not None}
+        acts = {k: act for k, act in (("i", i), ("f", f), ("o", o)) if act is not None}
         s_new = b.op("Concat", *[acts[k] for k in v.sigmoid_blocks], axis=-1)
     return h_new, c_new, s_new
 
