@@ -19,6 +19,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..train.lock import release_run_locks
 from .common import EXIT_INTERRUPTED, CLIError
@@ -44,7 +45,7 @@ def _version() -> str:
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (``CLIError``, exit status 2 in ``main``)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("lstmlens").strip()
         raise CLIError(f"{where}: {message}" if where else message)
 
