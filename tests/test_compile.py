@@ -140,3 +140,40 @@ def test_ops_pass_torch_opcheck(op, args):
         extra = (False,) if args == "rnn" else ()
         call = (x, h0, w, torch.rand(T, B, 1), *extra, True)
     torch.library.opcheck(getattr(torch.ops.lstmlens_native, op), call)
+
+
+def _forward_equal(model, *args):
+    compiled = torch.compile(model, fullgraph=True, dynamic=False, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(*args), model(*args), atol=1e-5, rtol=1e-5)
+
+
+def test_forecaster_compiles_whole():
+    from lstmlens.tasks.forecast_model import ForecastNet, NetConfig
+
+    torch.manual_seed(0)
+    net = ForecastNet(NetConfig(input_size=2, hidden_size=8, num_layers=2, variant="cifg"))
+    _forward_equal(net.eval(), torch.randn(3, 12, 2))
+
+
+def test_language_model_compiles_whole():
+    from lstmlens.data.text import build_tokenizer
+    from lstmlens.tasks.language import LanguageModel
+
+    torch.manual_seed(0)
+    model = LanguageModel(build_tokenizer("hello world, hello lstm"), 8, 12, proj_size=6)
+    tokens = torch.randint(0, model.decoder.out_features, (2, 9))
+    _forward_equal(model.eval(), tokens)
+
+
+def test_classifier_compiles_to_the_eager_output():
+    """The classifier packs its sequences, which dynamo refuses to trace (torch marks
+    ``pack_padded_sequence`` as skipped): it compiles with graph breaks, not whole."""
+    from lstmlens.tasks.classify import SequenceClassifier
+
+    torch.manual_seed(0)
+    clf = SequenceClassifier({"num_classes": 3, "input_size": 2, "hidden_size": 5}).eval()
+    x, lengths = torch.randn(4, 7, 2), torch.tensor([7, 3, 5, 7])
+    compiled = torch.compile(clf, dynamic=False, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, lengths), clf(x, lengths), atol=1e-5, rtol=1e-5)

@@ -14,7 +14,7 @@ import torch
 from ...cells import CellSpec
 from ..registry import NO_MASKS, Support
 from . import loader
-from .functions import bf16_requested, bf16_kernel, gru_native, lstm_native, rnn_native
+from .functions import bf16_kernel, bf16_requested, gru_native, lstm_native, rnn_native
 from .ops import ready
 
 __all__ = ["Native"]

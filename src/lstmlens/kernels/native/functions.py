@@ -20,6 +20,7 @@ runs every matmul of forward and backward with bfloat16 operands and float32 acc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -78,6 +79,14 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+def _below_autograd(train: bool):
+    """Eager inference calls the kernel directly, skipping the ops' Python autograd formula
+    (tens of microseconds a call); traced code and training keep the ordinary dispatch."""
+    if train or torch.compiler.is_compiling():
+        return contextlib.nullcontext()
+    return torch._C._AutoDispatchBelowAutograd()
+
+
 def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Tensor):
     given = dict(zip(names, weights))
     empty = x.new_empty(0)
@@ -114,7 +123,8 @@ def lstm_native(
     cfg = lstm_config(spec, bf16 and weights[0].dtype == torch.float32)
     w = _slot_list(names, weights, LSTM_SLOTS, x)
     train = _needs_graph(x, h0, c0, *weights)
-    res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
+    with _below_autograd(train):
+        res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
     return res[0], res[1], res[2]
 
 
@@ -124,10 +134,11 @@ def _simple(relu, ops, x, h0, p, keep_h):
     weights = tuple(p[n] for n in names)
     w = _slot_list(names, weights, SIMPLE_SLOTS, x)
     train = _needs_graph(x, h0, *weights)
-    if relu is None:
-        res = ops.gru_forward(x, h0, w, keep_h, train)
-    else:
-        res = ops.rnn_forward(x, h0, w, keep_h, relu, train)
+    with _below_autograd(train):
+        if relu is None:
+            res = ops.gru_forward(x, h0, w, keep_h, train)
+        else:
+            res = ops.rnn_forward(x, h0, w, keep_h, relu, train)
     return res[0], res[1]
 
 
