@@ -39,10 +39,7 @@ class Native:
         if device.type != "cpu":
             return Support(False, f"the native kernel runs on CPU only, got device {device}")
         bf16_autocast = (
-            dtype == torch.bfloat16
-            and mode == "LSTM"
-            and bf16_requested(None)
-            and bf16_kernel()
+            dtype == torch.bfloat16 and mode == "LSTM" and bf16_requested(None) and bf16_kernel()
         )
         if dtype not in DTYPES and not bf16_autocast:
             return Support(False, f"the native kernel runs float32 and float64, got {dtype}")
