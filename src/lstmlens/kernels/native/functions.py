@@ -30,7 +30,15 @@ from ...cells import CellSpec
 from .. import fused, fused_gru_rnn
 from .abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
-from .ops import ready
+from .ops import (
+    gru_backward,
+    gru_setup,
+    lstm_backward,
+    lstm_setup,
+    ready,
+    rnn_backward,
+    rnn_setup,
+)
 
 __all__ = ["bf16_requested", "gru_native", "lstm_native", "native_ops", "rnn_native"]
 
@@ -87,6 +95,47 @@ def _below_autograd(train: bool):
     return torch._C._AutoDispatchBelowAutograd()
 
 
+class _LSTMTrain(torch.autograd.Function):
+    """Eager training: the op below autograd, then :mod:`.ops`' own setup and backward."""
+
+    @staticmethod
+    def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):  # type: ignore[override]
+        with torch._C._AutoDispatchBelowAutograd():
+            res = torch.ops.lstmlens_native.lstm_forward(
+                x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
+            )
+        lstm_setup(ctx, (x, h0, c0, w, cfg, keep_h, keep_c, rmask, True), res)
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        dx, dh0, dc0, dw, *_ = lstm_backward(ctx, grads)
+        return None, None, None, None, dx, dh0, dc0, *dw
+
+
+class _SimpleTrain(torch.autograd.Function):
+    """Eager training of a GRU (``relu`` None) or an RNN, as :class:`_LSTMTrain`."""
+
+    @staticmethod
+    def forward(ctx, relu, keep_h, x, h0, *w):  # type: ignore[override]
+        ops = torch.ops.lstmlens_native
+        with torch._C._AutoDispatchBelowAutograd():
+            if relu is None:
+                res = ops.gru_forward(x, h0, list(w), keep_h, True)
+            else:
+                res = ops.rnn_forward(x, h0, list(w), keep_h, relu, True)
+        if relu is None:
+            gru_setup(ctx, (x, h0, w, keep_h, True), res)
+        else:
+            rnn_setup(ctx, (x, h0, w, keep_h, relu, True), res)
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        dx, dh0, dw, *_ = (gru_backward if ctx.relu is None else rnn_backward)(ctx, grads)
+        return None, None, dx, dh0, *dw
+
+
 def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Tensor):
     given = dict(zip(names, weights))
     empty = x.new_empty(0)
@@ -123,8 +172,11 @@ def lstm_native(
     cfg = lstm_config(spec, bf16 and weights[0].dtype == torch.float32)
     w = _slot_list(names, weights, LSTM_SLOTS, x)
     train = _needs_graph(x, h0, c0, *weights)
-    with _below_autograd(train):
-        res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
+    if train and not torch.compiler.is_compiling():
+        res = _LSTMTrain.apply(cfg, keep_h, keep_c, rmask, x, h0, c0, *w)
+    else:
+        with _below_autograd(train):
+            res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
     return res[0], res[1], res[2]
 
 
@@ -134,6 +186,9 @@ def _simple(relu, ops, x, h0, p, keep_h):
     weights = tuple(p[n] for n in names)
     w = _slot_list(names, weights, SIMPLE_SLOTS, x)
     train = _needs_graph(x, h0, *weights)
+    if train and not torch.compiler.is_compiling():
+        res = _SimpleTrain.apply(relu, keep_h, x, h0, *w)
+        return res[0], res[1]
     with _below_autograd(train):
         if relu is None:
             res = ops.gru_forward(x, h0, w, keep_h, train)

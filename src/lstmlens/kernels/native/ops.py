@@ -9,7 +9,9 @@ The library defines ``torch.ops.lstmlens_native.{lstm,gru,rnn}_{forward,backward
 * an autograd formula for each forward op (``torch.library.register_autograd``): the forward
   run with ``train=True`` returns ``(out, h_n[, c_n], *saved)``; ``setup_context`` keeps the
   inputs and those outputs, marks the saved ones non-differentiable, and ``backward`` calls the
-  matching ``*_backward`` op. Eager autograd runs the same formula (no separate Function).
+  matching ``*_backward`` op. Eager training runs the same ``setup``/``backward`` pair in a
+  plain autograd Function (:mod:`.functions`): the generic formula flattens its tensor lists
+  with pytree on every call (a few hundred microseconds), which only a trace can afford.
 
 Shapes (LSTM, config ``cfg`` as in :mod:`.abi`): ``H`` cells, ``P`` = proj_size or H,
 ``G`` = H * (gate blocks), ``S`` = H * (sigmoid gates). Forward, ``train=False``:
@@ -30,7 +32,15 @@ from torch import Tensor
 from . import loader
 from .abi import LSTM_CONFIG, LSTM_SAVED
 
-__all__ = ["ready"]
+__all__ = [
+    "gru_backward",
+    "gru_setup",
+    "lstm_backward",
+    "lstm_setup",
+    "ready",
+    "rnn_backward",
+    "rnn_setup",
+]
 
 _NS = "lstmlens_native"
 _CFG = {name: k for k, name in enumerate(LSTM_CONFIG)}
@@ -138,7 +148,7 @@ def _keep_outputs(ctx, n_results: int, output: list[Tensor]) -> None:
     ctx.n_saved = len(output)
 
 
-def _lstm_setup(ctx, inputs, output) -> None:
+def lstm_setup(ctx, inputs, output) -> None:
     x, h0, c0, w, cfg, keep_h, keep_c, rmask, train = inputs
     if not train:
         raise RuntimeError("lstmlens_native.lstm_forward: gradients need train=True")
@@ -147,7 +157,7 @@ def _lstm_setup(ctx, inputs, output) -> None:
     ctx.save_for_backward(x, h0, keep_h, keep_c, rmask, *w, *output)
 
 
-def _lstm_backward(ctx, grads):
+def lstm_backward(ctx, grads):
     x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
     w, saved = rest[: ctx.n_w], rest[ctx.n_w :]
     d_out, d_hn, d_cn = grads[:3]
@@ -178,21 +188,21 @@ def _simple_backward(ctx, grads):
     return dx, dh0, dw
 
 
-def _gru_setup(ctx, inputs, output) -> None:
+def gru_setup(ctx, inputs, output) -> None:
     x, h0, w, keep_h, train = inputs
     _simple_setup(ctx, x, h0, w, keep_h, None, train, output)
 
 
-def _gru_backward(ctx, grads):
+def gru_backward(ctx, grads):
     return (*_simple_backward(ctx, grads), None, None)
 
 
-def _rnn_setup(ctx, inputs, output) -> None:
+def rnn_setup(ctx, inputs, output) -> None:
     x, h0, w, keep_h, relu, train = inputs
     _simple_setup(ctx, x, h0, w, keep_h, relu, train, output)
 
 
-def _rnn_backward(ctx, grads):
+def rnn_backward(ctx, grads):
     return (*_simple_backward(ctx, grads), None, None, None)
 
 
@@ -207,9 +217,9 @@ _FAKES = {
 }
 #: forward op -> (setup_context, backward)
 _AUTOGRAD = {
-    "lstm_forward": (_lstm_setup, _lstm_backward),
-    "gru_forward": (_gru_setup, _gru_backward),
-    "rnn_forward": (_rnn_setup, _rnn_backward),
+    "lstm_forward": (lstm_setup, lstm_backward),
+    "gru_forward": (gru_setup, gru_backward),
+    "rnn_forward": (rnn_setup, rnn_backward),
 }
 
 
