@@ -77,6 +77,7 @@ def test_gru_rnn_compile_whole_and_match_eager(mode, config):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 def test_inductor_matches_eager(mode):
     """The real compiler (code generated around the ops), batch first, backend ``auto``."""
