@@ -102,14 +102,16 @@ def test_export_inference_equals_eager():
     steps = torch.export.Dim("steps", min=2, max=1024)
     with torch.no_grad():
         program = torch.export.export(layer, (x,), dynamic_shapes=({0: steps},))
-        ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
-        assert "lstmlens_native.lstm_forward.default" in ops
-        for length in (T, 11):  # a length other than the example's too
-            xi = torch.randn(length, B, I)
-            (out, (h, c)), (out_e, (h_e, c_e)) = program.module()(xi), layer(xi)
-            torch.testing.assert_close(out, out_e, atol=1e-6, rtol=1e-6)
-            torch.testing.assert_close(h, h_e, atol=1e-6, rtol=1e-6)
-            torch.testing.assert_close(c, c_e, atol=1e-6, rtol=1e-6)
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert "lstmlens_native.lstm_forward.default" in ops
+    for length in (T, 11):  # a length other than the example's too; with grad mode on, too
+        xi = torch.randn(length, B, I)
+        (out, (h, c)), (out_e, (h_e, c_e)) = program.module()(xi), layer(xi)
+        torch.testing.assert_close(out, out_e, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(h, h_e, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(c, c_e, atol=1e-6, rtol=1e-6)
+    with pytest.raises(RuntimeError, match="without saving for backward"):
+        out.sum().backward()  # exported for inference: nothing was kept to differentiate
 
 
 @pytest.mark.parametrize(

@@ -144,20 +144,31 @@ def _rnn_backward_fake(x, h0, w, keep_h, relu, saved, d_out, d_hn):
 def _keep_outputs(ctx, n_results: int, output: list[Tensor]) -> None:
     """Save the forward's outputs; the saved intermediates get no gradient (and none is made)."""
     ctx.set_materialize_grads(False)
+    ctx.trained = len(output) > n_results
     ctx.mark_non_differentiable(*output[n_results:])
     ctx.n_saved = len(output)
 
 
 def lstm_setup(ctx, inputs, output) -> None:
-    x, h0, c0, w, cfg, keep_h, keep_c, rmask, train = inputs
-    if not train:
-        raise RuntimeError("lstmlens_native.lstm_forward: gradients need train=True")
+    x, h0, c0, w, cfg, keep_h, keep_c, rmask, _ = inputs
     _keep_outputs(ctx, 3, output)
     ctx.cfg, ctx.n_w = list(cfg), len(w)
     ctx.save_for_backward(x, h0, keep_h, keep_c, rmask, *w, *output)
 
 
+def _check_trained(ctx, op: str) -> None:
+    """A forward run with ``train=False`` (traced or exported without gradients, then called
+    on weights that require them) kept nothing to differentiate: say so in one line."""
+    if not ctx.trained:
+        raise RuntimeError(
+            f"lstmlens_native.{op}: this call ran without saving for backward (train=False, "
+            "e.g. a program exported under torch.no_grad()); run it under torch.no_grad() "
+            "or trace it with gradients enabled"
+        )
+
+
 def lstm_backward(ctx, grads):
+    _check_trained(ctx, "lstm_forward")
     x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
     w, saved = rest[: ctx.n_w], rest[ctx.n_w :]
     d_out, d_hn, d_cn = grads[:3]
@@ -167,15 +178,14 @@ def lstm_backward(ctx, grads):
     return dx, dh0, dc0, dw, None, None, None, None, None
 
 
-def _simple_setup(ctx, x, h0, w, keep_h, relu, train, output) -> None:
-    if not train:
-        raise RuntimeError("lstmlens_native GRU/RNN forward: gradients need train=True")
+def _simple_setup(ctx, x, h0, w, keep_h, relu, output) -> None:
     _keep_outputs(ctx, 2, output)
     ctx.relu, ctx.n_w = relu, len(w)
     ctx.save_for_backward(x, h0, keep_h, *w, *output)
 
 
 def _simple_backward(ctx, grads):
+    _check_trained(ctx, "gru_forward" if ctx.relu is None else "rnn_forward")
     x, h0, keep_h, *rest = ctx.saved_tensors
     w, saved = rest[: ctx.n_w], rest[ctx.n_w :]
     d_out, d_hn = grads[:2]
@@ -189,8 +199,8 @@ def _simple_backward(ctx, grads):
 
 
 def gru_setup(ctx, inputs, output) -> None:
-    x, h0, w, keep_h, train = inputs
-    _simple_setup(ctx, x, h0, w, keep_h, None, train, output)
+    x, h0, w, keep_h, _ = inputs
+    _simple_setup(ctx, x, h0, w, keep_h, None, output)
 
 
 def gru_backward(ctx, grads):
@@ -198,8 +208,8 @@ def gru_backward(ctx, grads):
 
 
 def rnn_setup(ctx, inputs, output) -> None:
-    x, h0, w, keep_h, relu, train = inputs
-    _simple_setup(ctx, x, h0, w, keep_h, relu, train, output)
+    x, h0, w, keep_h, relu, _ = inputs
+    _simple_setup(ctx, x, h0, w, keep_h, relu, output)
 
 
 def rnn_backward(ctx, grads):
