@@ -74,6 +74,7 @@ def runs(tmp_path_factory) -> Path:
     forecast = ["forecast", "train", str(root / "sales.csv"), "--target", "sales"]
     assert main([*forecast, "--covariates", "temp", "--quantiles", "0.1,0.5,0.9",
                  "--window", "8", "--horizon", "3", "--hidden", "4", "--epochs", "1",
+                 "--anchor", "level", "--members", "1", "--no-deseasonalise", "--no-calibrate",
                  "--quiet", "--no-lens", "--out", str(root / "fc")]) == 0  # fmt: skip
     numeric_csv(root / "cls.csv", n=12)
     assert main(["classify", "train", str(root / "cls.csv"), *CLASSIFY_TRAIN,
@@ -87,7 +88,7 @@ def runs(tmp_path_factory) -> Path:
                  "--quiet", "--out", str(root / "tcls")]) == 0  # fmt: skip
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     assert main(["text", "train", str(root / "corpus.txt"), "--epochs", "1", "--hidden", "8",
-                 "--embed", "4", "--seq-len", "20", "--batch-size", "8", "--quiet",
+                 "--embed-dim", "4", "--seq-len", "20", "--batch-size", "8", "--quiet",
                  "--no-lens", "--out", str(root / "txt")]) == 0  # fmt: skip
     for name in ("fc", "cls", "tcls", "txt"):
         assert main(["export", str(root / name), "--output", str(root / f"{name}.onnx")]) == 0
