@@ -20,7 +20,7 @@ $(DEVSTAMP): pyproject.toml constraints.txt | $(PY)
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(VENV)/bin/lstmlens forecast train --out runs/demo --force
+	$(VENV)/bin/lstmlens forecast train --test-origins 52 --out runs/demo --force
 
 test: $(DEVSTAMP)
 	@bash scripts/ensure_chromium.sh

@@ -228,10 +228,28 @@ class Fused:
         return Support(True)
 
     def lstm(self, x, h0, c0, p, spec, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("LSTM", x, spec).lstm(x, h0, c0, p, spec, masks)
         return lstm_fused(x, h0, c0, p, spec, masks.keep_h, masks.keep_c, masks.rmask)
 
     def gru(self, x, h0, p, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("GRU", x).gru(x, h0, p, masks)
         return gru_fused(x, h0, p, masks.keep_h)
 
     def rnn(self, x, h0, p, nonlinearity, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("RNN", x).rnn(x, h0, p, nonlinearity, masks)
         return rnn_fused(x, h0, p, nonlinearity, masks.keep_h)
+
+
+def _traceable(mode: str, x: Tensor, spec: CellSpec | None = None):
+    """What runs the fused scheme under ``torch.compile``, which cannot trace its in-place
+    (``out=``) backward: the native kernel's custom op where it runs the input (the same
+    scheme, compiled), else the reference loop (the same function, traced step by step)."""
+    from . import native, reference
+
+    kernel = native.Native()
+    if kernel.available().ok and kernel.supports(mode, x.device, x.dtype, spec).ok:
+        return kernel
+    return reference.Reference()
