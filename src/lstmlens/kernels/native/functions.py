@@ -99,7 +99,7 @@ class _LSTMTrain(torch.autograd.Function):
     """Eager training: the op below autograd, then :mod:`.ops`' own setup and backward."""
 
     @staticmethod
-    def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):  # type: ignore[override]
+    def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):
         with torch._C._AutoDispatchBelowAutograd():
             res = torch.ops.lstmlens_native.lstm_forward(
                 x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
@@ -108,7 +108,7 @@ class _LSTMTrain(torch.autograd.Function):
         return tuple(res)
 
     @staticmethod
-    def backward(ctx, *grads):  # type: ignore[override]
+    def backward(ctx, *grads):
         dx, dh0, dc0, dw, *_ = lstm_backward(ctx, grads)
         return None, None, None, None, dx, dh0, dc0, *dw
 
@@ -117,7 +117,7 @@ class _SimpleTrain(torch.autograd.Function):
     """Eager training of a GRU (``relu`` None) or an RNN, as :class:`_LSTMTrain`."""
 
     @staticmethod
-    def forward(ctx, relu, keep_h, x, h0, *w):  # type: ignore[override]
+    def forward(ctx, relu, keep_h, x, h0, *w):
         ops = torch.ops.lstmlens_native
         with torch._C._AutoDispatchBelowAutograd():
             if relu is None:
@@ -131,7 +131,7 @@ class _SimpleTrain(torch.autograd.Function):
         return tuple(res)
 
     @staticmethod
-    def backward(ctx, *grads):  # type: ignore[override]
+    def backward(ctx, *grads):
         dx, dh0, dw, *_ = (gru_backward if ctx.relu is None else rnn_backward)(ctx, grads)
         return None, None, dx, dh0, *dw
 

@@ -26,6 +26,9 @@ GRU / RNN: ``out (T, B, H), h_n (B, H)``, saved GRU ``gates (T, B, 3H), hn (T, B
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -217,7 +220,7 @@ def rnn_backward(ctx, grads):
 
 
 #: op -> its fake implementation
-_FAKES = {
+_FAKES: dict[str, Callable[..., Any]] = {
     "lstm_forward": _lstm_forward_fake,
     "lstm_backward": _lstm_backward_fake,
     "gru_forward": _gru_forward_fake,
