@@ -260,3 +260,20 @@ def _launched_forecaster(run_dir: str, epochs: int, kill_at: int | None = None):
         ForecastTask.train_batches = dying
     state, history = forecaster(run_dir=run_dir, epochs=epochs)
     return len(history)
+
+
+def test_more_processes_than_rows_in_a_batch_is_refused(tmp_path):
+    """3 gloo ranks, a language model with 2 streams: one line on every rank, nothing hangs."""
+    with pytest.raises(Exception, match="3 processes but a batch of only 2 rows"):
+        on_ranks(tmp_path, "few_streams", world=3)
+
+
+def few_streams():
+    tok = build_tokenizer(TEXT, "char")
+    ids = torch.tensor(tok.encode(TEXT))
+    model = LanguageModel(tok, embed_size=4, hidden_size=4).double()
+    task = LanguageTask(model, ids[:300], ids[300:], batch_size=2, seq_len=5)
+    Trainer(model, task, TrainConfig(epochs=1)).fit()
+
+
+SCENARIOS["few_streams"] = few_streams

@@ -278,7 +278,10 @@ def launch(
     Raises:
         ValueError: ``nproc`` < 1, or ``port`` already in use (nothing started).
         WorkerFailedError: a worker failed or died; the others were stopped.
+        KeyboardInterrupt: the launcher got SIGINT/SIGTERM; the workers were stopped
+            (each trainer stops as on Ctrl-C: rank 0's last checkpoint stands).
     """
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -305,6 +308,8 @@ def launch(
             return elastic_launch(config, _worker)(fn, list(args), timeout, threads)
         except ChildFailedError as e:
             raise WorkerFailedError(_failure_line(e)) from None
+        except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped every worker
+            raise KeyboardInterrupt from None
 
 
 class _quiet_launcher:

@@ -144,6 +144,7 @@ class Trainer:
             raise ValueError("Trainer: the model has no trainable parameters")
         self._device = self._params[0].device
         self._train_model = self._wrap(model)
+        self._first_share = True
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         """The module training steps run: ``DistributedDataParallel(model)`` when distributed."""
@@ -333,6 +334,12 @@ class Trainer:
                 f"Trainer: cannot split a batch of {type(batch).__name__} across {world} processes"
             )
         n = sizes[0]
+        if self._first_share and n < world:  # (the first batch is a full one)
+            raise ValueError(
+                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
+                f"streams): use at most {n} processes or a larger batch"
+            )
+        self._first_share = False
         bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
         lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
         weight = world * len(bounds) / n
