@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..train import Reporter, TrainConfig
+from ..train import Reporter, TrainConfig, distributed
 from ..train.checkpoint import (
     CHECKPOINT_JSON,
     CHECKPOINT_PREVIOUS,
@@ -88,6 +88,7 @@ RESUME_MAY_CHANGE = (
     "precision",
     "quiet",
     "threads",
+    "nproc",  # (the trainer refuses another world size, naming both)
     "no_lens",
     "baselines",  # scoring only, after training
 )
@@ -207,6 +208,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     )
 
     add_threads_arg(parser)
+    from .launch import add_nproc_arg
+
+    add_nproc_arg(parser)
     run = parser.add_argument_group("run folder")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
@@ -295,6 +299,9 @@ def prepare_run_dir(
     path = Path(out)
     if force and resume:
         raise CLIError("--force and --resume cannot be used together")
+    if not distributed.ranks().is_main:  # rank 0 claims the run folder; this one is scratch
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if path.exists() and not path.is_dir():
         raise CLIError(f"{path} exists and is not a folder")
     if resume:

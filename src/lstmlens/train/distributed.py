@@ -74,7 +74,15 @@ class Ranks:
 
 
 class WorkerFailedError(RuntimeError):
-    """A worker of :func:`launch` failed; the message is one line naming the rank and its error."""
+    """A worker of :func:`launch` failed; the message is one line naming the rank and its error.
+
+    ``rank`` and ``exitcode`` say which worker failed first and how it exited
+    (negative: killed by that signal).
+    """
+
+    def __init__(self, message: str, rank: int = -1, exitcode: int = 1) -> None:
+        super().__init__(message)
+        self.rank, self.exitcode = rank, exitcode
 
 
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str | int] | None:
@@ -239,11 +247,11 @@ def _worker(fn: Callable[..., Any], args: Sequence[Any], timeout: float, threads
             dist.destroy_process_group()
 
 
-def _failure_line(error: Exception) -> str:
+def _failure(error: Exception) -> WorkerFailedError:
     """One line from the launcher's ``ChildFailedError``: the first failed rank and its error."""
     failures = getattr(error, "failures", None) or {}
     if not failures:
-        return f"a worker failed: {error}"
+        return WorkerFailedError(f"a worker failed: {error}")
     rank = min(failures)
     failure = failures[rank]
     data = failure.error_file_data
@@ -253,7 +261,8 @@ def _failure_line(error: Exception) -> str:
     if not isinstance(message, str) or message == "<NONE>":
         message = str(failure.message) or f"exit code {failure.exitcode}"
     message = " ".join(message.split())
-    return f"worker rank {rank} failed (exit code {failure.exitcode}): {message}"
+    line = f"worker rank {rank} failed (exit code {failure.exitcode}): {message}"
+    return WorkerFailedError(line, rank, failure.exitcode)
 
 
 def launch(
@@ -307,7 +316,7 @@ def launch(
         try:
             return elastic_launch(config, _worker)(fn, list(args), timeout, threads)
         except ChildFailedError as e:
-            raise WorkerFailedError(_failure_line(e)) from None
+            raise _failure(e) from None
         except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped every worker
             raise KeyboardInterrupt from None
 

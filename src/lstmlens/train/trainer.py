@@ -461,7 +461,8 @@ class Trainer:
         if state.get("tensors") is None:
             self.reporter.message(f"nothing trained yet in {self.run_dir}: starting afresh")
             return False
-        self._check_same_run(state, source)
+        # rank 0 decides (the other ranks of a command may name a scratch folder in their spec)
+        distributed.from_main(lambda: self._check_same_run(state, source), self.ranks)
         try:
             load_weights(self.model, _prefixed(tensors, "model/"), self.run_dir / state["tensors"])
             best = _prefixed(tensors, "best/")
