@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from ..train import distributed
-from .common import CLIError
+from .common import EXIT_INTERRUPTED, CLIError
 
 __all__ = ["add_nproc_arg", "run_command"]
 
 EXIT_WORKER_FAILED = 1
+_PRINTED = (2, EXIT_INTERRUPTED)  # statuses after which main has printed the one line
+START_METHOD = "spawn"  # how --nproc starts its workers (the tests fork, to skip re-imports)
 
 
 def _positive(text: str) -> int:
@@ -85,10 +87,16 @@ def run_command(
 def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     threads = getattr(args, "threads", 1) or 0
     try:
-        distributed.launch(_worker_main, (list(argv),), nproc=args.nproc, threads=threads)
+        distributed.launch(
+            _worker_main,
+            (list(argv),),
+            nproc=args.nproc,
+            threads=threads,
+            start_method=START_METHOD,
+        )
     except distributed.WorkerFailedError as e:
-        if e.rank == 0 and e.exitcode > 0:
-            return e.exitcode  # rank 0 has printed its own one-line error
+        if e.rank == 0 and e.exitcode in _PRINTED:
+            return e.exitcode  # rank 0's main has printed its own one-line error
         print(f"lstmlens: error: {e}", file=sys.stderr)
         return EXIT_WORKER_FAILED
     return 0
