@@ -2,10 +2,11 @@
 
 import pytest
 
-from lstmlens.bench import lstm_flops
+from lstmlens.bench import default_backend, lstm_flops
 from lstmlens.cli import main as cli_main
 from lstmlens.cli.bench import parse_shapes
 from lstmlens.cli.common import CLIError
+from lstmlens.kernels import registry
 
 
 def test_bench_prints_one_row_per_impl_and_mode(capsys):
@@ -15,7 +16,8 @@ def test_bench_prints_one_row_per_impl_and_mode(capsys):
     out, err = capsys.readouterr()
     assert err == ""
     rows = [line for line in out.splitlines() if line.startswith("| (")][1:]  # after the header
-    impls = ("torch.nn.LSTM", "native:vanilla", "native:cifg")
+    best = default_backend()  # what auto runs here: native where it is built
+    impls = ("torch.nn.LSTM", f"{best}:vanilla", f"{best}:cifg")
     want = {(s, i, m) for s in ("(2, 3, 2, 4)", "(1, 2, 1, 3)") for i in impls
             for m in ("train", "infer")}  # fmt: skip
     got = {tuple(c.strip() for c in line.split("|")[1:4]) for line in rows}
@@ -34,6 +36,7 @@ def test_bench_prints_one_row_per_impl_and_mode(capsys):
         (["--shapes", "0,3,4,5"], "four integers"),
         (["--variants", "vanilla,bogus"], "--variants must be among"),
         (["--modes", "fast"], "--modes must be among"),
+        (["--backend", "cuda"], "--backend must be among native, fused, reference"),
     ],
 )
 def test_bench_bad_arguments_are_one_line_errors(capsys, argv, msg):
@@ -54,3 +57,12 @@ def test_flops_count_the_variant_matmuls():
     assert lstm_flops(1, 1, 1, 1, train=False, variant="cifg") == 2 * 3 * 2
     assert lstm_flops(1, 1, 1, 1, train=False, variant="fgr") == 2 * 4 * 2 + 2 * 3**2
     assert lstm_flops(2, 5, 3, 4, train=True, variant="layer_norm") == 3 * 2 * 10 * 16 * 7
+
+
+def test_bench_times_every_registered_backend_with_all(capsys):
+    argv = ["bench", "--shapes", "1,2,1,3", "--variants", "cifg", "--backend", "all",
+            "--modes", "infer", "--repeats", "1", "--quiet"]  # fmt: skip
+    assert cli_main.main(argv) == 0
+    out = capsys.readouterr().out
+    for name in registry.names():
+        assert f"| {name}:cifg | infer |" in out

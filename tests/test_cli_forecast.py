@@ -57,9 +57,9 @@ def test_train_writes_the_run_folder(trained, capsys):
     assert {"config.json", "model.safetensors", "metrics.json", "forecast.png",
             "training_curve.png", "train.log"} <= names  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["model"]) == {"mae", "rmse", "smape", "mase", "coverage"}
+    assert set(metrics["model"]) == {"mae", "rmse", "smape", "mase", "coverage", "pinball"}
     assert {"naive", "seasonal_naive", "drift", "ets", "arima"} <= set(metrics["baselines"])
-    assert metrics["test"]["rows"] == 10 and metrics["test"]["season"] == 12
+    assert metrics["test"]["rows"] == 3 and metrics["test"]["season"] == 12  # the last H rows
     assert metrics["training"]["epochs_run"] == 2
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["target"] == "sales" and config["forecast"]["horizon"] == 3
@@ -144,7 +144,7 @@ BAD_TRAIN = [
     (lambda d: [str(d / "empty.csv")], "is empty"),
     (lambda d: [str(d / "good.csv"), "--target", "nope"], "no column 'nope'"),
     (lambda d: [str(d / "text.csv"), "--target", "sales"], "not numeric: line 6"),
-    (lambda d: [str(d / "short.csv"), "--target", "sales"], "series too short: 20 rows"),
+    (lambda d: [str(d / "short.csv"), "--target", "sales"], "series too short: 12 rows"),
     (lambda d: [str(d / "nan.csv"), "--target", "sales"], r"1 missing value\(s\).*--fill"),
     (lambda d: [str(d / "dates.csv"), "--target", "sales"], "date column 'month' does not parse"),
     (lambda d: [str(d / "good.csv"), "--target", "sales", "--quantiles", "0.5,x"], "--quantiles"),
@@ -161,7 +161,7 @@ def test_bad_train_input_is_one_line_and_touches_nothing(trained, tmp_path, caps
     write_csv(tmp_path / "good.csv")
     (tmp_path / "empty.csv").write_text("")
     write_csv(tmp_path / "text.csv", bad_row=4)
-    write_csv(tmp_path / "short.csv", n=20)
+    write_csv(tmp_path / "short.csv", n=12)
     write_csv(tmp_path / "nan.csv", nan_at=30)
     (tmp_path / "neg.csv").write_text("sales\n" + "\n".join(str(i - 50) for i in range(100)))
     text = (tmp_path / "good.csv").read_text().replace("2001-03", "2001-13")
@@ -213,8 +213,8 @@ def test_default_run_uses_co2_and_fills_its_gaps(tmp_path, capsys):
     assert code == 0, err
     assert "statsmodels co2" in out and "filled 59 missing values" in out
     metrics = json.loads((tmp_path / "co2" / "metrics.json").read_text())
-    assert metrics["test"]["rows"] == 228 and metrics["test"]["season"] == 52
-    assert metrics["baselines"]["seasonal_naive"]["mae"] == pytest.approx(1.746, abs=1e-3)
+    assert metrics["test"]["rows"] == 1 and metrics["test"]["season"] == 52  # the last H rows
+    assert metrics["baselines"]["seasonal_naive"]["mae"] == pytest.approx(1.700, abs=1e-3)
 
 
 def test_ctrl_c_saves_a_loadable_model_and_resume_finishes(tmp_path, capsys, monkeypatch):

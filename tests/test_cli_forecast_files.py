@@ -88,7 +88,7 @@ def test_gaps_refused_without_fill_then_filled_with_dates_right_after(tmp_path, 
     assert "96 rows (2000-01-01 .. 2007-12-01, frequency MS)" in text
     code, text, err = run(capsys, "predict", str(out), "--steps", "3")
     assert code == 0, err
-    assert text.startswith("date,forecast\n")
+    assert text.startswith("date,forecast,q0.1,q0.5,q0.9\n")  # default quantiles
     assert forecast_dates(text) == ["2008-01-01", "2008-02-01", "2008-03-01"]
 
 
@@ -102,7 +102,10 @@ def test_integer_time_second_column_and_reversed_rows(tmp_path, capsys):
     assert "96 rows (10 .. 200)" in text  # steps, not nanoseconds since 1970
     code, text, err = run(capsys, "predict", str(out), "--steps", "2")
     assert code == 0, err
-    assert text.startswith("step,forecast\n") and forecast_dates(text) == ["202", "204"]
+    assert text.startswith("step,forecast,q0.1,q0.5,q0.9\n") and forecast_dates(text) == [
+        "202",
+        "204",
+    ]
 
 
 def test_baselines_none_and_a_list(tmp_path, capsys):

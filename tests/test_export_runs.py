@@ -74,6 +74,7 @@ def runs(tmp_path_factory) -> Path:
     forecast = ["forecast", "train", str(root / "sales.csv"), "--target", "sales"]
     assert main([*forecast, "--covariates", "temp", "--quantiles", "0.1,0.5,0.9",
                  "--window", "8", "--horizon", "3", "--hidden", "4", "--epochs", "1",
+                 "--anchor", "level", "--members", "1", "--no-deseasonalise", "--no-calibrate",
                  "--quiet", "--no-lens", "--out", str(root / "fc")]) == 0  # fmt: skip
     numeric_csv(root / "cls.csv", n=12)
     assert main(["classify", "train", str(root / "cls.csv"), *CLASSIFY_TRAIN,

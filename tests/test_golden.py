@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import lstmlens
+from kernel_backends import registered, usable
 
 GOLDEN = {  # variant -> (h_1, h_2, h_3), c_3
     "vanilla": ([0.215319685740438, 0.505191362411124, 0.048209879972837], 0.130549168859557),
@@ -20,10 +21,10 @@ GOLDEN = {  # variant -> (h_1, h_2, h_3), c_3
 }
 
 
-@pytest.mark.parametrize("backend", ["reference", "fused"])
+@pytest.mark.parametrize("backend", registered())
 @pytest.mark.parametrize("variant", list(GOLDEN))
 def test_golden_values(variant, backend):
-    m = lstmlens.LSTM(1, 1, variant=variant, backend=backend).double()
+    m = lstmlens.LSTM(1, 1, variant=variant, backend=usable(backend)).double()
     with torch.no_grad():
         for name, p in m.named_parameters():
             value = {"weight_ih": 0.5, "weight_hh": -0.25, "bias_ih": 0.1, "bias_hh": 0.0}.get(

@@ -140,7 +140,7 @@ def forecast_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("lens_fc")
     data, y, temp = _write_series_csv(root / "sales.csv")
     run = root / "run"
-    argv = ["forecast", "train", str(data), "--target", "y", "--covariates", "temp"]
+    argv = ["forecast", "train", str(data), "--target", "y", "--covariates", "temp", "--test", "6"]
     assert main([*argv, "--out", str(run), *FC_TINY]) == 0
     return run, data, y, temp
 
@@ -154,7 +154,10 @@ def _window_ends(run, y, temp, first: int):
     fc, config = Forecaster.load(run)
     mean = np.array(config["scaler"]["mean"])
     scale = np.array(config["scaler"]["scale"])
-    u = (np.column_stack([y, temp]) - mean) / scale  # (T, 2)
+    z = np.log(y) if config["forecast"]["log"] else y  # log and seasonal indices: as fitted
+    u = (np.column_stack([z, temp]) - mean) / scale  # (T, 2)
+    s = np.asarray(config["seasonal_indices"])
+    u[:, 0] -= s[np.arange(len(y)) % len(s)]
     windows = []
     for t in range(first, len(y)):
         x = u[t - WINDOW + 1 : t + 1].copy()  # (W, 2): the rows up to t

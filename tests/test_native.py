@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmlens
 from lstmlens.cells import CellSpec, lstm_param_shapes
-from lstmlens.kernels import fused
+from lstmlens.kernels import registry
 from lstmlens.kernels.native import functions, loader
 from lstmlens.kernels.native.functions import lstm_native
 from lstmlens.kernels.reference import lstm_reference
@@ -272,22 +272,52 @@ def test_library_is_cached_outside_the_source_tree(built):
 
 
 def test_fallback_warns_once_and_runs_fused(monkeypatch):
+    """Without the kernel the registry runs fused (auto or asked for native), saying so once."""
     monkeypatch.setattr(loader, "_STATUS", loader.NativeStatus(False, "build-failed", "x\nboom"))
-    monkeypatch.setattr(functions, "_warned", False)
-    spec = CellSpec(PRESETS["cifg"], 4)
+    monkeypatch.setattr(registry, "_warned", set())
     m = lstmlens.LSTM(3, 4, variant="cifg")
-    p = m.layer_parameters(0)
-    x, h0, c0 = torch.randn(5, 2, 3), torch.zeros(2, 4), torch.zeros(2, 4)
+    x = torch.randn(5, 2, 3)
     with pytest.warns(RuntimeWarning) as rec:
-        got = functions.lstm_native(x, h0, c0, p, spec)
-    assert len(rec) == 1
+        got = m(x)
+    assert len(rec) == 1 and m.last_backend == "fused"
     msg = str(rec[0].message)
     assert "\n" not in msg and "build-failed: boom" in msg and "fused" in msg
-    for a, b in zip(got, fused.lstm_fused(x, h0, c0, p, spec)):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    fus = lstmlens.LSTM(3, 4, variant="cifg", backend="fused")
+    fus.load_state_dict(m.state_dict())
+    torch.testing.assert_close(got[0], fus(x)[0], rtol=0, atol=0)
+    native = {b.name: b for b in lstmlens.backends()}["native"]
+    assert (native.available, native.reason, native.fallback) == (
+        False,
+        "build-failed: boom",
+        "fused",
+    )
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the second call is silent
-        functions.gru_native(x, torch.zeros(2, 4), lstmlens.GRU(3, 4).layer_parameters(0))
+        warnings.simplefilter("error")  # the second time is silent
+        gru = lstmlens.GRU(3, 4, backend="native")
+        gru(x)
+    assert gru.last_backend == "fused"
+    with pytest.raises(RuntimeError, match="lstm_native: the native kernel is unavailable"):
+        functions.lstm_native(
+            x, torch.zeros(2, 4), torch.zeros(2, 4), m.layer_parameters(0), m.spec
+        )
+
+
+def test_native_refuses_what_it_does_not_support():
+    """No silent slow path: native asked for on an input it cannot run is a ValueError; auto
+    takes the next backend that can (fused runs float16 / any device)."""
+    x = torch.randn(4, 2, 3, dtype=torch.float16)
+    with pytest.raises(
+        ValueError, match="^LSTM: backend 'native' cannot run this input: .*float16"
+    ):
+        lstmlens.LSTM(3, 4, backend="native", dtype=torch.float16)(x)
+    auto = lstmlens.LSTM(3, 4, dtype=torch.float16)
+    assert auto(x)[0].shape == (4, 2, 4) and auto.last_backend == "fused"
+    with pytest.raises(ValueError, match="CPU only, got device meta"):
+        lstmlens.GRU(3, 4, backend="native", device="meta")(torch.randn(4, 2, 3, device="meta"))
+    with pytest.raises(ValueError, match="^rnn_native: the native kernel runs float32/float64 CPU"):
+        functions.rnn_native(
+            x, torch.zeros(2, 4, dtype=x.dtype), lstmlens.RNN(3, 4).half().layer_parameters(0)
+        )
 
 
 def test_no_compiler_and_disabled_are_reported(monkeypatch):

@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstmlens
+from kernel_backends import registered, usable
 
 # torch's own CPU kernel says so for projections in float32; not our concern here
 pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
@@ -137,12 +138,54 @@ def test_gru_rnn_unbatched(cls):
     )
 
 
-@pytest.mark.parametrize("backend", ["reference", "fused"])
-def test_both_backends_match_torch(backend):
+def assert_backend_matches_torch(backend):
+    """Stacked, bidirectional, projected, packed LSTM / GRU / RNN on ``backend`` equal torch's."""
+    lengths = torch.tensor([T, 1, 3])
     theirs = nn.LSTM(I, H, 2, bidirectional=True, proj_size=2).double()
     ours = lstmlens.LSTM.from_torch(theirs, backend=backend)
     x = torch.randn(T, B, I, dtype=torch.double)
-    _compare(ours, theirs, x, None, True, torch.tensor([T, 1, 3]), False, torch.float64)
+    _compare(ours, theirs, x, None, True, lengths, False, torch.float64)
+    assert ours.last_backend == backend
+    for cls in ("GRU", "RNN"):
+        theirs = getattr(nn, cls)(I, H, 2, bidirectional=True).double()
+        ours = getattr(lstmlens, cls).from_torch(theirs, backend=backend)
+        _compare(ours, theirs, x, None, True, lengths, False, torch.float64)
+
+
+@pytest.mark.parametrize("backend", registered())
+def test_every_backend_matches_torch(backend):
+    assert_backend_matches_torch(usable(backend))
+
+
+@pytest.mark.parametrize("backend", [*registered(), "auto"])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_batch_of_zero_sequences_gives_torch_shaped_empty_outputs(mode, backend, batch_first):
+    kw = {"proj_size": 2} if mode == "LSTM" else {}
+    theirs = getattr(nn, mode)(I, H, 2, bidirectional=True, batch_first=batch_first, **kw)
+    ours = getattr(lstmlens, mode).from_torch(
+        theirs, backend=usable(backend) if backend != "auto" else backend
+    )
+    x = torch.randn((0, T, I) if batch_first else (T, 0, I), requires_grad=True)
+    want, got = theirs(x), ours(x)
+    assert got[0].shape == want[0].shape
+    for a, b in zip(
+        got[1] if mode == "LSTM" else [got[1]], want[1] if mode == "LSTM" else [want[1]]
+    ):
+        assert a.shape == b.shape
+    got[0].sum().backward()  # an empty graph, but a graph
+    assert x.grad is not None and x.grad.shape == x.shape
+    with torch.no_grad():
+        assert ours(x)[0].shape == want[0].shape
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_zero_steps_is_a_one_line_error_as_in_torch(mode):
+    """torch refuses T = 0 ("Expected sequence length to be larger than 0"); so do we."""
+    with pytest.raises(RuntimeError):
+        getattr(nn, mode)(I, H)(torch.randn(0, B, I))
+    with pytest.raises(ValueError, match=f"^{mode}: expected a sequence of at least one step"):
+        getattr(lstmlens, mode)(I, H)(torch.randn(0, B, I))
 
 
 def test_default_init_and_parameters_match_torch():

@@ -155,7 +155,7 @@ def test_windows_reject_out_of_range_origins():
 
 def test_chronological_split():
     s = chronological_split(100, window=10, horizon=2)
-    assert (s.train_end, s.val_end, s.n) == (80, 90, 100)
+    assert (s.train_end, s.val_end, s.n) == (88, 98, 100)  # test: the last H rows
     s = chronological_split(144, window=30, horizon=12, test_size=12, val_size=24)
     assert (s.train_end, s.val_end, s.val_size, s.test_size) == (108, 132, 24, 12)
     with pytest.raises(ValueError, match="too short: 40 rows.*need at least 41"):

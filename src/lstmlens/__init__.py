@@ -9,6 +9,7 @@ from . import export as export
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .kernels.registry import backends as backends
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
@@ -31,6 +32,7 @@ __all__ = [
     "Stream",
     "Trace",
     "Variant",
+    "backends",
     "inspect",
     "__version__",
 ]

@@ -6,8 +6,9 @@ round, round after round (interleaved, so a burst of load hits all of them alike
 table reports the median of the rounds and its ratio to the first implementation.
 
 Implementation names: ``"torch.nn.LSTM"``, ``"nn.LSTMCell loop"`` (the naive baseline) and
-``"BACKEND:VARIANT"`` for an :class:`lstmlens.LSTM` (``"native:cifg"``, ``"fused:layer_norm"``;
-``layer_norm`` means the vanilla variant with layer normalisation).
+``"BACKEND:VARIANT"`` for an :class:`lstmlens.LSTM` on a registered kernel backend
+(``"native:cifg"``, ``"fused:layer_norm"``; ``layer_norm`` means the vanilla variant with layer
+normalisation). The backends come from the registry (:func:`lstmlens.backends`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .kernels import registry
 from .layers import LSTM
 from .variants import PRESETS, resolve_variant
 
@@ -27,7 +29,9 @@ __all__ = [
     "DESIGN_SHAPES",
     "KERNEL_VARIANTS",
     "Row",
+    "default_backend",
     "default_impls",
+    "design_impls",
     "format_table",
     "lstm_flops",
     "run_benchmark",
@@ -116,36 +120,53 @@ def _impls(I: int, H: int, names: Iterable[str]) -> dict[str, nn.Module]:
             out[name] = _CellLoop(I, H)
         else:  # "reference:vanilla", "fused:cifg", "native:layer_norm", ...
             backend, sep, variant = name.partition(":")
-            if not sep:
-                raise ValueError(f"run_benchmark: expected 'BACKEND:VARIANT', got {name!r}")
+            if not sep or backend not in registry.names():
+                raise ValueError(
+                    f"run_benchmark: expected 'BACKEND:VARIANT' with BACKEND among "
+                    f"{registry.names()}, got {name!r}"
+                )
             out[name] = _lstm(I, H, backend, variant)
     return out
 
 
-def default_impls(backend: str = "native", variants: Iterable[str] = KERNEL_VARIANTS) -> list[str]:
-    """``torch.nn.LSTM`` (the baseline) then ``BACKEND:VARIANT`` for every variant."""
-    return ["torch.nn.LSTM", *(f"{backend}:{v}" for v in variants)]
+def default_backend() -> str:
+    """What ``auto`` runs a CPU float32 LSTM on here: the first available registered backend."""
+    return next(b.name for b in registry.backends() if b.available)
+
+
+def default_impls(
+    backends: str | Iterable[str] | None = None, variants: Iterable[str] = KERNEL_VARIANTS
+) -> list[str]:
+    """``torch.nn.LSTM`` (the baseline) then ``BACKEND:VARIANT`` for every backend and variant
+    (backends: one name, several, or None for :func:`default_backend`)."""
+    if backends is None:
+        backends = [default_backend()]
+    elif isinstance(backends, str):
+        backends = [backends]
+    variants = list(variants)
+    return ["torch.nn.LSTM", *(f"{b}:{v}" for b in backends for v in variants)]
+
+
+def design_impls() -> list[str]:
+    """The README's table: baselines, every registered backend on vanilla (slowest first),
+    then :func:`default_backend` on peephole, cifg and layer norm."""
+    best = default_backend()
+    every = [f"{b}:vanilla" for b in reversed(registry.names())]
+    return ["torch.nn.LSTM", "nn.LSTMCell loop", *every,
+            *(f"{best}:{v}" for v in ("peephole", "cifg", "layer_norm"))]  # fmt: skip
 
 
 def run_benchmark(
     shapes: Iterable[tuple[int, int, int, int]] = DESIGN_SHAPES,
-    impls: Iterable[str] = (
-        "torch.nn.LSTM",
-        "nn.LSTMCell loop",
-        "reference:vanilla",
-        "fused:vanilla",
-        "native:vanilla",
-        "native:peephole",
-        "native:cifg",
-        "native:layer_norm",
-    ),
+    impls: Iterable[str] | None = None,
     modes: Iterable[str] = ("train", "infer"),
     repeats: int = 5,
     progress: Callable[[Row], None] | None = None,
 ) -> list[Row]:
-    """Time every implementation at every shape; the first implementation is the baseline."""
+    """Time every implementation at every shape; the first implementation is the baseline
+    (``impls`` None: :func:`design_impls`)."""
     rows: list[Row] = []
-    impls = list(impls)
+    impls = design_impls() if impls is None else list(impls)
     for shape in shapes:
         B, T, I, H = shape
         torch.manual_seed(0)

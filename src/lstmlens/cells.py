@@ -38,6 +38,7 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "activation",
+    "gate_preactivations",
     "gru_step",
     "lstm_param_shapes",
     "lstm_step",
@@ -114,6 +115,41 @@ def lstm_step(
     ``h`` before ``W_hh`` (Gal & Ghahramani 2016). ``gates`` holds what the cell actually used:
     ``input, forget, candidate, output`` (removed gates as ones, cifg's forget as ``1 - i``).
     """
+    v = spec.variant
+    a = gate_preactivations(x, h, c, p, spec, s, rmask)  # i, f, g, o before their activations
+    one = torch.ones_like(c)
+
+    i = torch.sigmoid(a["i"]) if v.has_i else one
+    f = torch.sigmoid(a["f"]) if v.has_f else (1 - i if v.coupled else one)
+    g = activation(a["g"], v.input_activation)
+    c_new = f * c + i * g
+    o = torch.sigmoid(_peephole(a, "o", p, c_new, v.peepholes)) if v.has_o else one
+    m = o * activation(_cell_norm(c_new, p, spec), v.output_activation)
+    h_new = F.linear(m, p["weight_hr"]) if spec.proj_size else m
+
+    gates = {"input": i, "forget": f, "candidate": g, "output": o}
+    s_new = None
+    if v.full_gate_recurrence:
+        s_new = torch.cat([{"i": i, "f": f, "o": o}[b] for b in v.sigmoid_blocks], dim=-1)
+    return h_new, c_new, s_new, gates
+
+
+def gate_preactivations(
+    x: Tensor,
+    h: Tensor,
+    c: Tensor,
+    p: Mapping[str, Tensor],
+    spec: CellSpec,
+    s: Tensor | None = None,
+    rmask: Tensor | None = None,
+) -> dict[str, Tensor]:
+    """Each gate block's input before its activation, by name (``"i"``, ``"f"``, ``"g"``,
+    ``"o"``; only the blocks the variant has), each (B, H)::
+
+        a = [LN](W_ih x) + [LN](W_hh (h * rmask)) + b_ih + b_hh      split into the blocks
+        a_{i,f,o} += W_gate [i, f, o]_{t-1}      (full gate recurrence)
+        a_{i,f}   += p_{i,f} * c                 (peepholes; o's looks at c' in the step)
+    """
     v, H = spec.variant, spec.hidden_size
     h_in = h if rmask is None else h * rmask
     wx = F.linear(x, p["weight_ih"])  # (B, nG*H)
@@ -132,36 +168,23 @@ def lstm_step(
             pre[name] = pre[name] + r
     if v.peepholes:
         for name in ("i", "f"):
-            if name in pre and name != "g":
-                pre[name] = pre[name] + p[f"peephole_{name}"] * c
+            if name in pre:
+                pre[name] = _peephole(pre, name, p, c, True)
+    return pre
 
-    one = torch.ones_like(c)
-    i = torch.sigmoid(pre["i"]) if v.has_i else one
-    if v.has_f:
-        f = torch.sigmoid(pre["f"])
-    elif v.coupled:
-        f = 1 - i
-    else:
-        f = one
-    g = activation(pre["g"], v.input_activation)
-    c_new = f * c + i * g
-    if v.has_o:
-        a_o = pre["o"] + p["peephole_o"] * c_new if v.peepholes else pre["o"]
-        o = torch.sigmoid(a_o)
-    else:
-        o = one
-    c_out = (
-        F.layer_norm(c_new, (H,), p["ln_weight_c"], p["ln_bias_c"], LN_EPS)
-        if spec.layer_norm
-        else c_new
-    )
-    m = o * activation(c_out, v.output_activation)
-    h_new = F.linear(m, p["weight_hr"]) if spec.proj_size else m
-    gates = {"input": i, "forget": f, "candidate": g, "output": o}
-    s_new = None
-    if v.full_gate_recurrence:
-        s_new = torch.cat([{"i": i, "f": f, "o": o}[b] for b in v.sigmoid_blocks], dim=-1)
-    return h_new, c_new, s_new, gates
+
+def _peephole(
+    a: Mapping[str, Tensor], gate: str, p: Mapping[str, Tensor], c: Tensor, on: bool
+) -> Tensor:
+    """``a_gate + p_gate * c`` with peepholes, else ``a_gate``."""
+    return a[gate] + p[f"peephole_{gate}"] * c if on else a[gate]
+
+
+def _cell_norm(c: Tensor, p: Mapping[str, Tensor], spec: CellSpec) -> Tensor:
+    """``LN(c)`` (with gain and bias) under layer norm, else ``c``."""
+    if not spec.layer_norm:
+        return c
+    return F.layer_norm(c, (spec.hidden_size,), p["ln_weight_c"], p["ln_bias_c"], LN_EPS)
 
 
 def gru_step(x: Tensor, h: Tensor, p: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -6,17 +6,18 @@ The machinery they share (stacking, directions, packing, state, torch interop) l
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .cells import CellSpec, _add_forget_bias, lstm_param_shapes
-from .kernels import fused, fused_gru_rnn, native, reference
-from .recurrent import BACKENDS, RecurrentBase
+from .kernels.registry import Masks
+from .recurrent import RecurrentBase
 from .variants import Variant, resolve_variant
 
-__all__ = ["BACKENDS", "GRU", "LSTM", "RNN"]
+__all__ = ["GRU", "LSTM", "RNN"]
 
 
 class LSTM(RecurrentBase):
@@ -37,7 +38,8 @@ class LSTM(RecurrentBase):
             2017); a float for both h and c, or a pair ``(z_h, z_c)``. Identity in eval mode.
         forget_bias: added to the forget-gate rows of ``bias_ih`` at initialisation
             (1.0 per Jozefowicz et al. 2015).
-        backend: ``"auto"``, ``"reference"`` or ``"fused"``.
+        backend: ``"auto"`` or a registered kernel (``"native"``, ``"fused"``, ``"reference"``,
+            see :func:`lstmlens.backends`); ``last_backend`` says which ran the latest call.
 
     With full gate recurrence (``fgr``) the gate state ``[i, f, o]`` starts at zero on each call.
     """
@@ -109,33 +111,29 @@ class LSTM(RecurrentBase):
                         self.variant, self.hidden_size, p.get("bias_ih"), self.forget_bias, "LSTM"
                     )
 
-    def _run(self, x, state, p, keep, recorder):
+    def _run(self, kernel, x, state, p, keep, recorder):
+        h0, c0 = state
+        rec = None if recorder is None else recorder.append
+        out, h, c = kernel.lstm(x, h0, c0, p, self.spec, self._masks(x, keep), rec)
+        return out, (h, c)
+
+    def _masks(self, x: Tensor, keep: Tensor | None) -> Masks:
+        """Padding ``keep`` (T, B, 1) joined with this call's zoneout and recurrent-dropout draws."""
+        if not self.training:
+            return Masks(keep, keep)
         T, B = x.shape[0], x.shape[1]
         P, H = self.spec.state_size, self.hidden_size
-        keep_h = keep_c = keep
-        rmask = None
-        if self.training:
-            zh, zc = self.zoneout
-            if zh:
-                zone = torch.bernoulli(x.new_full((T, B, P), zh))
-                keep_h = zone if keep is None else torch.maximum(zone, keep)
-            if zc:
-                zone = torch.bernoulli(x.new_full((T, B, H), zc))
-                keep_c = zone if keep is None else torch.maximum(zone, keep)
-            if self.recurrent_dropout:
-                q = 1 - self.recurrent_dropout
-                rmask = torch.bernoulli(x.new_full((B, P), q)) / q
-        h0, c0 = state
-        if self._kernel_backend() == "reference":
-            rec = None if recorder is None else recorder.append
-            out, h, c = reference.lstm_reference(
-                x, h0, c0, p, self.spec, keep_h, keep_c, rmask, rec
-            )
-        elif self._kernel_backend() == "native":
-            out, h, c = native.lstm_native(x, h0, c0, p, self.spec, keep_h, keep_c, rmask)
-        else:
-            out, h, c = fused.lstm_fused(x, h0, c0, p, self.spec, keep_h, keep_c, rmask)
-        return out, (h, c)
+        (zh, zc), masks = self.zoneout, Masks(keep, keep)
+        if zh:
+            zone = torch.bernoulli(x.new_full((T, B, P), zh))  # 1: the unit keeps h_{t-1}
+            masks = replace(masks, keep_h=zone if keep is None else torch.maximum(zone, keep))
+        if zc:
+            zone = torch.bernoulli(x.new_full((T, B, H), zc))
+            masks = replace(masks, keep_c=zone if keep is None else torch.maximum(zone, keep))
+        if self.recurrent_dropout:
+            q = 1 - self.recurrent_dropout
+            masks = replace(masks, rmask=torch.bernoulli(x.new_full((B, P), q)) / q)
+        return masks
 
     def _torch_kwargs(self) -> dict[str, Any]:
         return {**super()._torch_kwargs(), "proj_size": self.proj_size}
@@ -181,15 +179,9 @@ class GRU(RecurrentBase):
     def _param_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
         return _simple_shapes(3, self.hidden_size, layer_input_size, self.bias)
 
-    def _run(self, x, state, p, keep, recorder):
-        if self._kernel_backend() == "reference":
-            out, h = reference.gru_reference(
-                x, state[0], p, keep, None if recorder is None else recorder.append
-            )
-        elif self._kernel_backend() == "native":
-            out, h = native.gru_native(x, state[0], p, keep)
-        else:
-            out, h = fused_gru_rnn.gru_fused(x, state[0], p, keep)
+    def _run(self, kernel, x, state, p, keep, recorder):
+        rec = None if recorder is None else recorder.append
+        out, h = kernel.gru(x, state[0], p, Masks(keep), rec)
         return out, (h,)
 
 
@@ -212,20 +204,9 @@ class RNN(RecurrentBase):
     def _param_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:
         return _simple_shapes(1, self.hidden_size, layer_input_size, self.bias)
 
-    def _run(self, x, state, p, keep, recorder):
-        if self._kernel_backend() == "reference":
-            out, h = reference.rnn_reference(
-                x,
-                state[0],
-                p,
-                self.nonlinearity,
-                keep,
-                None if recorder is None else recorder.append,
-            )
-        elif self._kernel_backend() == "native":
-            out, h = native.rnn_native(x, state[0], p, self.nonlinearity, keep)
-        else:
-            out, h = fused_gru_rnn.rnn_fused(x, state[0], p, self.nonlinearity, keep)
+    def _run(self, kernel, x, state, p, keep, recorder):
+        rec = None if recorder is None else recorder.append
+        out, h = kernel.rnn(x, state[0], p, self.nonlinearity, Masks(keep), rec)
         return out, (h,)
 
     def _torch_kwargs(self) -> dict[str, Any]:

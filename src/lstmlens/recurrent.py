@@ -11,9 +11,10 @@ Shapes (as in torch): ``N`` batch, ``L`` sequence length, ``D`` = 2 if bidirecti
 Layer ``k`` > 0 reads the concatenated outputs of layer ``k-1`` (both directions), with dropout
 between layers in training. The reverse direction reads each sequence backwards within its own
 length. How a layer-direction is run over the sequence is the ``backend``'s business:
-``"reference"`` (the per-step loop over the cell, the oracle), ``"fused"`` (one autograd
-Function with a hand-derived backward) or ``"native"`` (the same scheme compiled in C++);
-``"auto"`` takes the fastest one that runs here.
+one of the registered kernels (:mod:`lstmlens.kernels.registry`): ``"reference"`` (the
+per-step loop over the cell, the oracle), ``"fused"`` (one autograd Function with a
+hand-derived backward), ``"native"`` (the same scheme compiled in C++), ...; ``"auto"`` takes
+the first registered one that runs this input here, and ``layer.last_backend`` says which ran.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,9 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BACKENDS", "LayerRecorder", "RecurrentBase"]
+from .kernels import registry
+from .kernels.registry import Backend
 
-BACKENDS = ("auto", "reference", "fused", "native")
+__all__ = ["LayerRecorder", "RecurrentBase"]
 
 #: called by a layer being inspected: (layer, direction, {gate name: (T, B, units)})
 LayerRecorder = Callable[[int, int, dict[str, Tensor]], None]
@@ -75,8 +78,9 @@ class RecurrentBase(nn.Module):
             raise ValueError(f"{name}: dropout should be a number in [0, 1], got {dropout}")
         if proj_size < 0 or (proj_size and proj_size >= hidden_size):
             raise ValueError(f"{name}: proj_size must be in [0, hidden_size), got {proj_size}")
-        if backend not in BACKENDS:
-            raise ValueError(f"{name}: backend must be one of {BACKENDS}, got {backend!r}")
+        if backend != registry.AUTO and backend not in registry.names():
+            choices = (registry.AUTO, *registry.names())
+            raise ValueError(f"{name}: backend must be one of {choices}, got {backend!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout={dropout} and num_layers=1: dropout acts between layers, "
@@ -88,6 +92,7 @@ class RecurrentBase(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
         self._recorder: LayerRecorder | None = None
+        self.last_backend: str | None = None  # the backend that ran the latest forward
         self._names: list[list[dict[str, str]]] = []  # [layer][direction] canonical -> attribute
         D = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
@@ -111,12 +116,15 @@ class RecurrentBase(nn.Module):
 
     def _run(
         self,
+        kernel: Backend,
         x: Tensor,
         state: tuple[Tensor, ...],
         p: dict[str, Tensor],
         keep: Tensor | None,
-        recorder: Any,
+        recorder: list | None,
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One layer-direction over time-major ``x`` (T, B, I) on ``kernel``; ``keep``
+        (T, B, 1) marks padded steps; ``recorder`` collects each step's gates when given."""
         raise NotImplementedError
 
     # -- parameters ----------------------------------------------------------------------------
@@ -137,36 +145,39 @@ class RecurrentBase(nn.Module):
     def flatten_parameters(self) -> None:
         """No-op, for code written for ``torch.nn.LSTM`` (there is no cuDNN weight buffer here)."""
 
-    def _kernel_backend(self) -> str:
-        if self._recorder is not None:
-            return "reference"  # the lens records through the oracle
-        # auto: the compiled kernel, which itself falls back to fused where it cannot run
-        # (no compiler, a failed build, another device or dtype)
-        return "native" if self.backend == "auto" else self.backend
-
     # -- forward ---------------------------------------------------------------------------------
     def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
+        seq = self._time_major(input)  # x: (T, B, I)
+        x = seq.x
+        states0 = self._initial_states(hx, x.shape[1], seq.batched, x)
+        kernel = self._select_kernel(x)
+        pad = _Padding.of(seq.lengths, x)
+        output, states = self._stack(kernel, x, states0, pad)
+        if not seq.batched:
+            states = tuple(s.squeeze(1) for s in states)
+        return self._restore_layout(output, seq, pad), (states if len(states) > 1 else states[0])
+
+    def _time_major(self, input: Tensor | PackedSequence) -> _Sequence:
+        """Any accepted input -> time-major ``x`` (T, B, I), checked, with what undoes it."""
         name = type(self).__name__
-        lengths = sorted_idx = unsorted_idx = None
         if isinstance(input, PackedSequence):
-            sorted_idx, unsorted_idx = input.sorted_indices, input.unsorted_indices
             x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
-            batched = True
+            seq = _Sequence(x, True, lengths, input.sorted_indices, input.unsorted_indices)
         elif isinstance(input, Tensor):
             if input.dim() not in (2, 3):
                 raise ValueError(
                     f"{name}: Expected input to be 2D (unbatched) or 3D (batched), "
                     f"got {input.dim()}D instead"
                 )
-            batched = input.dim() == 3
-            x = input if not batched else (input.transpose(0, 1) if self.batch_first else input)
-            if not batched:
-                x = x.unsqueeze(1)
+            if input.dim() == 2:
+                seq = _Sequence(input.unsqueeze(1), batched=False)  # (T, 1, I)
+            else:
+                seq = _Sequence(input.transpose(0, 1) if self.batch_first else input, True)
         else:
             raise TypeError(
                 f"{name}: expected input to be a Tensor or PackedSequence, got {type(input).__name__}"
             )
-        w = self.weight_ih_l0
+        x, w = seq.x, self.weight_ih_l0
         if x.shape[-1] != self.input_size:
             raise ValueError(
                 f"{name}: input.size(-1) must be equal to input_size. "
@@ -176,57 +187,65 @@ class RecurrentBase(nn.Module):
             raise TypeError(
                 f"{name}: input dtype {x.dtype} does not match the weights' dtype {w.dtype}"
             )
-        T, B = x.shape[0], x.shape[1]
-        if T == 0:
+        if x.shape[0] == 0:  # torch.nn.LSTM refuses it too
             raise ValueError(f"{name}: expected a sequence of at least one step, got length 0")
-        states0 = self._initial_states(hx, B, batched, x)
+        return seq
 
-        keep = rev_idx = valid = None
-        if lengths is not None and bool((lengths < T).any()):
-            steps = torch.arange(T).unsqueeze(1)  # (T, 1)
-            valid_b = steps < lengths.unsqueeze(0)  # (T, B)
-            valid = valid_b.to(device=x.device, dtype=x.dtype).unsqueeze(-1)  # (T, B, 1)
-            keep = 1 - valid
-            rev_idx = torch.where(valid_b, lengths.unsqueeze(0) - 1 - steps, steps).to(x.device)
+    def _select_kernel(self, x: Tensor) -> Backend:
+        """The registered backend that runs this input (recorded in ``last_backend``)."""
+        kernel = registry.select(
+            self.backend,
+            self.mode,
+            x.device,
+            x.dtype,
+            getattr(self, "spec", None),
+            recording=self._recorder is not None,
+            owner=type(self).__name__,
+        )
+        if self.last_backend != kernel.name:  # (nn.Module's __setattr__ is not free)
+            self.last_backend = kernel.name
+        return kernel
 
-        def reverse(t: Tensor) -> Tensor:
-            if rev_idx is None:
-                return t.flip(0)
-            return t.gather(0, rev_idx.unsqueeze(-1).expand_as(t))
-
+    def _stack(
+        self, kernel: Backend, x: Tensor, states0: list[Tensor], pad: _Padding
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """Every layer and direction: ``(output (T, B, D*H_out), (h_n[, c_n]))``."""
         D = self.num_directions
         finals: list[list[Tensor]] = [[] for _ in range(self._state_count)]
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d in range(D):
-                k = layer * D + d
-                state = tuple(s[k] for s in states0)
+                state = tuple(s[layer * D + d] for s in states0)
                 recorder = None if self._recorder is None else []
-                xin = reverse(layer_in) if d else layer_in
-                out, state_n = self._run(
-                    xin, state, self.layer_parameters(layer, d), keep, recorder
-                )
-                if d:
-                    out = reverse(out)
+                xin = pad.reverse(layer_in) if d else layer_in
+                p = self.layer_parameters(layer, d)
+                out, state_n = self._run(kernel, xin, state, p, pad.keep, recorder)
+                outs.append(pad.reverse(out) if d else out)
                 if recorder is not None:
-                    gates = {g: torch.stack([r[g] for r in recorder]) for g in recorder[0]}
-                    self._recorder(layer, d, {g: reverse(v) if d else v for g, v in gates.items()})
-                outs.append(out)
+                    self._record(layer, d, recorder, pad)
                 for j, s in enumerate(state_n):
                     finals[j].append(s)
             layer_in = torch.cat(outs, dim=-1) if D == 2 else outs[0]  # (T, B, D*H_out)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_in = F.dropout(layer_in, self.dropout, training=True)
-        output = layer_in if valid is None else layer_in * valid
-        state_out = tuple(torch.stack(f) for f in finals)
-        if not batched:
-            output, state_out = output.squeeze(1), tuple(s.squeeze(1) for s in state_out)
-        elif lengths is not None:
-            output = _repack(output, lengths, sorted_idx, unsorted_idx)
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (state_out if self._state_count > 1 else state_out[0])
+        return layer_in, tuple(torch.stack(f) for f in finals)  # each (D*num_layers, B, units)
+
+    def _record(self, layer: int, d: int, steps: list[dict[str, Tensor]], pad: _Padding) -> None:
+        """Hand one layer-direction's gates, (T, B, units) each in input order, to the lens."""
+        assert self._recorder is not None
+        gates = {g: torch.stack([r[g] for r in steps]) for g in steps[0]}
+        self._recorder(layer, d, {g: pad.reverse(v) if d else v for g, v in gates.items()})
+
+    def _restore_layout(self, output: Tensor, seq: _Sequence, pad: _Padding) -> Any:
+        """Time-major ``output`` back to the input's layout (unbatched, packed, batch-first)."""
+        if pad.valid is not None:
+            output = output * pad.valid  # padded steps read as zeros, as in torch
+        if not seq.batched:
+            return output.squeeze(1)
+        if seq.lengths is not None:
+            return _repack(output, seq.lengths, seq.sorted_idx, seq.unsorted_idx)
+        return output.transpose(0, 1) if self.batch_first else output
 
     def _state_shapes(self, B: int) -> list[tuple[int, int, int]]:
         L = self.num_layers * self.num_directions
@@ -331,3 +350,40 @@ def _repack(
         out, lengths = out.index_select(1, sorted_idx), lengths[sorted_idx.cpu()]
     packed = pack_padded_sequence(out, lengths, enforce_sorted=True)
     return PackedSequence(packed.data, packed.batch_sizes, sorted_idx, unsorted_idx)
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """A checked input, time-major, and what is needed to give the output the input's layout."""
+
+    x: Tensor  # (T, B, I)
+    batched: bool
+    lengths: Tensor | None = None  # (B,), packed input only
+    sorted_idx: Tensor | None = None
+    unsorted_idx: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class _Padding:
+    """Sequences of different lengths in one padded batch (all None when none is shorter)."""
+
+    keep: Tensor | None = None  # (T, B, 1): 1 on padded steps (the state is carried through)
+    valid: Tensor | None = None  # (T, B, 1): 1 - keep
+    rev_idx: Tensor | None = None  # (T, B): step index of each sequence read backwards
+
+    @classmethod
+    def of(cls, lengths: Tensor | None, x: Tensor) -> _Padding:
+        T = x.shape[0]
+        if lengths is None or not bool((lengths < T).any()):
+            return cls()
+        steps = torch.arange(T).unsqueeze(1)  # (T, 1)
+        valid_b = steps < lengths.unsqueeze(0)  # (T, B)
+        valid = valid_b.to(device=x.device, dtype=x.dtype).unsqueeze(-1)  # (T, B, 1)
+        rev_idx = torch.where(valid_b, lengths.unsqueeze(0) - 1 - steps, steps).to(x.device)
+        return cls(1 - valid, valid, rev_idx)
+
+    def reverse(self, t: Tensor) -> Tensor:
+        """Each sequence of ``t`` (T, B, ...) in reverse order within its own length."""
+        if self.rev_idx is None:
+            return t.flip(0)
+        return t.gather(0, self.rev_idx.unsqueeze(-1).expand_as(t))

@@ -1,10 +1,11 @@
 """``lstmlens bench``: the kernel table, every variant against ``torch.nn.LSTM`` in one run.
 
     lstmlens bench [--shapes "B,T,I,H;B,T,I,H"] [--variants vanilla,cifg,...]
-                   [--backend native|fused|reference] [--modes train,infer] [--repeats N]
+                   [--backend NAME,...|all] [--modes train,infer] [--repeats N]
 
 Default: the three shapes of DESIGN section 5, every preset variant and ``layer_norm`` on the
-native kernel, forward+backward ("train") and inference, 5 rounds. Each row gives the median
+kernel ``auto`` runs here (the native one where it is built), forward+backward ("train") and
+inference, 5 rounds. ``--backend`` takes any registered kernel backend, several, or ``all``. Each row gives the median
 time, its ratio to ``torch.nn.LSTM`` at the same shape and mode, and the GFLOP/s of the
 implementation's own matmuls. All implementations of a (shape, mode) run in turn, round after
 round, so load from other programs hits them alike. The table goes to stdout, progress to
@@ -20,11 +21,11 @@ from typing import Any
 import torch
 
 from ..bench import DESIGN_SHAPES, KERNEL_VARIANTS, default_impls, format_table, run_benchmark
+from ..kernels import registry
 from .common import CLIError, positive_int
 
 __all__ = ["parse_shapes", "register", "run"]
 
-BACKENDS = ("native", "fused", "reference")
 MODES = ("train", "infer")
 
 
@@ -73,7 +74,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="NAME,...",
         help=f"variants to time (all: {','.join(KERNEL_VARIANTS)})",
     )
-    p.add_argument("--backend", choices=BACKENDS, default="native", help="(native)")
+    p.add_argument(
+        "--backend",
+        metavar="NAME,...",
+        help=f"registered kernel backends to time, or all (of {','.join(registry.names())}; "
+        "default: the one auto runs here)",
+    )
     p.add_argument("--modes", default="train,infer", metavar="train,infer", help="(both)")
     p.add_argument("--repeats", type=positive_int, default=5, metavar="N", help="rounds (5)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -81,33 +87,36 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _backend_line(backend: str) -> str:
-    if backend != "native":
-        return f"backend: {backend}"
-    from ..kernels.native import status
-
-    st = status()
-    if st.ok:
-        return f"backend: native (compiled kernel {st.path})"
-    return f"backend: native unavailable ({st.summary()}), rows run the fused path"
+def _backend_line(backends: list[str] | None) -> str:
+    """One line: each backend timed and whether it runs itself (else what runs instead)."""
+    info = {b.name: b for b in registry.backends()}
+    parts = []
+    for name in backends or [next(n for n, b in info.items() if b.available)]:
+        b = info[name]
+        parts.append(name if b.available else f"{name} unavailable ({b.reason}), "
+                     f"rows run {b.fallback or 'nothing'}")  # fmt: skip
+    return "backend: " + "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     shapes = parse_shapes(args.shapes) if args.shapes else list(DESIGN_SHAPES)
     variants = _names(args.variants, KERNEL_VARIANTS, "--variants")
     modes = _names(args.modes, MODES, "--modes")
+    backends = None
+    if args.backend == "all":
+        backends = list(registry.names())
+    elif args.backend is not None:
+        backends = _names(args.backend, registry.names(), "--backend")
     quiet = args.quiet
     if not quiet:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-              f"{_backend_line(args.backend)}", file=sys.stderr)  # fmt: skip
+              f"{_backend_line(backends)}", file=sys.stderr)  # fmt: skip
 
     def progress(r):
         if not quiet:
             print(f"  {r.shape} {r.mode:5s} {r.impl:20s} {r.ms:9.1f} ms  x{r.ratio:.2f}",
                   file=sys.stderr)  # fmt: skip
 
-    rows = run_benchmark(
-        shapes, default_impls(args.backend, variants), modes, args.repeats, progress
-    )
+    rows = run_benchmark(shapes, default_impls(backends, variants), modes, args.repeats, progress)
     print(format_table(rows))
     return 0

@@ -104,7 +104,9 @@ def _add_data_args(parser: argparse.ArgumentParser, with_file: bool = True) -> N
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     task = parser.add_argument_group("forecast")
-    task.add_argument("--window", type=positive_int, default=30, help="past steps read (30)")
+    task.add_argument(
+        "--window", type=positive_int, default=None, help="past steps read (3 seasons, or 30)"
+    )
     task.add_argument("--horizon", type=positive_int, default=1, help="steps forecast (1)")
     task.add_argument(
         "--mode",
@@ -113,15 +115,35 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         help="H outputs at once, or one step fed back H times (direct)",
     )
     task.add_argument(
-        "--quantiles", type=_levels, default=(), help="e.g. 0.1,0.5,0.9: pinball loss, intervals"
+        "--quantiles",
+        type=_levels,
+        default=None,
+        help="pinball loss and calibrated intervals (0.1,0.5,0.9)",
     )
-    task.add_argument("--log", action="store_true", help="model log(y) (positive series)")
+    task.add_argument(
+        "--log", action="store_true", default=None, help="model log(y) (default: when y > 0)"
+    )
     task.add_argument(
         "--absolute",
         action="store_true",
         help="feed and predict scaled levels instead of changes from the last value",
     )
     task.add_argument("--season", type=_season, default=None, help="seasonal period (detected)")
+    task.add_argument(
+        "--anchor",
+        choices=("level", "seasonal", "ets"),
+        default=None,
+        help="what the network corrects (level within a season, ets beyond)",
+    )
+    task.add_argument(
+        "--members", type=positive_int, default=3, help="LSTMs in the seed ensemble (3)"
+    )
+    task.add_argument(
+        "--no-deseasonalise", action="store_true", help="keep the season in the inputs"
+    )
+    task.add_argument(
+        "--no-calibrate", action="store_true", help="intervals straight from the quantile head"
+    )
     task.add_argument(
         "--baselines",
         metavar="LIST",
@@ -130,12 +152,18 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         help=f"baselines to score: a list of {','.join(BASELINES)}, or none (all)",
     )
     task.add_argument("--val", type=positive_int, default=None, help="validation rows (10%%)")
-    task.add_argument("--test", type=positive_int, default=None, help="test rows (10%%)")
+    task.add_argument(
+        "--test-origins",
+        type=positive_int,
+        default=1,
+        help="k: test on the last k x H rows, from k origins (1)",
+    )
+    task.add_argument("--test", type=positive_int, default=None, help="test rows (k x H)")
     task.add_argument(
         "--batch",
         type=positive_int,
         default=None,
-        help="windows per step (64; for short series fewer, down to 16: 8+ steps an epoch)",
+        help="windows per step (64)",
     )
 
 
@@ -252,16 +280,20 @@ def _data_spec(args: argparse.Namespace) -> dict[str, Any]:
 def _forecast_config(args: argparse.Namespace) -> Any:
     from ..tasks.forecast import ForecastConfig
 
+    decided = {"window": args.window, "quantiles": args.quantiles, "log": args.log}
     return ForecastConfig(
-        window=args.window,
+        **{k: v for k, v in decided.items() if v is not None},  # None: the library decides
         horizon=args.horizon,
         mode=args.mode,
-        quantiles=args.quantiles,
+        test_origins=args.test_origins,
+        anchor=args.anchor,
+        members=args.members,
+        deseasonalise=False if args.no_deseasonalise else None,
+        calibrate=not args.no_calibrate,
         hidden_size=args.hidden,
         num_layers=args.layers,
         variant=args.variant,
         dropout=args.dropout,
-        log=args.log,
         relative=not args.absolute,
         batch_size=args.batch,
         val_size=args.val,
@@ -315,7 +347,8 @@ def run_train(args: argparse.Namespace) -> int:
         print(note)
     reporter.message(
         f"split: train {split.train_end} rows, validation {split.val_size}, test "
-        f"{split.test_size}; window {config.window}, horizon {config.horizon} ({config.mode})"
+        f"{split.test_size}; window {config.window or 'from the season'}, horizon "
+        f"{config.horizon} ({config.mode})"
     )
     result = forecaster.fit(
         series, train, split, run_dir, reporter, resume=args.resume, spec=options
@@ -431,10 +464,11 @@ def run_backtest(args: argparse.Namespace) -> int:
     train: TrainConfig = train_config_from_args(args)
     series = _load_series(spec)
     _check_model(Forecaster(config), series)
-    size = config.test_size or max(config.horizon, len(series) // (10 + args.folds))
-    from ..data.windows import backtest_splits
-
-    backtest_splits(len(series), config.window, config.horizon, args.folds, size, config.val_size)
+    size = config.test_size or config.test_rows
+    for k in range(args.folds):  # every fold long enough, before anything is printed
+        Forecaster(dataclasses.replace(config, test_size=size)).split(
+            series.head(len(series) - (args.folds - k - 1) * size)
+        )
     print(_describe(series))
     for note in series.notes:
         print(note)

@@ -8,7 +8,10 @@ first, then covariates). A window with *origin* ``o`` reads the ``W`` rows
     Y[n] = y[o_n : o_n + H]                 # (H,)
 
 The split is chronological: rows ``[0, train_end)`` train, ``[train_end, val_end)``
-validate, ``[val_end, T)`` test. Training windows have every target before
+validate, ``[val_end, T)`` test. The forecast evaluation protocol: the test part is
+the last ``k x H`` rows (``k`` test origins stepping by ``H``, so every test row is
+scored once and the most recent rows always are), validation the part right before it.
+Training windows have every target before
 ``train_end``; a validation (test) window's origin lies in the validation (test)
 part, and its inputs may reach back into the earlier parts, as they would in use.
 """
@@ -58,11 +61,13 @@ def chronological_split(
     horizon: int,
     test_size: int | None = None,
     val_size: int | None = None,
+    min_train: int | None = None,
 ) -> Split:
     """Split ``n`` rows into train / validation / test, in time order.
 
-    ``test_size`` and ``val_size`` default to 10% of ``n`` (at least ``horizon``).
-    The training part must hold at least one full window plus horizon.
+    ``test_size`` defaults to ``horizon`` (one forecast origin: the last H rows),
+    ``val_size`` to 10% of ``n`` (at least ``horizon``). The training part must hold
+    ``min_train`` rows (default: one full window plus horizon).
 
     Raises:
         ValueError: non-positive sizes, or a series too short for the request.
@@ -71,24 +76,32 @@ def chronological_split(
         raise ValueError(
             f"chronological_split: window and horizon must be >= 1, got {window}, {horizon}"
         )
-    test = _default_part(n, horizon) if test_size is None else int(test_size)
+    test = horizon if test_size is None else int(test_size)
     val = _default_part(n, horizon) if val_size is None else int(val_size)
     if test < horizon or val < horizon:
         raise ValueError(
             f"chronological_split: validation ({val}) and test ({test}) parts must each "
             f"hold at least one horizon ({horizon})"
         )
-    need = window + horizon + val + test
+    train = window + horizon if min_train is None else int(min_train)
+    need = train + val + test
     if n < need:
+        what = f"window {window} + horizon {horizon}" if min_train is None else f"training {train}"
         raise ValueError(
-            f"series too short: {n} rows, but window {window} + horizon {horizon} + "
-            f"validation {val} + test {test} need at least {need}"
+            f"series too short: {n} rows, but {what} + validation {val} + test {test} "
+            f"need at least {need}"
         )
     return Split(train_end=n - test - val, val_end=n - test, n=n)
 
 
 def backtest_splits(
-    n: int, window: int, horizon: int, folds: int, test_size: int, val_size: int | None = None
+    n: int,
+    window: int,
+    horizon: int,
+    folds: int,
+    test_size: int,
+    val_size: int | None = None,
+    min_train: int | None = None,
 ) -> list[Split]:
     """Rolling-origin folds: fold ``k`` (0 = oldest) tests on rows
     ``[n - (folds - k) * test_size, n - (folds - k - 1) * test_size)`` and trains and
@@ -98,7 +111,7 @@ def backtest_splits(
     splits = []
     for k in range(folds):
         end = n - (folds - k - 1) * test_size
-        splits.append(chronological_split(end, window, horizon, test_size, val_size))
+        splits.append(chronological_split(end, window, horizon, test_size, val_size, min_train))
     return splits
 
 

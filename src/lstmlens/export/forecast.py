@@ -43,20 +43,37 @@ KNOWN_CONFIG = {"window", "horizon", "mode", "quantiles", "hidden_size", "num_la
 KNOWN_NET = {"input_size", "hidden_size", "num_layers", "variant", "dropout", "out_steps",
              "n_outputs"}  # fmt: skip
 KNOWN_MODULES = {"lstm", "head"}
+#: options added with the anchored forecaster, and the values that keep the maths above
+#: (the last value as anchor, no seasonal indices, one member, no calibration)
+NEUTRAL = {"anchor": (None, "level"), "deseasonalise": (None, False), "members": None,
+           "calibrate": None, "test_origins": None}  # fmt: skip
+NEUTRAL_NET = {"members": (1,), "zero_head": None}  # the net: one member; any initialisation
 
 
 def check_known(fc: Any) -> None:
     """Refuse a forecaster with options this exporter does not write (instead of a wrong graph)."""
     import dataclasses
 
-    for obj, known in ((fc.config, KNOWN_CONFIG), (fc.net.config, KNOWN_NET)):
+    for obj, known, neutral in (
+        (fc.config, KNOWN_CONFIG, NEUTRAL),
+        (fc.net.config, KNOWN_NET, NEUTRAL_NET),
+    ):
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
+            if f.name in neutral:
+                if neutral[f.name] is None or value in neutral[f.name]:
+                    continue
+                raise ValueError(
+                    f"the ONNX exporter does not know the forecast option {f.name}={value!r} yet"
+                )
             if f.name not in known and value != f.default:
                 raise ValueError(
                     f"the ONNX exporter does not know the forecast option {f.name}={value!r} yet"
                 )
-    extra = set(dict(fc.net.named_children())) - KNOWN_MODULES
+    if np.any(np.asarray(getattr(fc, "indices", [0.0])) != 0) or getattr(fc, "calibration", []):
+        raise ValueError("the ONNX exporter does not know seasonal indices or calibration yet")
+    children = {k for k, v in fc.net.named_children() if k != "others" or len(v)}
+    extra = children - KNOWN_MODULES
     if extra:
         raise ValueError(f"the ONNX exporter does not know the forecast net's {sorted(extra)} yet")
 

@@ -1,5 +1,28 @@
-"""How a whole sequence is run: ``reference`` (the per-step oracle) and ``fused`` (hand-derived backward)."""
+"""How a whole sequence is run: a registry of backends (see :mod:`.registry`).
 
-from . import fused, fused_gru_rnn, reference
+``reference`` (the per-step oracle, which also records for the lens), ``fused`` (one autograd
+Function per layer-direction with a hand-derived backward, pure PyTorch) and ``native`` (the
+same scheme compiled in C++, CPU). Adding a backend is one module and one line here.
+"""
 
-__all__ = ["fused", "fused_gru_rnn", "reference"]
+from . import fused, fused_gru_rnn, native, reference, registry
+from .registry import Backend, BackendInfo, Masks, backends, register, select, unregister
+
+registry.register(reference.Reference(), priority=0)
+registry.register(fused.Fused(), priority=10)
+registry.register(native.Native(), priority=20, fallback="fused")
+
+__all__ = [
+    "Backend",
+    "BackendInfo",
+    "Masks",
+    "backends",
+    "fused",
+    "fused_gru_rnn",
+    "native",
+    "reference",
+    "register",
+    "registry",
+    "select",
+    "unregister",
+]

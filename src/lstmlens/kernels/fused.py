@@ -26,31 +26,19 @@ Backward of one step (``d`` = gradient of the loss; ``*`` elementwise)::
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..cells import LN_EPS, CellSpec
+from ..cells import CellSpec
+from .fused_gru_rnn import gru_fused, rnn_fused
+from .fused_step import Buffers, Layout, backward_step, forward_step, ln_bwd, ln_fwd
+from .reference import lstm_reference
+from .registry import NO_MASKS, Support
 
-__all__ = ["lstm_fused"]
-
-
-# -- layer-norm helpers (no affine part; gains are applied by the caller) ----------------------
-
-
-def _ln_fwd(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Normalise over the last dim. Returns ``(x_hat, rstd)`` with rstd shaped (..., 1)."""
-    var, mean = torch.var_mean(x, dim=-1, keepdim=True, correction=0)
-    rstd = torch.rsqrt(var + LN_EPS)
-    return (x - mean) * rstd, rstd
-
-
-def _ln_bwd(dxhat: Tensor, xhat: Tensor, rstd: Tensor) -> Tensor:
-    """Gradient through ``x_hat = (x - mean) * rstd`` given ``d x_hat``."""
-    return rstd * (
-        dxhat - dxhat.mean(-1, keepdim=True) - xhat * (dxhat * xhat).mean(-1, keepdim=True)
-    )
+__all__ = ["Fused", "lstm_fused"]
 
 
 def _order(spec: CellSpec) -> list[int]:
@@ -63,274 +51,138 @@ def _order(spec: CellSpec) -> list[int]:
 _ROW_PERMUTED = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "ln_weight_ih", "ln_weight_hh")
 
 
+class _Saved(NamedTuple):
+    """What forward keeps for backward besides the inputs and weights."""
+
+    out: Tensor  # h_1..h_T (T, B, P)
+    C: Tensor  # c_0..c_T (T+1, B, H)
+    CN: Tensor | None  # c' before the keep mask (T, B, H); None: it is C[1:]
+    G: Tensor  # gate activations, internal order (T, B, nG*H)
+    Y: Tensor  # output activation of (normalised) c' (T, B, H)
+    XN: Tensor | None  # layer norm: normalised input projection (T*B, nG*H)
+    rstd_x: Tensor | None  # (T*B, 1)
+    RN: Tensor | None  # normalised recurrent projection (T, B, nG*H)
+    rstd_r: Tensor | None  # (T, B, 1)
+    CNn: Tensor | None  # normalised c' (T, B, H)
+    rstd_c: Tensor | None  # (T, B, 1)
+
+    def buffers(self) -> Buffers:
+        CN = self.C[1:] if self.CN is None else self.CN
+        return Buffers(self.G, self.out, self.C, CN, self.Y, self.RN, self.rstd_r, self.CNn,
+                       self.rstd_c)  # fmt: skip
+
+
+def _input_projection(
+    x: Tensor, p: Mapping[str, Tensor], spec: CellSpec
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``[LN](x W_ih^T) + b_ih + b_hh`` for all steps in one matmul: ``(XW (T, B, nG*H), XN, rstd)``."""
+    T, B, I = x.shape
+    W_ih = p["weight_ih"]
+    XW = x.reshape(T * B, I) @ W_ih.t()  # (T*B, nG*H)
+    XN = rstd_x = None
+    if spec.layer_norm:
+        XN, rstd_x = ln_fwd(XW)
+        XW = XN * p["ln_weight_ih"]
+    if spec.bias:
+        XW = XW + (p["bias_ih"] + p["bias_hh"])
+    return XW.view(T, B, W_ih.shape[0]), XN, rstd_x
+
+
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, names, x, h0, c0, keep_h, keep_c, rmask, *weights):  # type: ignore[override]
         p = dict(zip(names, weights))
-        v, H, P = spec.variant, spec.hidden_size, spec.state_size
-        T, B, I = x.shape
-        nS = len(v.sigmoid_blocks)
-        S = nS * H  # width of the sigmoid part
-        sig = {b: slice(k * H, (k + 1) * H) for k, b in enumerate(v.sigmoid_blocks)}
-        gsl = slice(S, S + H)
-        tanh_in = v.input_activation == "tanh"
-        tanh_out = v.output_activation == "tanh"
-        o_peep = v.peepholes and v.has_o
-
-        W_ih, W_hh = p["weight_ih"], p["weight_hh"]
-        XW = x.reshape(T * B, I) @ W_ih.t()  # (T*B, nG*H)
-        XN = rstd_x = None
-        if spec.layer_norm:
-            XN, rstd_x = _ln_fwd(XW)
-            XW = XN * p["ln_weight_ih"]
-        if spec.bias:
-            XW = XW + (p["bias_ih"] + p["bias_hh"])
-        XW = XW.view(T, B, -1)  # (T, B, nG*H)
-
-        G = torch.empty_like(XW)  # gate activations, internal order
-        out = x.new_empty(T, B, P)
-        C = x.new_empty(T + 1, B, H)  # carried cell states c_0..c_T
-        C[0] = c0
-        CN = C[1:] if keep_c is None else x.new_empty(T, B, H)  # new cell c' before keep
-        Y = x.new_empty(T, B, H)  # output activation of (normalised) c'
-        RN = rstd_r = CNn = rstd_c = None
-        if spec.layer_norm:
-            RN, rstd_r = torch.empty_like(XW), x.new_empty(T, B, 1)
-            CNn, rstd_c = x.new_empty(T, B, H), x.new_empty(T, B, 1)
-        W_hhT = W_hh.t()
-        W_gT = p["weight_gate"].t() if v.full_gate_recurrence else None
-        s = x.new_zeros(B, S) if v.full_gate_recurrence else None
-        h = h0
-        for t in range(T):
-            h_in = h if rmask is None else h * rmask
-            a = G[t]
-            if spec.layer_norm:
-                R = h_in @ W_hhT
-                RN[t], rstd_r[t] = _ln_fwd(R)
-                torch.addcmul(XW[t], RN[t], p["ln_weight_hh"], out=a)
-            else:
-                torch.addmm(XW[t], h_in, W_hhT, out=a)
+        lay = Layout.of(spec)
+        fgr = spec.variant.full_gate_recurrence
+        XW, XN, rstd_x = _input_projection(x, p, spec)
+        buf = Buffers.allocate(x, XW, c0, spec, keep_c is not None)
+        W_hhT = p["weight_hh"].t()
+        W_gT = p["weight_gate"].t() if fgr else None
+        h, s = h0, x.new_zeros(x.shape[1], lay.S) if fgr else None
+        for t in range(x.shape[0]):
+            forward_step(t, h, s, XW, buf, p, W_hhT, W_gT, lay, keep_h, keep_c, rmask)
+            h = buf.out[t]
             if s is not None:
-                a[:, :S].addmm_(s, W_gT)
-            c = C[t]
-            if v.peepholes:
-                for b in ("i", "f"):
-                    if b in sig:
-                        a[:, sig[b]].addcmul_(p[f"peephole_{b}"], c)
-            # sigmoids: all at once unless o needs the new cell first (peephole on o)
-            last = sig["o"].start if o_peep else S
-            a[:, :last].sigmoid_()
-            g = a[:, gsl]
-            if tanh_in:
-                g.tanh_()
-            i = a[:, sig["i"]] if v.has_i else None
-            f = a[:, sig["f"]] if v.has_f else None
-            cn = CN[t]
-            if f is not None:
-                torch.mul(f, c, out=cn)
-            elif v.coupled:  # f = 1 - i:  c' = c - i*c + i*g
-                torch.addcmul(c, i, c, value=-1, out=cn)
-            else:
-                cn.copy_(c)
-            if i is not None:
-                cn.addcmul_(i, g)
-            else:
-                cn.add_(g)
-            if o_peep:
-                a_o = a[:, sig["o"]]
-                a_o.addcmul_(p["peephole_o"], cn).sigmoid_()
-            if spec.layer_norm:
-                CNn[t], rstd_c[t] = _ln_fwd(cn)
-                chat = torch.addcmul(p["ln_bias_c"], CNn[t], p["ln_weight_c"])
-            else:
-                chat = cn
-            y = Y[t]
-            if tanh_out:
-                torch.tanh(chat, out=y)
-            else:
-                y.copy_(chat)
-            m = y * a[:, sig["o"]] if v.has_o else y
-            if spec.proj_size:
-                m = m @ p["weight_hr"].t()
-            if keep_c is not None:
-                torch.lerp(cn, c, keep_c[t], out=C[t + 1])
-            if keep_h is not None:
-                torch.lerp(m, h, keep_h[t], out=out[t])
-            else:
-                out[t] = m
-            h = out[t]
-            if s is not None:
-                s = a[:, :S]
+                s = buf.G[t, :, : lay.S]
 
+        saved = _Saved(buf.out, buf.C, buf.CN if keep_c is not None else None, buf.G, buf.Y, XN,
+                       rstd_x, buf.RN, buf.rstd_r, buf.CNn, buf.rstd_c)  # fmt: skip
         ctx.spec, ctx.names = spec, names
-        ctx.save_for_backward(
-            x,
-            h0,
-            out,
-            C,
-            CN if keep_c is not None else None,
-            G,
-            Y,
-            keep_h,
-            keep_c,
-            rmask,
-            XN,
-            rstd_x,
-            RN,
-            rstd_r,
-            CNn,
-            rstd_c,
-            *weights,
-        )
-        return out, out[T - 1].clone(), C[T].clone()
+        ctx.save_for_backward(x, h0, keep_h, keep_c, rmask, *saved, *weights)
+        return buf.out, buf.out[-1].clone(), buf.C[-1].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx, d_out, d_hn, d_cn):  # type: ignore[override]
-        spec, names = ctx.spec, ctx.names
-        (
-            x,
-            h0,
-            out,
-            C,
-            CN,
-            G,
-            Y,
-            keep_h,
-            keep_c,
-            rmask,
-            XN,
-            rstd_x,
-            RN,
-            rstd_r,
-            CNn,
-            rstd_c,
-            *weights,
-        ) = ctx.saved_tensors
-        p = dict(zip(names, weights))
-        v, H, P = spec.variant, spec.hidden_size, spec.state_size
-        T, B, I = x.shape
-        nS = len(v.sigmoid_blocks)
-        S = nS * H
-        sig = {b: slice(k * H, (k + 1) * H) for k, b in enumerate(v.sigmoid_blocks)}
-        gsl = slice(S, S + H)
-        if CN is None:
-            CN = C[1:]
-        W_hh = p["weight_hh"]
-        W_hr = p.get("weight_hr")
-        W_g = p.get("weight_gate")
-        grads: dict[str, Tensor] = {n: torch.zeros_like(w) for n, w in p.items()}
+        spec, n = ctx.spec, len(_Saved._fields)
+        x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
+        saved, p = _Saved(*rest[:n]), dict(zip(ctx.names, rest[n:]))
+        lay, buf = Layout.of(spec), saved.buffers()
+        T, B, _ = x.shape
+        W_hh, W_g = p["weight_hh"], p.get("weight_gate")
+        grads: dict[str, Tensor] = {name: torch.zeros_like(w) for name, w in p.items()}
 
-        dh = d_hn.clone() if d_hn is not None else x.new_zeros(B, P)
-        dc = d_cn.clone() if d_cn is not None else x.new_zeros(B, H)
-        ds = x.new_zeros(B, S) if v.full_gate_recurrence else None
-        dA = torch.empty_like(G)  # d pre-activations, internal order
-        dR = torch.empty_like(G) if spec.layer_norm else dA  # d (h_in @ W_hh^T)
-        dHN = x.new_empty(T, B, P) if spec.proj_size else None
+        dh = d_hn.clone() if d_hn is not None else x.new_zeros(B, spec.state_size)
+        dc = d_cn.clone() if d_cn is not None else x.new_zeros(B, spec.hidden_size)
+        ds = x.new_zeros(B, lay.S) if W_g is not None else None
+        dA = torch.empty_like(saved.G)  # d pre-activations, internal order
+        dR = torch.empty_like(saved.G) if spec.layer_norm else dA  # d (h_in @ W_hh^T)
+        dHN = x.new_empty(T, B, spec.state_size) if spec.proj_size else None
         for t in range(T - 1, -1, -1):
             if d_out is not None:
                 dh = dh + d_out[t]
-            if keep_h is not None:
-                dhn, dh_prev = dh * (1 - keep_h[t]), dh * keep_h[t]
-            else:
-                dhn, dh_prev = dh, None
-            if keep_c is not None:
-                dcn, dc_prev = dc * (1 - keep_c[t]), dc * keep_c[t]
-            else:
-                dcn, dc_prev = dc, None
+            dhn, dh_keep = _split(dh, keep_h, t)
+            dcn, dc_keep = _split(dc, keep_c, t)
             if dHN is not None:
                 dHN[t] = dhn
-                dm = dhn @ W_hr
-            else:
-                dm = dhn
-            gt, da, y, c = G[t], dA[t], Y[t], C[t]
-            o = gt[:, sig["o"]] if v.has_o else None
-            dy = dm * o if o is not None else dm
-            dchat = dy * (1 - y * y) if v.output_activation == "tanh" else dy
-            if spec.layer_norm:
-                grads["ln_weight_c"] += (dchat * CNn[t]).sum(0)
-                grads["ln_bias_c"] += dchat.sum(0)
-                dcn = dcn + _ln_bwd(dchat * p["ln_weight_c"], CNn[t], rstd_c[t])
-            else:
-                dcn = dcn + dchat
-            if o is not None:
-                do = dm * y
-                if ds is not None:
-                    do = do + ds[:, sig["o"]]
-                da_o = da[:, sig["o"]]
-                torch.mul(do, o * (1 - o), out=da_o)
-                if v.peepholes:
-                    dcn = dcn + da_o * p["peephole_o"]
-                    grads["peephole_o"] += (da_o * CN[t]).sum(0)
-            g = gt[:, gsl]
-            i = gt[:, sig["i"]] if v.has_i else None
-            dg = dcn * i if i is not None else dcn
-            if v.input_activation == "tanh":
-                torch.mul(dg, 1 - g * g, out=da[:, gsl])
-            else:
-                da[:, gsl] = dg
-            df = None
-            if v.has_f or v.coupled:
-                df = dcn * c
-                if ds is not None and v.has_f:
-                    df = df + ds[:, sig["f"]]
-            if v.has_f:
-                f = gt[:, sig["f"]]
-            elif v.coupled:
-                f = 1 - i
-            else:
-                f = None
-            dcp = dcn * f if f is not None else dcn
-            dc_prev = dcp if dc_prev is None else dc_prev + dcp
-            if i is not None:
-                di = dcn * g
-                if ds is not None:
-                    di = di + ds[:, sig["i"]]
-                if v.coupled:
-                    di = di - df
-                da_i = da[:, sig["i"]]
-                torch.mul(di, i * (1 - i), out=da_i)
-                if v.peepholes:
-                    dc_prev = dc_prev + da_i * p["peephole_i"]
-                    grads["peephole_i"] += (da_i * c).sum(0)
-            if v.has_f:
-                da_f = da[:, sig["f"]]
-                torch.mul(df, f * (1 - f), out=da_f)
-                if v.peepholes:
-                    dc_prev = dc_prev + da_f * p["peephole_f"]
-                    grads["peephole_f"] += (da_f * c).sum(0)
+            dc = backward_step(t, dhn, dcn, dc_keep, ds, dA, buf, p, grads, lay)
+            da = dA[t]
             if ds is not None:
-                ds = da[:, :S] @ W_g
+                ds = da[:, : lay.S] @ W_g
             if spec.layer_norm:
-                grads["ln_weight_hh"] += (da * RN[t]).sum(0)
-                dR[t] = _ln_bwd(da * p["ln_weight_hh"], RN[t], rstd_r[t])
+                grads["ln_weight_hh"] += (da * saved.RN[t]).sum(0)
+                dR[t] = ln_bwd(da * p["ln_weight_hh"], saved.RN[t], saved.rstd_r[t])
             dh_in = dR[t] @ W_hh
             if rmask is not None:
                 dh_in = dh_in * rmask
-            dh = dh_in if dh_prev is None else dh_prev + dh_in
-            dc = dc_prev
+            dh = dh_in if dh_keep is None else dh_keep + dh_in
 
-        # weight gradients of all steps at once
-        H_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # (T, B, P)
-        H_in = H_prev if rmask is None else H_prev * rmask
-        grads["weight_hh"] = dR.reshape(T * B, -1).t() @ H_in.reshape(T * B, P)
-        if spec.bias:
-            db = dA.sum((0, 1))
-            grads["bias_ih"], grads["bias_hh"] = db, db.clone()
-        if spec.layer_norm:
-            grads["ln_weight_ih"] = (dA.reshape(T * B, -1) * XN).sum(0)
-            dX = _ln_bwd(dA.reshape(T * B, -1) * p["ln_weight_ih"], XN, rstd_x)
-        else:
-            dX = dA.reshape(T * B, -1)
-        dx = (dX @ p["weight_ih"]).view(T, B, I)
-        grads["weight_ih"] = dX.t() @ x.reshape(T * B, I)
-        if dHN is not None:
-            M = Y * G[:, :, sig["o"]] if v.has_o else Y  # (T, B, H)
-            grads["weight_hr"] = dHN.reshape(T * B, P).t() @ M.reshape(T * B, H)
-        if v.full_gate_recurrence:
-            S_prev = torch.cat([x.new_zeros(1, B, S), G[:-1, :, :S]])  # (T, B, S)
-            grads["weight_gate"] = dA[:, :, :S].reshape(T * B, S).t() @ S_prev.reshape(T * B, S)
-        return (None, None, dx, dh, dc, None, None, None, *(grads[n] for n in names))
+        _weight_grads(grads, x, h0, rmask, saved, dA, dR, dHN, p, lay)
+        dx = grads.pop("_x")
+        return (None, None, dx, dh, dc, None, None, None, *(grads[name] for name in ctx.names))
+
+
+def _split(d: Tensor, keep: Tensor | None, t: int) -> tuple[Tensor, Tensor | None]:
+    """A state gradient split by step ``t``'s keep mask: ``(to the new state, to the old)``."""
+    if keep is None:
+        return d, None
+    return d * (1 - keep[t]), d * keep[t]
+
+
+def _weight_grads(grads, x, h0, rmask, saved: _Saved, dA, dR, dHN, p, lay: Layout) -> None:
+    """The matmul weight gradients of all steps at once (and ``dx``, under ``"_x"``)."""
+    spec, v = lay.spec, lay.spec.variant
+    T, B, I = x.shape
+    H, P, S = spec.hidden_size, spec.state_size, lay.S
+    H_prev = torch.cat([h0.unsqueeze(0), saved.out[:-1]])  # (T, B, P)
+    H_in = H_prev if rmask is None else H_prev * rmask
+    grads["weight_hh"] = dR.reshape(T * B, -1).t() @ H_in.reshape(T * B, P)
+    if spec.bias:
+        db = dA.sum((0, 1))
+        grads["bias_ih"], grads["bias_hh"] = db, db.clone()
+    if spec.layer_norm:
+        grads["ln_weight_ih"] = (dA.reshape(T * B, -1) * saved.XN).sum(0)
+        dX = ln_bwd(dA.reshape(T * B, -1) * p["ln_weight_ih"], saved.XN, saved.rstd_x)
+    else:
+        dX = dA.reshape(T * B, -1)
+    grads["_x"] = (dX @ p["weight_ih"]).view(T, B, I)
+    grads["weight_ih"] = dX.t() @ x.reshape(T * B, I)
+    if dHN is not None:
+        M = saved.Y * saved.G[:, :, lay.sig["o"]] if v.has_o else saved.Y  # (T, B, H)
+        grads["weight_hr"] = dHN.reshape(T * B, P).t() @ M.reshape(T * B, H)
+    if v.full_gate_recurrence:
+        S_prev = torch.cat([x.new_zeros(1, B, S), saved.G[:-1, :, :S]])  # (T, B, S)
+        grads["weight_gate"] = dA[:, :, :S].reshape(T * B, S).t() @ S_prev.reshape(T * B, S)
 
 
 def lstm_fused(
@@ -344,6 +196,8 @@ def lstm_fused(
     rmask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Same contract as :func:`~lstmlens.kernels.reference.lstm_reference` (without recording)."""
+    if x.shape[1] == 0:  # no sequences: the reference loop gives the empty results and graph
+        return lstm_reference(x, h0, c0, p, spec, keep_h, keep_c, rmask)
     order = _order(spec)
     H = spec.hidden_size
     params = dict(p)
@@ -356,3 +210,27 @@ def lstm_fused(
     return _LSTMFunction.apply(
         spec, names, x, h0, c0, keep_h, keep_c, rmask, *(params[n] for n in names)
     )
+
+
+class Fused:
+    """The fused autograd Functions as a registered backend: pure PyTorch, any device."""
+
+    name = "fused"
+    records = False
+
+    def available(self) -> Support:
+        return Support(True)
+
+    def supports(
+        self, mode: str, device: torch.device, dtype: torch.dtype, spec: CellSpec | None
+    ) -> Support:
+        return Support(True)
+
+    def lstm(self, x, h0, c0, p, spec, masks=NO_MASKS, recorder=None):
+        return lstm_fused(x, h0, c0, p, spec, masks.keep_h, masks.keep_c, masks.rmask)
+
+    def gru(self, x, h0, p, masks=NO_MASKS, recorder=None):
+        return gru_fused(x, h0, p, masks.keep_h)
+
+    def rnn(self, x, h0, p, nonlinearity, masks=NO_MASKS, recorder=None):
+        return rnn_fused(x, h0, p, nonlinearity, masks.keep_h)

@@ -12,17 +12,15 @@ sequences, zoneout's Bernoulli masks in training, ``None`` when neither applies.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor
 
 from ..cells import CellSpec, gru_step, lstm_step, rnn_step
+from .registry import NO_MASKS, Recorder, Support
 
-__all__ = ["Recorder", "gru_reference", "lstm_reference", "rnn_reference"]
-
-#: called once per step with the gates of that step, e.g. {"input": (B, H), ...}
-Recorder = Callable[[dict[str, Tensor]], None]
+__all__ = ["Recorder", "Reference", "gru_reference", "lstm_reference", "rnn_reference"]
 
 
 def _keep(new: Tensor, old: Tensor, keep: Tensor | None) -> Tensor:
@@ -91,3 +89,27 @@ def rnn_reference(
             recorder({"hidden": h})
         outs.append(h)
     return torch.stack(outs), h
+
+
+class Reference:
+    """The per-step loop as a registered backend: runs anywhere torch runs, and records."""
+
+    name = "reference"
+    records = True
+
+    def available(self) -> Support:
+        return Support(True)
+
+    def supports(
+        self, mode: str, device: torch.device, dtype: torch.dtype, spec: CellSpec | None
+    ) -> Support:
+        return Support(True)
+
+    def lstm(self, x, h0, c0, p, spec, masks=NO_MASKS, recorder=None):
+        return lstm_reference(x, h0, c0, p, spec, masks.keep_h, masks.keep_c, masks.rmask, recorder)
+
+    def gru(self, x, h0, p, masks=NO_MASKS, recorder=None):
+        return gru_reference(x, h0, p, masks.keep_h, recorder)
+
+    def rnn(self, x, h0, p, nonlinearity, masks=NO_MASKS, recorder=None):
+        return rnn_reference(x, h0, p, nonlinearity, masks.keep_h, recorder)

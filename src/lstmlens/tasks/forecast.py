@@ -1,29 +1,42 @@
 """Forecasting with an LSTM: from a :class:`~lstmlens.data.series.Series` to the next H values.
 
-How the numbers travel (``F`` features: the target ``y`` then the covariates):
+How the numbers travel (``F`` features: the target ``y`` then the covariates; see
+:mod:`~lstmlens.tasks.forecast_norm` for the equations):
 
-1. ``z = log y`` when ``log=True`` (else ``z = y``); covariates unchanged.
-2. ``u = (features - mean) / scale``, with mean and scale fitted on the training rows only.
-3. A window at origin ``o`` reads ``u[o-W:o]``; with ``relative=True`` (default) the
-   target column is taken relative to the last known value ``b = u[o-1, 0]``, and the
-   model predicts ``u[o:o+S, 0] - b``: changes, not levels, so a trend that leaves the
-   training range does not leave the model's.
+1. ``z = log y`` when ``log`` (default: whenever the training rows are all positive);
+   covariates unchanged. ``u = (features - mean) / scale`` on the training rows only.
+2. With a season ``m`` (from ``season``, the dates' frequency, or detected) and a series
+   that passes the M4 seasonality test, seasonal indices ``s`` are estimated on the
+   training rows and taken out of the target (``deseasonalise``), as in ES-RNN.
+3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
+   seasons, or 30 steps without a season), relative to its last deseasonalised level,
+   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the last
+   deseasonalised level, reseasonalised (without a season: the last value, the old
+   ``relative`` mode) when the horizon stays within a season; ETS (refitted on all rows
+   before the test part for forecasting) when it reaches past one; seasonal naive on
+   request or when ETS cannot be fitted. ``relative=False`` reads and predicts scaled
+   levels. The head starts at zero, so an untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way; covariates are past-only, so they are held
    at their last known value when rolling.
-5. With quantiles the head gives ``Q`` values per step (sorted, so they never cross);
-   the median (0.5 is always among the levels) is the point forecast and the outer
-   levels bound the interval.
+5. ``members`` LSTMs (a seed ensemble) train side by side; the forecast is their median.
+   The epoch kept is the one with the lowest loss on the validation part, the rows right
+   before the test part.
+6. With quantiles (default 0.1, 0.5, 0.9) the head gives ``Q`` values per step (sorted,
+   never crossing); the median is the point forecast. The outer levels are then
+   calibrated on the validation part (split-conformal, :mod:`.forecast_conformal`), so
+   the nominal 80% interval covers about 80% of new values.
 
-The fitted :class:`Forecaster` saves as ``model.safetensors`` + ``config.json`` (weights
-and the scaler, target, window, ...) and loads back to identical predictions.
+Training windows have origins in ``[max(W, m), train_end)`` (earlier, edge-padded, only
+when the training part is too short for that) and targets up to ``train_end``; steps past it are masked out of the loss,
+so short series still train on their most recent rows. The fitted :class:`Forecaster`
+saves as ``model.safetensors`` + ``config.json`` and loads back to identical predictions.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,102 +44,25 @@ import numpy as np
 import torch
 
 from ..data.series import Series, season_from_freq
-from ..data.windows import Scaler, Split, chronological_split, make_windows, window_origins
+from ..data.windows import Scaler, Split, chronological_split
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from .baselines import detect_season
+from .baselines import MIN_FIT, detect_season, ets
+from .forecast_config import (
+    DEFAULT_ANCHOR,
+    LOOKBACK_SEASONS,
+    LOOKBACK_STEPS,
+    MODES,
+    ForecastConfig,
+    Prediction,
+)
+from .forecast_conformal import calibrate, widen
 from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
+from .forecast_norm import anchors, gather, inputs, is_seasonal, seasonal_indices
 
-__all__ = ["FORMAT", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
+__all__ = ["FORMAT", "LOOKBACK_SEASONS", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
 FORMAT = "lstmlens-forecast"
-MODES = ("direct", "recursive")
-
-
-@dataclass
-class ForecastConfig:
-    """The forecasting problem and the model (training itself is a ``TrainConfig``)."""
-
-    window: int = 30  # W: past steps the model reads
-    horizon: int = 1  # H: steps forecast from each origin
-    mode: str = "direct"  # "direct" (H outputs) or "recursive" (1 output, fed back)
-    quantiles: tuple[float, ...] = ()  # e.g. (0.1, 0.9): pinball loss, intervals; 0.5 added
-    hidden_size: int = 32  # LSTM units per layer
-    num_layers: int = 1  # stacked LSTM layers
-    variant: str = "vanilla"  # lstmlens variant preset
-    dropout: float = 0.0  # between stacked layers
-    log: bool = False  # model log(y) (needs y > 0): multiplicative growth and seasons
-    relative: bool = True  # target column relative to the window's last value
-    batch_size: int | None = None  # windows per step (None: 64, fewer for short series)
-    val_size: int | None = None  # validation rows (default 10%, at least H)
-    test_size: int | None = None  # test rows (default 10%, at least H)
-    season: int | None = None  # seasonal period for baselines/MASE (None: from freq or data)
-
-    def __post_init__(self) -> None:
-        self.quantiles = tuple(float(q) for q in self.quantiles)
-
-        def bad(name: str, expected: str) -> ValueError:
-            return ValueError(
-                f"ForecastConfig: {name} must be {expected}, got {getattr(self, name)!r}"
-            )
-
-        for name in ("window", "horizon", "hidden_size", "num_layers", "batch_size"):
-            value = getattr(self, name)
-            if (value is not None or name != "batch_size") and (
-                not isinstance(value, int) or value < 1
-            ):
-                raise bad(name, "an integer >= 1")
-        if self.mode not in MODES:
-            raise bad("mode", "'direct' or 'recursive'")
-        qs = self.quantiles
-        if any(not 0 < q < 1 for q in qs) or len(set(qs)) != len(qs) or list(qs) != sorted(qs):
-            raise bad("quantiles", "distinct increasing levels strictly between 0 and 1")
-        if qs and 0.5 not in qs:  # the median is the point forecast
-            self.quantiles = tuple(sorted({*qs, 0.5}))
-        if not 0 <= self.dropout < 1:
-            raise bad("dropout", "in [0, 1)")
-        for name in ("val_size", "test_size"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise bad(name, "None or an integer >= 1")
-        if self.season is not None and (not isinstance(self.season, int) or self.season < 2):
-            raise bad("season", "None or an integer >= 2")
-
-    def batch_for(self, windows: int) -> int:
-        """Windows per step: ``batch_size``, or by default 64, cut for short series so that
-        an epoch takes at least 8 steps (but never below 16 windows)."""
-        if self.batch_size is not None:
-            return self.batch_size
-        return min(64, max(16, windows // 8))
-
-    @property
-    def out_steps(self) -> int:
-        """S: outputs per forward pass."""
-        return self.horizon if self.mode == "direct" else 1
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["quantiles"] = list(self.quantiles)
-        return d
-
-
-@dataclass
-class Prediction:
-    """Forecasts from ``N`` origins over ``steps`` steps, in the units of the data."""
-
-    point: np.ndarray  # (N, steps)
-    quantiles: np.ndarray | None = None  # (N, steps, Q), sorted along Q
-    levels: tuple[float, ...] = ()  # the Q quantile levels
-
-    @property
-    def lower(self) -> np.ndarray | None:
-        """The lowest quantile ``(N, steps)``, or None without quantiles."""
-        return None if self.quantiles is None else self.quantiles[..., 0]
-
-    @property
-    def upper(self) -> np.ndarray | None:
-        """The highest quantile ``(N, steps)``, or None without quantiles."""
-        return None if self.quantiles is None else self.quantiles[..., -1]
 
 
 class Forecaster:
@@ -139,9 +75,24 @@ class Forecaster:
         self.target = ""
         self.covariates: tuple[str, ...] = ()
         self.season: int | None = None
+        self.indices = np.zeros(1)  # (m,) seasonal indices on the model scale (zeros: none)
+        self.calibration: list[float] = []  # per outer level pair: conformal widening
+        self.ets_fit_end: int | None = None  # rows the ETS anchor's parameters are fitted on
         self.result: TrainResult | None = None
 
     # ------------------------------------------------------------ encoding
+
+    @property
+    def anchor(self) -> str:
+        """The anchor in use (``forecast_norm.ANCHORS``)."""
+        if not self.config.relative:
+            return "none"
+        return self.config.anchor or ("seasonal" if self.season else "level")
+
+    @property
+    def history(self) -> int:
+        """Rows each forecast reads: the window, and a season for the seasonal anchor."""
+        return max(self.config.window or 1, len(self.indices))
 
     def _check_series(self, series: Series) -> None:
         if self.config.log and not np.all(series.values > 0):
@@ -153,7 +104,7 @@ class Forecaster:
             raise ValueError(f"Forecaster: {series.name!r} has missing values; fill them first")
 
     def _encode(self, series: Series) -> np.ndarray:
-        """Model-scale features ``u`` of shape ``(T, F)`` (steps 1-2 of the module doc)."""
+        """Model-scale features ``u`` of shape ``(T, F)`` (step 1 of the module doc)."""
         features = series.features.copy()
         if self.config.log:
             features[:, 0] = np.log(features[:, 0])
@@ -166,26 +117,87 @@ class Forecaster:
         z = self.scaler.inverse(u0, feature=0)
         return np.exp(z) if self.config.log else z
 
-    def _windows(self, u: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs ``(N, W, F)`` (relative when configured) and the bases ``(N,)``."""
-        x, _ = make_windows(u, u[:, 0], origins, self.config.window, 0)
-        base = u[origins - 1, 0] if self.config.relative else np.zeros(len(origins))
-        x = x.copy()
-        x[..., 0] -= base[:, None]
-        return x, base
+    def _net_io(
+        self, hist: np.ndarray, phase: np.ndarray, ets: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs ``(N, W, F)`` and anchors ``(N, S)`` from histories ``(N, L, F)``
+        (``ets``: the ETS anchor ``(N, S)`` when that is the anchor)."""
+        w = self.config.window
+        assert w is not None
+        x = inputs(hist[:, -w:], phase, self.indices, self.anchor)
+        a = anchors(hist, phase, self.indices, self.anchor, self.config.out_steps)
+        return x, (a if ets is None else a + ets)
 
-    def _training_set(self, u: np.ndarray, origins: np.ndarray) -> tuple[torch.Tensor, ...]:
+    def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
+        """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
+
+        Holt-Winters (damped additive trend, additive season) on the model scale ``u``
+        (so on ``log y`` for a log model), fitted on the first ``ets_fit_end`` rows; on
+        half A this did better than running the baseline's ETS in the data's units.
+        """
+        if self.anchor != "ets":
+            return None
+        assert self.ets_fit_end is not None
+        season = self.season if self.season and self.season >= 2 else None
+        return ets(u[:, 0], self.ets_fit_end, origins, steps, season)[0]
+
+    def _training_set(
+        self, u: np.ndarray, origins: np.ndarray, stop: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows ``(N, W, F)`` and target corrections ``(N, S)``, NaN at rows ``>= stop``."""
         s = self.config.out_steps
-        x, base = self._windows(u, origins)
-        _, y = make_windows(u, u[:, 0], origins, self.config.window, s)  # (N, S)
-        return torch.from_numpy(x).float(), torch.from_numpy(y - base[:, None]).float()
+        hist = gather(u, origins, self.history)
+        x, a = self._net_io(hist, origins % len(self.indices), self._ets(u, origins, s))
+        rows = origins[:, None] + np.arange(s)[None, :]  # (N, S)
+        y = np.where(rows < stop, u[np.minimum(rows, len(u) - 1), 0], np.nan) - a
+        return torch.from_numpy(x).float(), torch.from_numpy(y).float()
+
+    def _origins(self, start: int, stop: int) -> np.ndarray:
+        """Origins in ``[first, stop)`` with at least one target before ``stop``; ``first`` is
+        ``start``, but no earlier than a full window (when the part leaves ``H`` rows after
+        it) and a season: edge-padded windows are for short series only."""
+        w, h = self.config.window or 1, self.config.horizon
+        first = max(start, len(self.indices), min(w, stop - h), 1)
+        return np.arange(first, stop, dtype=np.int64)
 
     # ----------------------------------------------------------------- fit
 
     def split(self, series: Series) -> Split:
-        """The chronological split this config asks for (``ValueError`` if too short)."""
+        """The chronological split this config asks for (``ValueError`` if too short).
+
+        The test part is the last ``test_rows`` rows; validation is right before it.
+        """
         c = self.config
-        return chronological_split(len(series), c.window, c.horizon, c.test_size, c.val_size)
+        season = c.season or season_from_freq(series.freq) or 1
+        need = max(2, season, c.horizon if c.window is None else c.window)
+        return chronological_split(len(series), need, c.horizon, c.test_rows, c.val_size,
+                                   min_train=need)  # fmt: skip
+
+    def _resolve(self, series: Series, split: Split) -> None:
+        """Fill the data-decided settings (season, log, window, deseasonalise, anchor)."""
+        c = self.config
+        train_y = series.values[: split.train_end]
+        self.season = c.season or season_from_freq(series.freq)
+        if self.season is None:
+            self.season = detect_season(train_y)
+        log = bool(np.all(train_y > 0) and np.all(series.values > 0)) if c.log is None else c.log
+        m = self.season or 0
+        window = c.window or (LOOKBACK_SEASONS * m if m else LOOKBACK_STEPS)
+        z = np.log(train_y) if log else train_y
+        deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
+        beyond = "beyond_season" if m and c.horizon > m else "within_season"
+        anchor = c.anchor or DEFAULT_ANCHOR[beyond]
+        if anchor == "ets" and split.train_end < MIN_FIT:  # too short to fit ETS on
+            anchor = None
+        if anchor == "seasonal" and not m:
+            anchor = "level"
+        self.config = dataclasses.replace(
+            c,
+            log=log,
+            window=window,
+            deseasonalise=bool(deseason and m and split.train_end >= 2 * m),
+            anchor=anchor or ("seasonal" if m else "level"),  # ETS declined: seasonal naive
+        )
 
     def fit(
         self,
@@ -197,32 +209,41 @@ class Forecaster:
         resume: bool = False,
         spec: dict[str, Any] | None = None,
     ) -> TrainResult:
-        """Fit the scaler on the training rows, then train the network on windows.
+        """Fit the scaling on the training rows, then train the network on windows.
 
         ``spec`` (the run's options) is recorded in the checkpoint and checked on
         resume (:class:`~lstmlens.train.Trainer`).
 
-        Training windows have all targets before ``split.train_end``; validation
-        windows have origins in ``[train_end, val_end - S]``. The test rows are unused.
+        Training windows have origins before ``split.train_end`` and targets masked from
+        it on; validation windows have origins in ``[train_end, val_end)`` and targets
+        masked from ``val_end`` on. The test rows are unused.
         """
         train = TrainConfig() if train is None else train
-        self._check_series(series)
         split = self.split(series) if split is None else split
+        self._resolve(series, split)
+        self._check_series(series)
         c = self.config
         self.target, self.covariates = series.name, tuple(series.covariate_names)
-        self.season = c.season or season_from_freq(series.freq)
-        if self.season is None:
-            self.season = detect_season(series.values[: split.train_end])
         raw = series.features.copy()
         if c.log:
             raw[:, 0] = np.log(raw[:, 0])
         self.scaler = Scaler.fit(raw[: split.train_end])  # training rows only
         u = self._encode(series)
-        s = c.out_steps
-        x_tr, y_tr = self._training_set(u, window_origins(0, split.train_end, c.window, s))
-        x_va, y_va = self._training_set(
-            u, window_origins(split.train_end, split.val_end, c.window, s)
+        m = self.season or 1
+        self.ets_fit_end = split.train_end
+        if self.anchor == "ets":
+            try:
+                self._ets(u, np.array([split.train_end]), 1)
+            except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
+                c = self.config = dataclasses.replace(c, anchor="seasonal" if m > 1 else "level")
+        self.indices = (
+            seasonal_indices(u[: split.train_end, 0], m)
+            if c.deseasonalise
+            else np.zeros(m if self.anchor == "seasonal" else 1)
         )
+        x_tr, y_tr = self._training_set(u, self._origins(0, split.train_end), split.train_end)
+        val_origins = self._origins(split.train_end, split.val_end)
+        x_va, y_va = self._training_set(u, val_origins, split.val_end)
         seed_everything(train.seed)
         self.net = ForecastNet(self.net_config(series))
         task = ForecastTask(
@@ -237,6 +258,12 @@ class Forecaster:
         trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter, spec=spec)
         self.result = trainer.fit(resume=resume)
         self.net.eval()
+        self.calibration = []
+        if c.quantiles and c.calibrate:
+            with torch.no_grad():
+                q = np.sort(self.net(x_va).double().numpy(), axis=-1)  # (N, S, Q) corrections
+            self.calibration = calibrate(q, y_va.double().numpy(), c.quantiles)
+        self.ets_fit_end = split.val_end  # forecasts: ETS refitted on every row before the test
         return self.result
 
     def net_config(self, series: Series) -> NetConfig:
@@ -249,6 +276,8 @@ class Forecaster:
             dropout=c.dropout,
             out_steps=c.out_steps,
             n_outputs=max(1, len(c.quantiles)),
+            members=c.members,
+            zero_head=c.relative,
         )
 
     # ------------------------------------------------------------- predict
@@ -264,7 +293,8 @@ class Forecaster:
     ) -> Prediction:
         """Forecast ``steps`` (default H) values from each origin, reading only rows before it.
 
-        ``origins`` are row positions in ``series`` (``window <= o <= len(series)``).
+        ``origins`` are row positions in ``series`` (``1 <= o <= len(series)``; rows before
+        the start are edge-padded).
         """
         net = self._require_fitted()
         c = self.config
@@ -279,22 +309,32 @@ class Forecaster:
         self._check_series(series)
         net.eval()
         origins = np.asarray(origins, dtype=np.int64)
+        if len(origins) and (origins.min() < 1 or origins.max() > len(series)):
+            raise ValueError(
+                f"Forecaster.predict_at: origins must lie in [1, {len(series)}], "
+                f"got [{origins.min()}, {origins.max()}]"
+            )
         u = self._encode(series)
-        win, _ = make_windows(u, u[:, 0], origins, c.window, 0)  # (N, W, F) absolute scale
+        hist = gather(u, origins, self.history)  # (N, L, F) model scale
+        s = c.out_steps
+        ets_all = self._ets(u, origins, -(-steps // s) * s)  # (N, >= steps) or None
         median = median_index(c.quantiles)
-        blocks = []
-        while sum(b.shape[1] for b in blocks) < steps:
-            x = win.copy()
-            base = x[:, -1, 0].copy() if c.relative else np.zeros(len(x))
-            x[..., 0] -= base[:, None]
+        blocks: list[np.ndarray] = []
+        done = 0
+        while done < steps:
+            ets_block = None if ets_all is None else ets_all[:, done : done + s]
+            x, a = self._net_io(hist, (origins + done) % len(self.indices), ets_block)
             out = net(torch.from_numpy(x).float()).double().numpy()  # (N, S, Q)
-            out = np.sort(out, axis=-1) + base[:, None, None]
-            out = out[:, : steps - sum(b.shape[1] for b in blocks)]
+            out = (np.sort(out, axis=-1) + a[..., None])[:, : steps - done]
             blocks.append(out)
-            new = np.repeat(win[:, -1:, :], out.shape[1], axis=1)  # covariates held
+            new = np.repeat(hist[:, -1:, :], out.shape[1], axis=1)  # covariates held
             new[..., 0] = out[..., median]
-            win = np.concatenate([win, new], axis=1)[:, -c.window :]
-        q = self._decode(np.concatenate(blocks, axis=1))  # (N, steps, Q)
+            hist = np.concatenate([hist, new], axis=1)[:, -self.history :]
+            done += out.shape[1]
+        u = np.concatenate(blocks, axis=1)  # (N, steps, Q)
+        if self.calibration:
+            u = widen(u, self.calibration)
+        q = self._decode(u)
         if not c.quantiles:
             return Prediction(point=q[..., 0])
         return Prediction(point=q[..., median], quantiles=q, levels=c.quantiles)
@@ -306,15 +346,17 @@ class Forecaster:
         """
         self._require_fitted()
         origins = np.array([len(series)]) if origins is None else np.asarray(origins)
-        x, _ = self._windows(self._encode(series), origins.astype(np.int64))
+        origins = origins.astype(np.int64)
+        hist = gather(self._encode(series), origins, self.history)
+        x, _ = self._net_io(hist, origins % len(self.indices), None)
         return torch.from_numpy(x).float()
 
     def forecast(self, series: Series, steps: int | None = None) -> Prediction:
         """Forecast the ``steps`` values after the end of ``series`` (one origin)."""
-        if len(series) < self.config.window:
+        window = self.config.window or 1
+        if len(series) < window:
             raise ValueError(
-                f"Forecaster.forecast: need at least window={self.config.window} rows, "
-                f"got {len(series)}"
+                f"Forecaster.forecast: need at least window={window} rows, got {len(series)}"
             )
         return self.predict_at(series, np.array([len(series)]), steps)
 
@@ -326,13 +368,16 @@ class Forecaster:
         assert self.scaler is not None
         return {
             "format": FORMAT,
-            "version": 1,
+            "version": 2,
             "net": net.config.to_dict(),
             "forecast": self.config.to_dict(),
             "scaler": self.scaler.to_dict(),
             "target": self.target,
             "covariates": list(self.covariates),
             "season": self.season,
+            "seasonal_indices": self.indices.tolist(),
+            "calibration": list(self.calibration),
+            "ets_fit_end": self.ets_fit_end,
         }
 
     def save(self, run_dir: str | Path, extra: dict[str, Any] | None = None) -> Path:
@@ -344,6 +389,8 @@ class Forecaster:
         """Load a saved forecaster; returns it and the whole ``config.json``.
 
         A missing or corrupt file, or a run folder of another kind, raise ``ValueError``.
+        Runs saved before version 2 load with their old meaning (no seasonal indices,
+        no calibration, the last value as anchor).
         """
         where = Path(run_dir) / "config.json"
 
@@ -357,14 +404,22 @@ class Forecaster:
 
         net, cfg = load_model(run_dir, build)
         try:
-            fc = cls(ForecastConfig(**cfg["forecast"]))
+            forecast = dict(cfg["forecast"])
+            if cfg.get("version", 1) < 2:  # the old meaning of an anchored run
+                forecast.update(anchor="level", deseasonalise=False, members=1, calibrate=False)
+            fc = cls(ForecastConfig(**forecast))
             fc.scaler = Scaler.from_dict(cfg["scaler"])
             fc.target = str(cfg["target"])
             fc.covariates = tuple(cfg["covariates"])
             fc.season = cfg["season"]
+            fc.indices = np.asarray(cfg.get("seasonal_indices", [0.0]), dtype=np.float64)
+            fc.calibration = [float(v) for v in cfg.get("calibration", [])]
+            fc.ets_fit_end = cfg.get("ets_fit_end")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: incomplete forecast config ({err})") from None
         if len(fc.scaler.mean) != net.config.input_size:
             raise ValueError(f"{where}: scaler and model disagree on the number of features")
+        if fc.indices.ndim != 1 or len(fc.indices) < 1:
+            raise ValueError(f"{where}: seasonal_indices must be a non-empty list")
         fc.net = net
         return fc, cfg

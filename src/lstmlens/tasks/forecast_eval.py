@@ -1,15 +1,20 @@
 """Scoring a forecaster on the test part against the baselines, and rolling-origin backtests.
 
-Test origins are ``val_end, val_end + H, ...`` (stride ``H``): every test row is
+The protocol (DESIGN section 6): the test part is the last ``k x H`` rows, and the
+test origins are ``val_end, val_end + H, ...`` (stride ``H``): every test row is
 forecast exactly once, from the nearest origin before it, by the model and by each
-baseline (whose parameters are fitted on the rows before ``val_end``). Metrics are
-in the data's units; MASE is scaled by the seasonal-naive error on those rows.
-With quantiles the model also reports ``coverage``: the share of test values inside
-its outermost interval.
+baseline (whose parameters are fitted on the rows before ``val_end``). A test part
+that is not a multiple of ``H`` ends with a shorter last forecast. Metrics are in the
+data's units; MASE is scaled by the seasonal-naive error on the rows before the test.
+With quantiles the model also reports ``coverage`` (the share of test values inside
+its outermost interval, nominal ``tau_hi - tau_lo``) and ``pinball`` (the mean pinball
+loss over its levels, :func:`~lstmlens.tasks.metrics.pinball`); ETS reports the same for
+its own simulated interval at those levels (:func:`~.forecast_intervals.ets_quantiles`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from ..data.series import Series
-from ..data.windows import Split, backtest_splits, window_origins
+from ..data.windows import Split
 from ..train import Reporter, TrainConfig
 from .baselines import BASELINES, run_baselines
 from .forecast import ForecastConfig, Forecaster, Prediction
-from .metrics import all_metrics
+from .forecast_intervals import ets_quantiles
+from .metrics import all_metrics, coverage, pinball
 
 __all__ = ["Evaluation", "backtest", "evaluate", "metrics_table"]
 
@@ -42,6 +48,11 @@ class Evaluation:
         return min(scores, key=lambda k: scores[k]["mae"]) if scores else None
 
 
+def test_origins(split: Split, horizon: int) -> np.ndarray:
+    """Origins ``val_end, val_end + H, ...`` covering every test row once ``(k,)``."""
+    return np.arange(split.val_end, split.n, horizon, dtype=np.int64)
+
+
 def evaluate(
     forecaster: Forecaster,
     series: Series,
@@ -50,27 +61,47 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Forecast the test part ``[split.val_end, split.n)`` with the model and the baselines
-    (``progress`` hears about each statistical fit)."""
+    (``progress`` hears about each statistical fit).
+
+    ``actual`` is ``(k, H)`` with NaN past the end of the series (a partial last block);
+    metrics use the known entries only.
+    """
     h = forecaster.config.horizon
-    origins = window_origins(split.val_end, split.n, forecaster.config.window, h, stride=h)
+    origins = test_origins(split, h)
     if len(origins) == 0:
-        raise ValueError(f"evaluate: the test part ({split.test_size} rows) holds no horizon {h}")
+        raise ValueError(f"evaluate: the test part ({split.test_size} rows) is empty")
     y = series.values
-    actual = y[origins[:, None] + np.arange(h)[None, :]]  # (N, H)
+    rows = origins[:, None] + np.arange(h)[None, :]  # (k, H)
+    known = rows < split.n
+    actual = np.where(known, y[np.minimum(rows, split.n - 1)], np.nan)  # (k, H)
     pred = forecaster.predict_at(series, origins, h)
     season = forecaster.season
+    padded = y[: split.n]  # every forecast reads only the rows before its origin
     forecasts, descriptions, skipped = run_baselines(
-        y, split.val_end, origins, h, season, baselines, progress=progress
+        padded, split.val_end, origins, h, season, baselines, progress=progress
     )
     insample = y[: split.val_end]
     m = season if season and len(insample) > season else 1
-    model_metrics = all_metrics(actual, pred.point, insample, m)
+
+    def score(forecast: np.ndarray) -> dict[str, float]:
+        return all_metrics(actual[known], forecast[known], insample, m)
+
+    model_metrics = score(pred.point)
     if pred.quantiles is not None:
-        inside = (actual >= pred.lower) & (actual <= pred.upper)
-        model_metrics["coverage"] = float(inside.mean())
+        model_metrics["coverage"] = coverage(actual[known], pred.lower[known], pred.upper[known])
+        model_metrics["pinball"] = pinball(actual[known], pred.quantiles[known], pred.levels)
+    scores = {k: score(f) for k, f in forecasts.items()}
+    if pred.quantiles is not None and "ets" in scores:
+        try:
+            q = ets_quantiles(padded, split.val_end, origins, h, season, pred.levels)
+        except (ValueError, np.linalg.LinAlgError) as err:
+            descriptions["ets"] += f" (no interval: {err})".splitlines()[0]
+        else:
+            scores["ets"]["coverage"] = coverage(actual[known], q[..., 0][known], q[..., -1][known])
+            scores["ets"]["pinball"] = pinball(actual[known], q[known], pred.levels)
     metrics = {
         "model": model_metrics,
-        "baselines": {k: all_metrics(actual, f, insample, m) for k, f in forecasts.items()},
+        "baselines": scores,
         "baseline_models": descriptions,
         "skipped_baselines": skipped,
         "test": {
@@ -108,16 +139,16 @@ def backtest(
     where ``mean`` averages each metric over the folds (a baseline skipped in any fold is
     left out of the mean).
     """
-    size = test_size or config.test_size or config.horizon
-    splits = backtest_splits(
-        len(series), config.window, config.horizon, folds, size, config.val_size
-    )
+    size = test_size or config.test_rows
+    fold_config = dataclasses.replace(config, test_size=size)
+    ends = [len(series) - (folds - k - 1) * size for k in range(folds)]
+    splits = [Forecaster(fold_config).split(series.head(end)) for end in ends]  # may raise
     results = []
     for k, split in enumerate(splits):
         part = series.head(split.n)
         if reporter is not None:
             reporter.message(f"fold {k + 1}/{folds}: test rows {split.val_end}..{split.n - 1}")
-        model = Forecaster(config)
+        model = Forecaster(fold_config)
         model.fit(part, train, split=split, reporter=reporter)
         say = reporter.message if reporter is not None else None
         fold = evaluate(model, part, split, baselines, progress=say).metrics
@@ -129,7 +160,8 @@ def backtest(
     mean = {}
     for name in names:
         rows = [r["model"] if name == "model" else r["baselines"][name] for r in results]
-        mean[name] = {k: float(np.mean([row[k] for row in rows])) for k in rows[0]}
+        keys = [k for k in rows[0] if all(k in row for row in rows)]
+        mean[name] = {k: float(np.mean([row[k] for row in rows])) for k in keys}
     return {"folds": results, "mean": mean, "test_size": size}
 
 

@@ -7,9 +7,15 @@ outputs per step (the number of quantiles, or 1 for a point forecast).
     out, _ = LSTM(x)                 # x: (B, W, F) -> out: (B, W, hidden)
     y_hat  = Linear(out[:, -1])      # last hidden state -> (B, S * Q) -> (B, S, Q)
 
+With ``members = k > 1`` the net holds ``k`` such LSTM + head pairs (a seed ensemble:
+each starts from its own random weights and sees the same batches) and ``forward``
+returns their median ``(B, S, Q)``; ``forward_members`` gives all ``(k, B, S, Q)``.
+The head starts at zero (``zero_head``): the forecast starts from its anchor.
+
 Pinball (quantile) loss for level ``tau`` and error ``e = y - q``:
 ``rho_tau(e) = max(tau * e, (tau - 1) * e)``, averaged over windows, steps and
-levels; with ``tau = 0.5`` it is half the absolute error.
+levels; with ``tau = 0.5`` it is half the absolute error. Targets may hold NaN
+(steps past the end of the training part): those entries are left out of every loss.
 """
 
 from __future__ import annotations
@@ -36,50 +42,88 @@ class NetConfig:
     dropout: float = 0.0  # dropout between stacked layers (torch.nn.LSTM semantics)
     out_steps: int = 1  # S: H (direct head) or 1 (recursive)
     n_outputs: int = 1  # Q: number of quantiles, or 1 for a point forecast
+    members: int = 1  # k: LSTMs in the seed ensemble (the forecast is their median)
+    zero_head: bool = False  # start the head at zero (an anchored forecast starts at its anchor)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class ForecastNet(nn.Module):
-    """LSTM (batch first) with a linear head on the last step's hidden state.
+    """LSTM (batch first) with a linear head on the last step's hidden state, ``k`` times.
 
-    ``forward(x)`` maps ``x`` of shape ``(B, W, F)`` to ``(B, S, Q)``.
+    ``forward(x)`` maps ``x`` of shape ``(B, W, F)`` to ``(B, S, Q)`` (the members' median).
+    Member 0 is ``self.lstm`` + ``self.head``; members 1.. live in ``self.others``.
     """
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
+        if not isinstance(config.members, int) or config.members < 1:
+            raise ValueError(
+                f"ForecastNet: members must be an integer >= 1, got {config.members!r}"
+            )
         self.config = config
-        self.lstm = LSTM(
-            config.input_size,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-            variant=config.variant,
+        self.lstm, self.head = self._member()
+        self.others = nn.ModuleList(
+            nn.ModuleList(self._member()) for _ in range(config.members - 1)
         )
-        self.head = nn.Linear(config.hidden_size, config.out_steps * config.n_outputs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _member(self) -> tuple[LSTM, nn.Linear]:
+        c = self.config
+        lstm = LSTM(
+            c.input_size,
+            c.hidden_size,
+            num_layers=c.num_layers,
+            batch_first=True,
+            dropout=c.dropout if c.num_layers > 1 else 0.0,
+            variant=c.variant,
+        )
+        head = nn.Linear(c.hidden_size, c.out_steps * c.n_outputs)
+        if c.zero_head:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        return lstm, head
+
+    def forward_members(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member's forecast: ``(B, W, F)`` -> ``(k, B, S, Q)``."""
         if x.ndim != 3 or x.shape[-1] != self.config.input_size:
             raise ValueError(
                 f"ForecastNet: expected input (B, W, {self.config.input_size}), "
                 f"got {tuple(x.shape)}"
             )
-        out, _ = self.lstm(x)  # (B, W, hidden)
-        y = self.head(out[:, -1])  # (B, S * Q)
-        return y.view(len(x), self.config.out_steps, self.config.n_outputs)  # (B, S, Q)
+        outs = []
+        for lstm, head in [(self.lstm, self.head), *self.others]:
+            out, _ = lstm(x)  # (B, W, hidden)
+            y = head(out[:, -1])  # (B, S * Q)
+            outs.append(y.view(len(x), self.config.out_steps, self.config.n_outputs))
+        return torch.stack(outs)  # (k, B, S, Q)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        members = self.forward_members(x)  # (k, B, S, Q)
+        return members[0] if len(members) == 1 else members.quantile(0.5, dim=0)
 
 
 def pinball_loss(pred: torch.Tensor, target: torch.Tensor, quantiles: torch.Tensor) -> torch.Tensor:
     """Mean pinball loss: ``pred`` ``(B, S, Q)``, ``target`` ``(B, S)``, ``quantiles`` ``(Q,)``."""
-    err = target.unsqueeze(-1) - pred  # (B, S, Q)
-    return torch.maximum(quantiles * err, (quantiles - 1.0) * err).mean()
+    err = torch.nan_to_num(target).unsqueeze(-1) - pred  # (B, S, Q)
+    loss = torch.maximum(quantiles * err, (quantiles - 1.0) * err)
+    return _masked_mean(loss, target)
 
 
 def point_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean squared error of a point forecast: ``pred`` ``(B, S, 1)``, ``target`` ``(B, S)``."""
-    return torch.mean((pred.squeeze(-1) - target) ** 2)
+    return _masked_mean((pred.squeeze(-1) - torch.nan_to_num(target)) ** 2, target)
+
+
+def _masked_mean(loss: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean of ``loss`` ``(B, S, ...)`` over the entries whose ``target`` ``(B, S)`` is known."""
+    known = ~torch.isnan(target)
+    if bool(known.all()):
+        return loss.mean()
+    while known.ndim < loss.ndim:
+        known = known.unsqueeze(-1)
+    known = known.expand_as(loss)
+    return torch.where(known, loss, torch.zeros_like(loss)).sum() / known.sum().clamp(min=1)
 
 
 class ForecastTask:
@@ -131,17 +175,18 @@ class ForecastTask:
 
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch
-        return self.loss(model(x), y)
+        members = model.forward_members(x) if hasattr(model, "forward_members") else model(x)[None]
+        return sum(self.loss(pred, y) for pred in members)  # each member learns on its own
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         losses, abs_err = [], []
         for idx in torch.split(torch.arange(len(self.x_val)), 1024):
             pred = model(self.x_val[idx])  # (b, S, Q)
             losses.append(float(self.loss(pred, self.y_val[idx])) * len(idx))
-            abs_err.append((pred[..., self._median] - self.y_val[idx]).abs().sum())
+            abs_err.append((pred[..., self._median] - self.y_val[idx]).abs().nansum())
         metrics = {"val_loss": sum(losses) / len(self.x_val)}
         if self.val_scale is not None:
-            total = float(sum(abs_err)) / self.y_val.numel()
+            total = float(sum(abs_err)) / int((~torch.isnan(self.y_val)).sum())
             metrics["val_mae"] = total * self.val_scale
         return metrics
 

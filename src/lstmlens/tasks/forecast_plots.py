@@ -25,11 +25,15 @@ from .forecast_eval import Evaluation
 __all__ = ["forecast_figure", "save_png", "training_curve_figure"]
 
 
-def _flat(origins: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and values of ``(N, H)`` forecasts laid end to end (origins are H apart)."""
+def _flat(
+    origins: np.ndarray, values: np.ndarray, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and values of ``(N, H)`` forecasts laid end to end (origins are H apart), the
+    rows past the end ``n`` of the series (a partial last block) left out."""
     h = values.shape[1]
     rows = (origins[:, None] + np.arange(h)[None, :]).ravel()  # (N * H,)
-    return rows, values.ravel()
+    keep = np.ones(len(rows), dtype=bool) if n is None else rows < n
+    return rows[keep], values.ravel()[keep]
 
 
 def forecast_figure(series: Series, ev: Evaluation, history: int | None = None) -> Figure:
@@ -39,26 +43,26 @@ def forecast_figure(series: Series, ev: Evaluation, history: int | None = None) 
     least 36 and at most everything).
     """
     first = int(ev.origins[0])
-    test_rows = int(ev.origins[-1] + ev.actual.shape[1] - first)
+    test_rows = int(np.isfinite(ev.actual).sum())
     keep = max(36, 3 * test_rows) if history is None else history
     start = max(0, first - keep)
     x: pd.Index = series.index
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(x[start:first], series.values[start:first], color="#444444", lw=1.2, label="history")
-    rows, actual = _flat(ev.origins, ev.actual)
+    rows, actual = _flat(ev.origins, ev.actual, len(series))
     ax.plot(x[rows], actual, color="black", lw=1.2, ls=":", label="test (actual)")
     best = ev.best_baseline()
     if best is not None:
-        _, base = _flat(ev.origins, ev.baselines[best])
+        _, base = _flat(ev.origins, ev.baselines[best], len(series))
         mae = ev.metrics["baselines"][best]["mae"]
         ax.plot(x[rows], base, color="#ff7f0e", lw=1.2, ls="--", label=f"{best} (MAE {mae:.4g})")
-    _, point = _flat(ev.origins, ev.model.point)
+    _, point = _flat(ev.origins, ev.model.point, len(series))
     mae = ev.metrics["model"]["mae"]
     ax.plot(x[rows], point, color="#1f77b4", lw=1.6, label=f"LSTM (MAE {mae:.4g})")
     if ev.model.quantiles is not None:
-        _, lo = _flat(ev.origins, ev.model.lower)
-        _, hi = _flat(ev.origins, ev.model.upper)
+        _, lo = _flat(ev.origins, ev.model.lower, len(series))
+        _, hi = _flat(ev.origins, ev.model.upper, len(series))
         levels = ev.model.levels
         ax.fill_between(
             x[rows], lo, hi, color="#1f77b4", alpha=0.2, lw=0,

@@ -1,4 +1,4 @@
-"""Point-forecast error metrics: MAE, RMSE, sMAPE and MASE.
+"""Forecast error metrics: MAE, RMSE, sMAPE and MASE; interval coverage and pinball loss.
 
 For actual values ``y_t`` and forecasts ``f_t`` over the ``n`` evaluated steps:
 
@@ -10,13 +10,18 @@ For actual values ``y_t`` and forecasts ``f_t`` over the ``n`` evaluated steps:
 sMAPE is the M4-competition percentage (0..200). MASE (Hyndman & Koehler 2006)
 divides by the in-sample MAE of the seasonal-naive forecast with period ``m``
 (``m = 1``: the naive forecast), so MASE < 1 beats that benchmark in-sample.
+
+For quantile forecasts ``q_t(tau)`` at levels ``tau_1 < ... < tau_Q``:
+
+    coverage = (1/n) sum [q_t(tau_1) <= y_t <= q_t(tau_Q)]
+    pinball  = (1/(n Q)) sum_t sum_j max(tau_j e, (tau_j - 1) e),   e = y_t - q_t(tau_j)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["all_metrics", "mae", "mase", "rmse", "smape"]
+__all__ = ["all_metrics", "coverage", "mae", "mase", "pinball", "rmse", "smape"]
 
 
 def _pair(actual: np.ndarray, forecast: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -76,3 +81,23 @@ def all_metrics(
         "smape": smape(actual, forecast),
         "mase": mase(actual, forecast, insample, season),
     }
+
+
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of ``actual`` values inside ``[lower, upper]`` (all the same shape)."""
+    y, lo = _pair(actual, lower, "coverage")
+    _, hi = _pair(actual, upper, "coverage")
+    return float(np.mean((y >= lo) & (y <= hi)))
+
+
+def pinball(actual: np.ndarray, quantiles: np.ndarray, levels: tuple[float, ...]) -> float:
+    """Mean pinball loss of ``quantiles`` ``(..., Q)`` at ``levels`` for ``actual`` ``(...)``."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    tau = np.asarray(levels, dtype=np.float64)
+    y = np.asarray(actual, dtype=np.float64)
+    if q.shape != (*y.shape, len(tau)) or y.size == 0:
+        raise ValueError(
+            f"pinball: expected quantiles of shape {(*y.shape, len(tau))}, got {q.shape}"
+        )
+    err = y[..., None] - q
+    return float(np.mean(np.maximum(tau * err, (tau - 1) * err)))

@@ -1,14 +1,18 @@
 """The compiled CPU kernel: the fused scheme in C++, built on first use, cached per user.
 
-``lstm_native`` / ``gru_native`` / ``rnn_native`` have the contracts of the fused path and fall
-back to it (with one warning line) where no compiler is found or the build fails; ``status()``
-says which. See :mod:`.loader` (build and cache) and :mod:`.functions` (autograd Functions).
+``lstm_native`` / ``gru_native`` / ``rnn_native`` have the contracts of the fused path;
+:class:`Native` registers them as the ``native`` backend, whose availability is ``status()``
+and whose fallback (``fused``, where no compiler is found or the build fails) the registry
+runs. See :mod:`.loader` (build and cache), :mod:`.functions` (autograd Functions) and
+:mod:`.backend` (the registry's view).
 """
 
+from .backend import Native
 from .functions import gru_native, lstm_native, native_ops, rnn_native
 from .loader import NativeStatus, cache_dir, status
 
 __all__ = [
+    "Native",
     "NativeStatus",
     "cache_dir",
     "gru_native",

@@ -3,9 +3,10 @@
 :func:`lstm_native`, :func:`gru_native` and :func:`rnn_native` take and return exactly what
 :func:`~lstmlens.kernels.fused.lstm_fused` and friends do (time-major ``x`` (T, B, I),
 ``h0`` (B, P), ``c0`` (B, H), keep masks (T, B, 1|units), ``rmask`` (B, P)). They run the
-compiled kernel for float32 and float64 CPU tensors; anything else (another dtype or device)
-runs the fused path. When the kernel cannot be built or loaded they run the fused path too and
-say so ONCE per process, in one warning line.
+compiled kernel for float32 and float64 CPU tensors and refuse anything else with a
+``ValueError``; a batch of zero sequences, where there is nothing to compute, goes through the
+fused path. Falling back when the kernel cannot be built is the registry's business
+(:mod:`lstmlens.kernels.registry`), not theirs: called without the kernel they raise.
 
 With gradients off (``torch.no_grad()``, ``inference_mode``, or nothing requiring grad) the
 kernel saves nothing for a backward pass.
@@ -17,7 +18,6 @@ runs every matmul of forward and backward with bfloat16 operands and float32 acc
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import torch
@@ -29,33 +29,28 @@ from .. import fused, fused_gru_rnn
 from .abi import LSTM_SAVED, LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
 
-__all__ = ["gru_native", "lstm_native", "native_ops", "rnn_native"]
-
-_warned = False
+__all__ = ["bf16_requested", "gru_native", "lstm_native", "native_ops", "rnn_native"]
 
 
 def native_ops():
-    """``torch.ops.lstmlens_native`` when the kernel is loaded, else ``None`` (warning once)."""
-    global _warned
-    st = status()
-    if st.ok:
-        return torch.ops.lstmlens_native
-    if not _warned and st.reason != "disabled":
-        _warned = True
-        warnings.warn(
-            f"lstmlens: native kernel unavailable ({st.summary()}); using the fused PyTorch path",
-            RuntimeWarning,
-            stacklevel=4,
+    """``torch.ops.lstmlens_native`` when the kernel is loaded, else ``None``."""
+    return torch.ops.lstmlens_native if status().ok else None
+
+
+def _ops(owner: str, x: Tensor):
+    """The kernel's operators for ``x``, or a one-line error saying why they cannot run it."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"{owner}: the native kernel runs float32/float64 CPU tensors, got {x.dtype} on {x.device}"
         )
-    return None
+    ops = native_ops()
+    if ops is None:
+        raise RuntimeError(f"{owner}: the native kernel is unavailable ({status().summary()})")
+    return ops
 
 
-def _supported(x: Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and x.shape[1] > 0
-
-
-def _bf16(precision: str | None) -> bool:
-    """Whether the matmuls run in bfloat16: asked for, or CPU autocast to bfloat16."""
+def bf16_requested(precision: str | None) -> bool:
+    """Whether the matmuls should run in bfloat16: asked for, or CPU autocast to bfloat16."""
     if precision not in (None, "fp32", "bf16"):
         raise ValueError(
             f"lstm_native: precision must be 'fp32', 'bf16' or None, got {precision!r}"
@@ -120,12 +115,13 @@ def lstm_native(
     ``precision``: ``"fp32"``, ``"bf16"`` (bfloat16 matmuls, see the module docstring) or None
     (bf16 under CPU autocast to bfloat16, else fp32).
     """
-    bf16 = _bf16(precision) and status().bf16 and x.dtype in (torch.float32, torch.bfloat16)
-    if bf16:  # autocast may hand over bfloat16 activations: the kernel's tensors are float32
+    bf16 = bf16_requested(precision) and status().bf16
+    if bf16 and x.dtype in (torch.float32, torch.bfloat16):
+        # autocast may hand over bfloat16 activations: the kernel's tensors are float32
         x, h0, c0 = x.float(), h0.float(), c0.float()
-    ops = native_ops() if _supported(x) else None
-    if ops is None:
+    if x.shape[1] == 0:  # no sequences: nothing to compute, torch-shaped empty results
         return fused.lstm_fused(x, h0, c0, p, spec, keep_h, keep_c, rmask)
+    ops = _ops("lstm_native", x)
     x, h0, c0 = x.contiguous(), h0.contiguous(), c0.contiguous()
     keep_h, keep_c, rmask = _keep(keep_h, x), _keep(keep_c, x), _keep(rmask, x)
     names = tuple(p)
@@ -171,8 +167,7 @@ class _SimpleNative(torch.autograd.Function):
         return (None, None, dx, dh0, None, *(by_name[n] for n in ctx.names))
 
 
-def _simple(relu, x, h0, p, keep_h):
-    ops = torch.ops.lstmlens_native
+def _simple(relu, ops, x, h0, p, keep_h):
     x, h0, keep_h = x.contiguous(), h0.contiguous(), _keep(keep_h, x)
     names = tuple(n for n in SIMPLE_SLOTS if n in p)
     weights = tuple(p[n] for n in names)
@@ -191,9 +186,9 @@ def gru_native(
     x: Tensor, h0: Tensor, p: Mapping[str, Tensor], keep_h: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Same contract as :func:`~lstmlens.kernels.fused_gru_rnn.gru_fused`: ``(out, h_T)``."""
-    if not (_supported(x) and native_ops() is not None):
+    if x.shape[1] == 0:  # no sequences: nothing to compute
         return fused_gru_rnn.gru_fused(x, h0, p, keep_h)
-    return _simple(None, x, h0, p, keep_h)
+    return _simple(None, _ops("gru_native", x), x, h0, p, keep_h)
 
 
 def rnn_native(
@@ -204,6 +199,6 @@ def rnn_native(
     keep_h: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Same contract as :func:`~lstmlens.kernels.fused_gru_rnn.rnn_fused`: ``(out, h_T)``."""
-    if not (_supported(x) and native_ops() is not None):
+    if x.shape[1] == 0:  # no sequences: nothing to compute
         return fused_gru_rnn.rnn_fused(x, h0, p, nonlinearity, keep_h)
-    return _simple(nonlinearity == "relu", x, h0, p, keep_h)
+    return _simple(nonlinearity == "relu", _ops("rnn_native", x), x, h0, p, keep_h)
