@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(STAMP)
 test: $(DEVSTAMP)
 	@bash scripts/ensure_chromium.sh
 	$(PY) -m pytest
+
+# The inner loop: no slow tests (gradchecks, long trainings) and no browser.
+test-fast: $(DEVSTAMP)
+	$(PY) -m pytest -m "not slow and not browser"
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

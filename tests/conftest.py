@@ -35,3 +35,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA.resolve()}")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Gradient checks (``test_gradcheck*``, float64 finite differences) are slow: marked so
+    that ``make test-fast`` leaves them out; ``make test`` still runs them."""
+    for item in items:
+        if item.originalname.startswith("test_gradcheck"):  # type: ignore[attr-defined]
+            item.add_marker(pytest.mark.slow)

@@ -37,7 +37,7 @@ TRAIN = [
     "2",
     "--hidden",
     "4",
-    "--batch",
+    "--batch-size",
     "4",
     "--val-fraction",
     "0.25",

@@ -11,7 +11,7 @@ CORPUS = (
     "All:\nSpeak, speak.\n\n"
     "First Citizen:\nYou are all resolved rather to die than to famish?\n\n"
 ) * 12
-TINY = ["--hidden", "16", "--embed", "8", "--seq-len", "20", "--batch-size", "8", "--quiet"]
+TINY = ["--hidden", "16", "--embed-dim", "8", "--seq-len", "20", "--batch-size", "8", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,11 @@ def test_train_writes_the_run_folder(run):
         "loss.png",
     } <= names
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
-    assert config["task"] == "language" and config["tokenizer"]["level"] == "char"
+    assert (
+        config["task"] == "text"
+        and config["format_version"] == 1
+        and config["tokenizer"]["level"] == "char"
+    )
     assert config["best_epoch"] in (1, 2) and config["corpus"].endswith("corpus.txt")
     metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
     assert len(metrics["history"]) == 2 and metrics["best_val_bpc"] > 0
@@ -141,7 +145,7 @@ def test_train_bad_options(tmp_path, capsys):
         (["--seq-len", "0"], "--seq-len must be a positive integer"),
         (["--val-fraction", "1.5"], "--val-fraction must be in (0, 1)"),
         (["--variant", "bogus"], "unknown variant"),
-        (["--embed", "8", "--tie-weights"], "tie_weights needs embed_size"),
+        (["--embed-dim", "8", "--tie-weights"], "tie_weights needs embed_size"),
         (["--epochs", "0"], "--epochs"),
     ]:
         assert main(["text", "train", str(corpus), "--out", str(out), *TINY, *extra]) == 2

@@ -8,6 +8,7 @@ training run in this process without any process group. ``2 processes at
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
@@ -42,15 +43,17 @@ TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen
 
 
 def forecaster(run_dir: str | None = None, epochs: int = 2, resume: bool = False, **cfg):
-    """A tiny float64 forecaster on noisy sine windows: 21 windows, batch 8 (last one 5)."""
+    """A tiny float64 forecaster (2-member ensemble, 3 quantiles) on noisy sine windows: 21
+    windows, batch 8 (the last one 5: 3 rows on rank 0, 2 on rank 1)."""
     g = torch.Generator().manual_seed(3)
     t = torch.arange(60, dtype=torch.float64)
     u = torch.sin(t / 4) + 0.1 * torch.randn(60, generator=g, dtype=torch.float64)
     x = torch.stack([u[i : i + 6] for i in range(30)]).unsqueeze(-1)  # (30, 6, 1)
     y = torch.stack([u[i + 6 : i + 8] for i in range(30)])  # (30, 2)
-    task = ForecastTask(x[:21], y[:21], x[21:], y[21:], batch_size=8)
+    task = ForecastTask(x[:21], y[:21], x[21:], y[21:], quantiles=(0.1, 0.5, 0.9), batch_size=8)
     seed_everything(0)
-    model = ForecastNet(NetConfig(input_size=1, hidden_size=5, out_steps=2)).double()
+    net = NetConfig(input_size=1, hidden_size=5, out_steps=2, n_outputs=3, members=2)
+    model = ForecastNet(net).double()
     config = TrainConfig(epochs=epochs, lr=0.01, **cfg)
     result = Trainer(model, task, config, run_dir=run_dir).fit(resume=resume)
     return model.state_dict(), result.history
@@ -108,7 +111,11 @@ SCENARIOS = {
 def _entry(rank: int, world: int, folder: str, name: str, kwargs: dict) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
-        "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world
+        "gloo",
+        init_method=f"file://{folder}/rendezvous",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
     )
     try:
         torch.save(SCENARIOS[name](**kwargs), f"{folder}/result-{rank}.pt")
@@ -119,9 +126,19 @@ def _entry(rank: int, world: int, folder: str, name: str, kwargs: dict) -> None:
 def on_ranks(tmp_path: Path, name: str, world: int = 2, **kwargs):
     """Run scenario ``name`` on ``world`` forked gloo processes; returns each rank's result."""
     folder = Path(tempfile.mkdtemp(prefix=f"ranks-{name}-", dir=tmp_path))
-    mp.start_processes(
-        _entry, args=(world, str(folder), name, kwargs), nprocs=world, start_method="fork"
+    context = mp.start_processes(
+        _entry,
+        args=(world, str(folder), name, kwargs),
+        nprocs=world,
+        start_method="fork",
+        join=False,
     )
+    deadline = time.monotonic() + 120  # a hung rank fails the test instead of hanging it
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in context.processes:
+                p.kill()
+            raise TimeoutError(f"scenario {name} on {world} ranks did not finish in 120 s")
     return [torch.load(folder / f"result-{r}.pt", weights_only=False) for r in range(world)]
 
 
@@ -228,6 +245,23 @@ def test_launch_refuses_bad_nproc_and_a_busy_port():
             D.launch(print, nproc=2, port=port)
 
 
+def test_more_processes_than_rows_in_a_batch_is_refused(tmp_path):
+    """3 gloo ranks, a language model with 2 streams: one line on every rank, nothing hangs."""
+    with pytest.raises(Exception, match="3 processes but a batch of only 2 rows"):
+        on_ranks(tmp_path, "few_streams", world=3)
+
+
+def few_streams():
+    tok = build_tokenizer(TEXT, "char")
+    ids = torch.tensor(tok.encode(TEXT))
+    model = LanguageModel(tok, embed_size=4, hidden_size=4).double()
+    task = LanguageTask(model, ids[:300], ids[300:], batch_size=2, seq_len=5)
+    Trainer(model, task, TrainConfig(epochs=1)).fit()
+
+
+SCENARIOS["few_streams"] = few_streams
+
+
 @pytest.mark.slow
 def test_launcher_runs_workers_and_a_killed_worker_is_one_line(tmp_path):
     """elastic_launch: results per rank; a SIGKILLed rank -> WorkerFailedError, folder loads."""
@@ -260,20 +294,3 @@ def _launched_forecaster(run_dir: str, epochs: int, kill_at: int | None = None):
         ForecastTask.train_batches = dying
     state, history = forecaster(run_dir=run_dir, epochs=epochs)
     return len(history)
-
-
-def test_more_processes_than_rows_in_a_batch_is_refused(tmp_path):
-    """3 gloo ranks, a language model with 2 streams: one line on every rank, nothing hangs."""
-    with pytest.raises(Exception, match="3 processes but a batch of only 2 rows"):
-        on_ranks(tmp_path, "few_streams", world=3)
-
-
-def few_streams():
-    tok = build_tokenizer(TEXT, "char")
-    ids = torch.tensor(tok.encode(TEXT))
-    model = LanguageModel(tok, embed_size=4, hidden_size=4).double()
-    task = LanguageTask(model, ids[:300], ids[300:], batch_size=2, seq_len=5)
-    Trainer(model, task, TrainConfig(epochs=1)).fit()
-
-
-SCENARIOS["few_streams"] = few_streams

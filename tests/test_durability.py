@@ -258,7 +258,7 @@ def test_a_full_disk_in_a_command_is_one_line_naming_the_file(tmp_path, monkeypa
         real_fill(tmp, data)
 
     monkeypatch.setattr(checkpoint_module, "_fill", fill_until_full)
-    argv = ["text", "train", str(corpus), "--out", str(out), "--hidden", "8", "--embed", "4",
+    argv = ["text", "train", str(corpus), "--out", str(out), "--hidden", "8", "--embed-dim", "4",
             "--seq-len", "10", "--batch-size", "4", "--epochs", "2", "--quiet", "--no-lens"]  # fmt: skip
     assert main(argv) == 2
     err = capsys.readouterr().err

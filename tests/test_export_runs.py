@@ -88,7 +88,7 @@ def runs(tmp_path_factory) -> Path:
                  "--quiet", "--out", str(root / "tcls")]) == 0  # fmt: skip
     (root / "corpus.txt").write_text(CORPUS, encoding="utf-8")
     assert main(["text", "train", str(root / "corpus.txt"), "--epochs", "1", "--hidden", "8",
-                 "--embed", "4", "--seq-len", "20", "--batch-size", "8", "--quiet",
+                 "--embed-dim", "4", "--seq-len", "20", "--batch-size", "8", "--quiet",
                  "--no-lens", "--out", str(root / "txt")]) == 0  # fmt: skip
     for name in ("fc", "cls", "tcls", "txt"):
         assert main(["export", str(root / name), "--output", str(root / f"{name}.onnx")]) == 0

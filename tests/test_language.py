@@ -289,7 +289,7 @@ def test_save_load_identical_logits(tmp_path, level):
     ).eval()
     save_language_model(tmp_path / "run", m, {"level_note": level})
     again, config = load_language_model(tmp_path / "run")
-    assert config["task"] == "language" and config["level_note"] == level
+    assert config["task"] == "text" and config["level_note"] == level
     assert again.tokenizer == m.tokenizer and again.config_dict() == m.config_dict()
     assert again.decoder.weight is again.embedding.weight
     x = torch.tensor([m.tokenizer.encode(TEXT[:30])])

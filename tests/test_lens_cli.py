@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import lstmlens.cli.inspect as inspect_cli
+import lstmlens.lens.pages as lens_pages
 from lstmlens.cli.main import main
 from lstmlens.data.text import build_tokenizer
 from lstmlens.tasks.language import LanguageModel, save_language_model
@@ -83,9 +83,15 @@ def test_inspect_bad_input(text_run, tmp_path, capsys):
     assert "no config.json" in _error_line(capsys)
     other = tmp_path / "other"
     other.mkdir()
-    (other / "config.json").write_text(json.dumps({"task": "classify"}))
+    (other / "config.json").write_text(json.dumps({"task": "weather"}))
     assert main(["inspect", str(other)]) == 2
-    assert "holds a 'classify' run" in _error_line(capsys)
+    assert "unknown task 'weather'" in _error_line(capsys)
+    (other / "config.json").write_text(json.dumps({"task": "text", "format_version": 99}))
+    assert main(["inspect", str(other)]) == 2
+    assert "format_version 99" in _error_line(capsys)
+    (other / "config.json").write_text(json.dumps({"task": "classify", "format_version": 1}))
+    assert main(["inspect", str(other)]) == 2
+    assert "model.safetensors: file not found" in _error_line(capsys)
     (other / "config.json").write_text("{not json")
     assert main(["inspect", str(other)]) == 2
     assert "is not valid JSON" in _error_line(capsys)
@@ -189,7 +195,7 @@ def test_inspect_forecast_run_writes_the_series_page_and_pngs(
     forecast_run, tmp_path, capsys, monkeypatch
 ):
     run, _, y, temp = forecast_run
-    monkeypatch.setattr(inspect_cli, "_CHUNK", 10)  # 53 windows traced in 6 pieces
+    monkeypatch.setattr(lens_pages, "_CHUNK", 10)  # 53 windows traced in 6 pieces
     html, pngs = tmp_path / "lens.html", tmp_path / "png"
     assert main(["inspect", str(run), "--html", str(html), "--png", str(pngs)]) == 0
     assert str(html) in capsys.readouterr().out
@@ -285,7 +291,7 @@ def _cfg(run) -> dict:
 # ---------------------------------------------------------------------- text runs
 
 LONG = "".join(f'line {i}: the (quick) fox said "{"ab" * (i % 7)}".\n' for i in range(60))
-TEXT_TINY = ["--hidden", "8", "--embed", "4", "--seq-len", "20", "--batch-size", "8"]
+TEXT_TINY = ["--hidden", "8", "--embed-dim", "4", "--seq-len", "20", "--batch-size", "8"]
 
 
 def test_text_train_writes_a_lens_page_of_validation_text(tmp_path, capsys):
@@ -317,7 +323,7 @@ def test_text_train_no_lens_and_a_failing_lens(tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("the page cannot be drawn")
 
-    monkeypatch.setattr(inspect_cli, "write_text_lens", broken)
+    monkeypatch.setattr(lens_pages, "write_text_lens", broken)
     assert main([*argv, "--out", str(tmp_path / "b")]) == 0  # the run itself is fine
     out, err = capsys.readouterr()
     assert err == "lstmlens: warning: no lens page for the run: the page cannot be drawn\n"

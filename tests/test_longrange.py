@@ -264,7 +264,7 @@ def test_cli_prints_the_table(capsys):
             "4",
             "--hidden",
             "8",
-            "--batch",
+            "--batch-size",
             "4",
             "--eval-every",
             "2",

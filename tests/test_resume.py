@@ -189,7 +189,7 @@ def test_forecast_resume_may_change_epochs_time_and_output(forecast_run, tmp_pat
     status = resume(data, copy, "--epochs", "2", "--max-minutes", "5", "--threads", "1")
     assert status == 0, capsys.readouterr().err
     assert not (copy / ".forecast.png.ab12cd34.tmp").exists()
-    listed = "--epochs,--max-minutes,--patience,--precision,--quiet,--threads,--no-lens,--baselines"
+    listed = "--epochs,--max-minutes,--patience,--precision,--quiet,--threads,--device,--no-lens,--baselines"
     help_text = "".join(capsys_help(capsys, ["forecast", "train", "-h"]).split())  # unwrapped
     assert f"only{listed}maychange" in help_text
 
@@ -282,7 +282,7 @@ def test_text_resume_refuses_another_variant_or_level(tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
     out = tmp_path / "run"
-    argv = ["text", "train", str(corpus), "--out", str(out), "--hidden", "8", "--embed", "4",
+    argv = ["text", "train", str(corpus), "--out", str(out), "--hidden", "8", "--embed-dim", "4",
             "--seq-len", "10", "--batch-size", "4", "--epochs", "1", "--quiet", "--no-lens"]  # fmt: skip
     assert main([*argv, "--variant", "cifg"]) == 0
     before = files(out)
@@ -303,7 +303,7 @@ def test_classify_resume_refuses_another_model(tmp_path, capsys):
     pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / "run"
     argv = ["classify", "train", str(tmp_path / "d.csv"), "--id", "seq", "--time", "t",
-            "--label", "label", "--hidden", "4", "--batch", "4", "--epochs", "1", "--quiet",
+            "--label", "label", "--hidden", "4", "--batch-size", "4", "--epochs", "1", "--quiet",
             "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     error = one_line_error(capsys, main([*argv, "--resume", "--bidirectional"]))

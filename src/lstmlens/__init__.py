@@ -9,6 +9,7 @@ from . import export as export
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .io import load_run as load_run
 from .kernels.registry import backends as backends
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
@@ -34,5 +35,6 @@ __all__ = [
     "Variant",
     "backends",
     "inspect",
+    "load_run",
     "__version__",
 ]

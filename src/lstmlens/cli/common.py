@@ -1,84 +1,75 @@
-"""What every subcommand shares: the user error, the common training options, the run folder.
+"""What every subcommand shares: one option vocabulary, the training options, the reporter.
 
-Run folders. ``prepare_run_dir`` is the only way a command should claim an
-``--out`` folder (call it after the inputs are validated, so that bad input
-leaves no folder behind). It marks the folder with an empty ``.lstmlens-run``
-file. The rules:
-
-* a missing folder, an empty one, or one holding only the marker is used as is;
-* any other folder is refused unless ``--force`` or ``--resume``;
-* ``--force`` is refused on a folder without the marker (it was not made by
-  lstmlens, e.g. ``--out .``); on a marked folder it deletes only the run files
-  at its top level, the names matching :data:`RUN_FILE_PATTERNS` (config,
-  weights, metrics, checkpoint, plots, HTML, log, leftover temporary files of
-  ours and of safetensors); anything else (a user's notes, sub-folders, CSV
-  files) is kept;
-* a marked folder whose checkpoint has trained nothing (a run stopped in its
-  first seconds) is reused like an empty one;
-* ``--resume`` needs a usable checkpoint there, and refuses one recorded with
-  other options (see :func:`run_spec`); it touches nothing but the lock; ``--force`` with
-  ``--resume`` is refused.
-
-A claimed folder is locked (:mod:`lstmlens.train.lock`) until the command ends, so
-a second command on the same folder is refused ("in use by another process"), and
-a fresh claim writes the checkpoint of a run that has trained nothing yet, so that
-a run stopped before its first epoch can be resumed or rerun.
+The model options (:data:`MODEL_OPTIONS`: ``--variant --layers --hidden --dropout
+--layer-norm --zoneout --recurrent-dropout --bidirectional --proj-size --forget-bias``) are
+defined here once; each command names those its model allows. ``--device``, ``--threads``,
+the training options and the run-folder options likewise. Old spellings stay one release as
+hidden aliases (:func:`add_deprecated`) that print a one-line note on stderr. The error type,
+the argument types and the run-folder rules live in ``errors``, ``types`` and
+``run_folder`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..train import Reporter, TrainConfig, distributed
-from ..train.checkpoint import (
-    CHECKPOINT_JSON,
-    CHECKPOINT_PREVIOUS,
-    checkpoint_state,
-    clean_stray_files,
-    mark_started,
-    write_atomic,
-)
+from ..train import Reporter, TrainConfig
 from ..train.config import OPTIMIZERS
-from ..train.lock import LOCK_FILE, acquire_run_lock
-from ..train.resume import check_resume, file_identity
+from ..train.resume import file_identity
+from .errors import EXIT_INTERRUPTED, CLIError
+from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
+from .types import (
+    comma_names,
+    dropout,
+    fraction,
+    levels,
+    nonnegative_float,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    season,
+)
 
 __all__ = [
-    "add_threads_arg",
-    "nonnegative_int",
+    "ALL_MODEL_OPTIONS",
     "EXIT_INTERRUPTED",
     "LOG_FILE",
+    "MODEL_OPTIONS",
     "RUN_FILE_PATTERNS",
     "RUN_MARKER",
     "CLIError",
+    "add_command",
+    "add_deprecated",
+    "add_device_arg",
+    "add_model_args",
+    "add_threads_arg",
     "add_train_args",
+    "comma_names",
+    "fraction",
+    "levels",
+    "model_kwargs",
     "nonnegative_float",
+    "nonnegative_int",
     "positive_float",
     "positive_int",
     "prepare_run_dir",
-    "reporter_from_args",
     "RESUME_MAY_CHANGE",
     "run_spec",
+    "print_result",
+    "refuse_existing",
+    "reporter_from_args",
+    "resolve_device",
+    "season",
     "train_config_from_args",
+    "cpu_device",
 ]
 
-RUN_MARKER = ".lstmlens-run"
-LOG_FILE = "train.log"
-TEMPORARY_PATTERNS = (".*.tmp", ".tmp??????")  # what killed writes leave: ours, safetensors'
-RUN_FILE_PATTERNS = (
-    "*.json",
-    "*.jsonl",
-    "*.safetensors",
-    "*.png",
-    "*.svg",
-    "*.html",
-    "*.log",
-    *TEMPORARY_PATTERNS,
-)
+VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
 #: Options a ``--resume`` may change (``--epochs`` not with ``--schedule cosine``); every
 #: other option must be the one the run started with.
 RESUME_MAY_CHANGE = (
@@ -88,114 +79,189 @@ RESUME_MAY_CHANGE = (
     "precision",
     "quiet",
     "threads",
-    "nproc",  # (the trainer refuses another world size, naming both)
+    "device",
+    "nproc",  # (checked against the checkpoint's world size instead)
     "no_lens",
     "baselines",  # scoring only, after training
 )
 _NOT_OPTIONS = ("func", "command", "action", "out", "force", "resume")
-EXIT_INTERRUPTED = 130  # what a command returns when training was stopped by Ctrl-C
-VARIANT_HELP = "vanilla, peephole, nig, nfg, nog, niaf, noaf, cifg, fgr"
+DEVICES = ("auto", "cpu", "cuda")
 
 
-class CLIError(Exception):
-    """A problem with the user's input; ``main`` prints ``lstmlens: error: MESSAGE``, exits 2."""
+# ------------------------------------------------------------ option vocabulary
+
+#: Every model option a command may offer, in the order help lists them: dest -> argparse
+#: keywords. A command names the ones its model allows (``add_train_args(parser, names)``).
+MODEL_OPTIONS: dict[str, dict[str, Any]] = {
+    "variant": {"default": "vanilla", "help": f"LSTM variant: {VARIANT_HELP} (%(default)s)"},
+    "layers": {"type": positive_int, "default": 1, "help": "stacked layers (%(default)s)"},
+    "hidden": {"type": positive_int, "default": 64, "help": "hidden units (%(default)s)"},
+    "dropout": {"type": dropout, "default": 0.0, "help": "dropout between layers (%(default)s)"},
+    "layer_norm": {"action": "store_true", "help": "layer-normalise the gate pre-activations"},
+    "zoneout": {
+        "type": dropout,
+        "default": 0.0,
+        "help": "zoneout: probability a unit keeps its previous h and c (%(default)s)",
+    },
+    "recurrent_dropout": {
+        "type": dropout,
+        "default": 0.0,
+        "help": "dropout on h on its way into W_hh, one mask per sequence (%(default)s)",
+    },
+    "bidirectional": {"action": "store_true", "help": "read each sequence both ways"},
+    "proj_size": {
+        "type": nonnegative_int,
+        "default": 0,
+        "help": "project h to this size (0: none) (%(default)s)",
+    },
+    "forget_bias": {
+        "type": float,
+        "default": 0.0,
+        "help": "added to the initial forget-gate bias (%(default)s)",
+    },
+}
+#: Options whose model keyword (``lstmlens.LSTM``) is not their own name.
+_KEYWORDS = {"layers": "num_layers", "hidden": "hidden_size"}
+ALL_MODEL_OPTIONS = tuple(MODEL_OPTIONS)
 
 
-# ----------------------------------------------------------- argument types
+def add_command(
+    actions: Any, name: str, help: str, example: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand parser whose help ends with ``example`` (kept as written)."""
+    return actions.add_parser(
+        name,
+        help=help,
+        description=description or help[0].upper() + help[1:] + ".",
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
-def _number(text: str, kind: type, name: str) -> float:
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}")
-    return value
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(_number(text, int, "an integer >= 1"))
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+def add_model_args(
+    parser: argparse.ArgumentParser, options: Sequence[str] = ALL_MODEL_OPTIONS
+) -> None:
+    """Add the model ``options`` (names of :data:`MODEL_OPTIONS`) in a "model" group."""
+    group = parser.add_argument_group("model")
+    for dest in options:
+        group.add_argument(_flag(dest), dest=dest, **MODEL_OPTIONS[dest])
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The model keyword arguments (``hidden_size=``, ``layer_norm=``, ...) the options set."""
+    return {_KEYWORDS.get(d, d): getattr(args, d) for d in MODEL_OPTIONS if hasattr(args, d)}
 
 
-def nonnegative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(_number(text, int, "an integer >= 0"))
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: stores into the new one's ``dest`` with a note on stderr."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kwargs: Any):
+        self.new = new
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None):
+        print(
+            f"lstmlens: note: {option_string} is deprecated, use {self.new} "
+            "(the old spelling goes in the next release)",
+            file=sys.stderr,
+        )
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
 
 
-def nonnegative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
+def add_deprecated(
+    parser: argparse.ArgumentParser | Any, old: str, new: str, dest: str, **kwargs: Any
+) -> None:
+    """Accept ``old`` as a hidden alias of ``new`` (same ``dest``) for one more release."""
+    parser.add_argument(
+        old,
+        dest=dest,
+        action=_Deprecated,
+        new=new,
+        help=argparse.SUPPRESS,
+        default=None,
+        **kwargs,
+    )
 
 
-def _dropout(text: str) -> float:
-    value = _number(text, float, "a probability in [0, 1)")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1), got {text!r}")
-    return value
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    """``--device cpu|cuda|auto`` (auto: cuda when available, else cpu)."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the model runs: auto takes cuda when available, else cpu (%(default)s)",
+    )
+
+
+def resolve_device(args: argparse.Namespace) -> str:
+    """``"cpu"`` or ``"cuda"`` for ``--device``; ``cuda`` without CUDA is a :class:`CLIError`."""
+    import torch
+
+    wanted = getattr(args, "device", "cpu") or "cpu"
+    available = torch.cuda.is_available()
+    if wanted == "cuda" and not available:
+        raise CLIError("--device cuda: CUDA is not available here (use --device cpu or auto)")
+    return "cuda" if wanted == "cuda" or (wanted == "auto" and available) else "cpu"
+
+
+def cpu_device(args: argparse.Namespace, what: str) -> str:
+    """``"cpu"`` for a command whose model runs on the CPU in this release (training, the
+    forecaster, the classifier, the lens): ``auto`` means cpu, ``cuda`` is refused in one line."""
+    if resolve_device(args) != "cpu" and getattr(args, "device", "auto") == "cuda":
+        raise CLIError(f"--device cuda: {what} runs on the CPU in this release (use cpu or auto)")
+    return "cpu"
 
 
 # ------------------------------------------------------------ train options
 
 
-def add_train_args(parser: argparse.ArgumentParser) -> None:
-    """Add the options every ``train`` subcommand takes (DESIGN section 4).
+def add_train_args(
+    parser: argparse.ArgumentParser,
+    model: Sequence[str] = ALL_MODEL_OPTIONS,
+    resume: bool = True,
+) -> None:
+    """Add the options every ``train`` subcommand takes (docs/design.md, "Command line").
 
-    Model: ``--variant --layers --hidden --dropout``; training: ``--epochs
-    --max-minutes --seed --lr --optimizer --weight-decay --schedule --clip
-    --patience --precision``; run: ``--quiet --force --resume``. A command that
-    wants other defaults calls ``parser.set_defaults(epochs=..., hidden=...)``.
+    Model: ``model`` of :data:`MODEL_OPTIONS` (``--variant --layers --hidden --dropout
+    --layer-norm --zoneout --recurrent-dropout --bidirectional --proj-size --forget-bias``);
+    training: ``--epochs --max-minutes --seed --lr --optimizer --weight-decay --schedule
+    --clip --patience --precision --device --threads``; run: ``--quiet --force --resume``.
+    A command that wants other defaults calls ``parser.set_defaults(epochs=..., hidden=...)``
+    after this; the help texts read ``%(default)s``, so they show the defaults in force.
     """
-    model = parser.add_argument_group("model")
-    model.add_argument("--variant", default="vanilla", help=f"LSTM variant ({VARIANT_HELP})")
-    model.add_argument("--layers", type=positive_int, default=1, help="stacked layers (1)")
-    model.add_argument("--hidden", type=positive_int, default=64, help="hidden size (64)")
-    model.add_argument("--dropout", type=_dropout, default=0.0, help="dropout between layers (0.0)")
-
+    add_model_args(parser, model)
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=positive_int, default=20, help="epochs (20)")
+    train.add_argument("--epochs", type=positive_int, default=20, help="epochs (%(default)s)")
     train.add_argument(
         "--max-minutes",
         type=positive_float,
         default=None,
         metavar="M",
-        help="stop at the first epoch end after M minutes, keeping the best model",
+        help="stop at the first epoch end after M minutes, keeping the best model (%(default)s)",
     )
-    train.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    train.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (0.001)")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(adam)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (%(default)s)")
     train.add_argument(
-        "--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (0.0)"
+        "--lr", type=positive_float, default=1e-3, help="learning rate (%(default)s)"
+    )
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="(%(default)s)")
+    train.add_argument(
+        "--weight-decay", type=nonnegative_float, default=0.0, help="weight decay (%(default)s)"
     )
     train.add_argument(
         "--schedule",
         choices=("none", "plateau", "cosine"),
         default="none",
-        help="learning-rate schedule: halve on a val_loss plateau, or cosine decay (none)",
+        help="learning-rate schedule: halve on a val_loss plateau, or cosine decay (%(default)s)",
     )
     train.add_argument(
         "--clip",
         type=nonnegative_float,
         default=1.0,
-        help="clip the gradient norm to this; 0 turns clipping off (1.0)",
+        help="clip the gradient norm to this; 0 turns clipping off (%(default)s)",
     )
     train.add_argument(
         "--patience",
@@ -204,9 +270,12 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
         help="early stopping after this many epochs without a lower validation loss (off)",
     )
     train.add_argument(
-        "--precision", choices=("fp32", "bf16"), default="fp32", help="compute precision (fp32)"
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="compute precision (%(default)s)",
     )
-
+    add_device_arg(train)
     add_threads_arg(parser)
     from .launch import add_nproc_arg
 
@@ -214,13 +283,31 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run folder")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
-    may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
-    run.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out, with the options it was started with; only "
-        f"{may_change} may change (--epochs not with --schedule cosine)",
-    )
+    if resume:
+        may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+        run.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the run in --out, with the options it was started with; only "
+            f"{may_change} may change (--epochs not with --schedule cosine)",
+        )
+    else:
+        parser.set_defaults(resume=False)
+
+
+def refuse_existing(output: Path | None, force: bool) -> None:
+    """An ``--output`` file that exists is replaced only with ``--force``."""
+    if output is not None and output.exists() and not force:
+        raise CLIError(f"{output} exists; use --force to replace it")
+
+
+def print_result(result: Any) -> int:
+    """Print a run result's ``lines`` (stdout) and ``warnings`` (stderr); the exit status."""
+    for line in result.lines:
+        print(line)
+    for warning in result.warnings:
+        print(f"lstmlens: warning: {warning}", file=sys.stderr)
+    return EXIT_INTERRUPTED if result.interrupted else 0
 
 
 def add_threads_arg(parser: argparse.ArgumentParser) -> None:
@@ -230,7 +317,7 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
         type=nonnegative_int,
         default=1,
         help="torch CPU threads; 0 keeps torch's default. These small recurrences gain little "
-        "from a second thread and lose many-fold when another process shares the cores (1)",
+        "from a second thread and lose many-fold when another process shares the cores (%(default)s)",
     )
 
 
@@ -275,88 +362,3 @@ def run_spec(args: argparse.Namespace, files: Sequence[str] = ()) -> dict[str, A
         if spec.get(name) is not None:
             spec[name] = file_identity(spec[name])
     return json.loads(json.dumps(spec, default=str))  # paths as strings, tuples as lists
-
-
-# ---------------------------------------------------------------- run folder
-
-
-def _run_files(folder: Path) -> list[Path]:
-    """Top-level regular files of ``folder`` that match :data:`RUN_FILE_PATTERNS`."""
-    found = {p for pattern in RUN_FILE_PATTERNS for p in folder.glob(pattern)}
-    return sorted(p for p in found if p.is_file() and not p.is_symlink())
-
-
-def _check_world_size(path: Path, state: dict[str, Any] | None) -> None:
-    """Refuse to resume on another number of processes than the run was trained on."""
-    if state is None or state.get("tensors") is None:
-        return
-    saved, asked = state.get("world_size") or 1, distributed.ranks().world_size
-    if saved != asked:
-        raise CLIError(
-            f"cannot resume {path}: it was trained on {saved} process(es), this command runs "
-            f"{asked}; use --nproc {saved}"
-        )
-
-
-def prepare_run_dir(
-    out: str | Path, force: bool = False, resume: bool = False, spec: dict[str, Any] | None = None
-) -> Path:
-    """Claim ``out`` as a run folder following the rules in the module docstring.
-
-    ``spec`` (:func:`run_spec`) is what the command line asks; with ``resume``
-    it must equal the checkpoint's. Returns the folder (created if needed).
-    Raises :class:`CLIError` naming the folder when the rules refuse it; nothing
-    is deleted in that case.
-    """
-    path = Path(out)
-    if force and resume:
-        raise CLIError("--force and --resume cannot be used together")
-    if not distributed.ranks().is_main:  # rank 0 claims the run folder; this one is scratch
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    if path.exists() and not path.is_dir():
-        raise CLIError(f"{path} exists and is not a folder")
-    if resume:
-        if not any((path / n).is_file() for n in (CHECKPOINT_JSON, CHECKPOINT_PREVIOUS)):
-            raise CLIError(f"cannot resume: no checkpoint in {path} ({CHECKPOINT_JSON} missing)")
-        acquire_run_lock(path)  # before reading: no one else writes it from now on
-        clean_stray_files(path, patterns=TEMPORARY_PATTERNS)  # what a killed run left
-        state = checkpoint_state(path)
-        if spec is not None and state is not None and state.get("tensors") is not None:
-            check_resume(state.get("spec") or {}, spec)
-        _check_world_size(path, state)
-        return path
-    others = (
-        [p for p in path.iterdir() if p.name not in (RUN_MARKER, LOCK_FILE)]
-        if path.is_dir()
-        else []
-    )
-    if others:
-        marked = (path / RUN_MARKER).is_file()
-        if not force and not (marked and _nothing_trained(path)):
-            raise CLIError(
-                f"{path} already exists and is not empty; use --force to replace the run in it, "
-                "--resume to continue it, or another --out"
-            )
-        if not marked:
-            raise CLIError(
-                f"{path} is not an lstmlens run folder (no {RUN_MARKER} file), so --force will not "
-                "delete anything in it; choose another --out"
-            )
-    path.mkdir(parents=True, exist_ok=True)
-    acquire_run_lock(path)  # before deleting: never under a process still writing there
-    for file in _run_files(path) if others else ():
-        file.unlink()
-    if not (path / RUN_MARKER).is_file():
-        write_atomic(path / RUN_MARKER, lambda tmp: None)
-    mark_started(path)
-    return path
-
-
-def _nothing_trained(path: Path) -> bool:
-    """True when ``path``'s checkpoint is that of a run stopped before its first epoch ended."""
-    try:
-        state = checkpoint_state(path)
-    except ValueError:
-        return False
-    return state is not None and state.get("epoch") == 0

@@ -1,9 +1,9 @@
 """``lstmlens export RUN --format onnx|exported-program --output PATH``: ship a trained run.
 
-``onnx`` writes ``PATH`` and a sidecar ``PATH`` with suffix ``.json`` (inputs, outputs, pre-
-and post-processing, vocabulary or classes) that ``examples/serve_onnx.py`` reads with
-``onnxruntime`` and ``numpy`` only. ``exported-program`` writes a ``torch.export``
-ExportedProgram (``torch.export.load(PATH)``).
+onnx writes PATH and a sidecar PATH with suffix .json (inputs, outputs, pre- and
+post-processing, vocabulary or classes) that examples/serve_onnx.py reads with onnxruntime
+and numpy only. exported-program writes a torch.export ExportedProgram
+(torch.export.load(PATH)).
 """
 
 from __future__ import annotations
@@ -23,10 +23,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="write a trained run as ONNX (+ sidecar JSON) or a torch.export program",
         description="Ship a trained run: " + __doc__.split("\n\n")[1].replace("\n", " "),
+        epilog="example:\n  lstmlens export runs/forecast --format onnx --output forecast.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run", metavar="RUN", help="a run folder (forecast, text or classify)")
     parser.add_argument(
-        "--format", default="onnx", help=f"one of {', '.join(FORMATS)} (onnx)", metavar="FORMAT"
+        "--format",
+        default="onnx",
+        help=f"one of {', '.join(FORMATS)} (%(default)s)",
+        metavar="FORMAT",
     )
     parser.add_argument("--output", required=True, help="the file to write, e.g. model.onnx")
     parser.add_argument("--force", action="store_true", help="replace existing output files")

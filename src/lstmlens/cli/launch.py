@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train import distributed
-from .common import EXIT_INTERRUPTED, CLIError
+from .errors import EXIT_INTERRUPTED, CLIError
 
 __all__ = ["add_nproc_arg", "run_command"]
 
@@ -114,10 +114,12 @@ def _worker_main(argv: list[str]) -> int:
 
 @contextlib.contextmanager
 def _follower(args: argparse.Namespace) -> Iterator[None]:
-    """Rank > 0: stdout/stderr to /dev/null, ``--out`` to a scratch folder deleted afterwards."""
+    """Rank > 0: stdout/stderr to /dev/null; ``--out`` and ``--output`` into a scratch folder,
+    deleted afterwards."""
     with tempfile.TemporaryDirectory(prefix="lstmlens-rank-") as scratch:
-        if getattr(args, "out", None) is not None:
-            args.out = Path(scratch) / "run"
+        for name in ("out", "output"):  # the run folder, an extra results file
+            if getattr(args, name, None) is not None:
+                setattr(args, name, Path(scratch) / name)
         sys.stdout.flush()
         sys.stderr.flush()
         saved = [os.dup(1), os.dup(2)]

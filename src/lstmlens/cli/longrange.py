@@ -1,25 +1,31 @@
 """``lstmlens longrange adding|copy|order``: race recurrent cells on a long-range task.
 
-Trains each cell of ``--cells`` with the same budget (steps, batch, hidden size, learning rate,
+Trains each cell of --cells with the same budget (steps, batch, hidden size, learning rate,
 seed: the same batches) and prints a Markdown table on stdout: final test loss, accuracy where
-it applies, steps to solve and whether the task was solved. Progress goes to stderr.
+it applies, steps to solve and whether the task was solved. Progress goes to stderr. With
+--out, the trained cells are saved as a run folder (lstmlens inspect RUN --cell NAME).
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
 from pathlib import Path
 
+from ..io import save_json_atomic
 from ..tasks.longrange import TASKS, make_task
-from ..tasks.longrange_compare import CELLS, CompareConfig, compare_cells, format_table
-from ..train import save_json_atomic
+from ..tasks.longrange_compare import CELLS, CompareConfig, format_table
+from ..tasks.longrange_run import race, results_json
 from .common import (
     CLIError,
+    add_deprecated,
+    add_device_arg,
+    add_model_args,
     add_threads_arg,
+    cpu_device,
     nonnegative_float,
     positive_float,
     positive_int,
+    prepare_run_dir,
     reporter_from_args,
 )
 
@@ -35,6 +41,11 @@ DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+EXAMPLE = """examples:
+  lstmlens longrange adding --length 100 --cells rnn,lstm --max-minutes 3
+  lstmlens longrange order --cells lstm,cifg --out runs/order   (then: lstmlens inspect runs/order)"""
+
+
 def _per_task(key: str) -> str:
     return ", ".join(f"{task} {DEFAULTS[task][key]:g}" for task in DEFAULTS)
 
@@ -45,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "longrange",
         help="race RNN, GRU and LSTM variants on the adding, copy-memory or temporal-order task",
         description=__doc__.split("\n\n")[1].replace("\n", " "),
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("task", choices=sorted(TASKS), help="the task")
     parser.add_argument(
@@ -66,17 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="training steps per cell (" + _per_task("steps") + ")",
     )
     parser.add_argument(
-        "--hidden",
-        type=positive_int,
-        default=CompareConfig.hidden_size,
-        help=f"hidden units ({CompareConfig.hidden_size})",
-    )
-    parser.add_argument(
-        "--batch",
+        "--batch-size",
         type=positive_int,
         default=CompareConfig.batch_size,
-        help=f"sequences per step ({CompareConfig.batch_size})",
+        help="sequences per step (%(default)s)",
     )
+    add_deprecated(parser, "--batch", "--batch-size", "batch_size", type=positive_int)
     parser.add_argument(
         "--lr",
         type=positive_float,
@@ -88,12 +96,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=nonnegative_float,
         default=CompareConfig.clip_norm,
         help=f"gradient norm clip, 0 for none ({CompareConfig.clip_norm})",
-    )
-    parser.add_argument(
-        "--forget-bias",
-        type=float,
-        default=CompareConfig.forget_bias,
-        help=f"initial forget-gate bias of the LSTMs ({CompareConfig.forget_bias})",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument(
@@ -129,12 +131,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"stopped by it reads 'no (time)' ({DEFAULT_MINUTES:g})",
     )
     parser.add_argument(
-        "--json",
+        "--output",
         type=Path,
         default=None,
         metavar="FILE",
-        help="also write the results (with each cell's history) to FILE",
+        help="also write the results (with each cell's history) to FILE as JSON",
     )
+    add_deprecated(parser, "--json", "--output", "output", type=Path, metavar="FILE")
+    parser.add_argument("--out", default=None, help="save the trained cells in this run folder")
+    parser.add_argument("--force", action="store_true", help="replace the run in --out")
+    add_model_args(parser, ("hidden", "forget_bias"))
+    parser.set_defaults(hidden=CompareConfig.hidden_size, forget_bias=CompareConfig.forget_bias)
+    add_device_arg(parser)
     add_threads_arg(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
@@ -151,17 +159,18 @@ def _cells(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate, race the cells, print the table (and write ``--json``)."""
+    """Validate, race the cells, print the table (and write ``--output``, ``--out``)."""
+    cpu_device(args, "training")
     defaults = DEFAULTS[args.task]
     length = int(defaults["length"]) if args.length is None else args.length
     options = {"relevant": args.relevant} if args.task == "order" else {}
     task = make_task(args.task, length, **options)  # ValueError on a too-short length: exit 2
     cells = _cells(args.cells)
-    if args.json is not None and args.json.exists() and args.json.is_dir():
-        raise CLIError(f"--json: {args.json} is a folder")
+    if args.output is not None and args.output.exists() and args.output.is_dir():
+        raise CLIError(f"--output: {args.output} is a folder")
     config = CompareConfig(
         steps=int(defaults["steps"]) if args.steps is None else args.steps,
-        batch_size=args.batch,
+        batch_size=args.batch_size,
         hidden_size=args.hidden,
         lr=defaults["lr"] if args.lr is None else args.lr,
         clip_norm=args.clip or None,
@@ -172,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         stop_when_solved=not args.full_budget,
         total_minutes=args.max_minutes,
     )
+    run_dir = None if args.out is None else prepare_run_dir(args.out, force=args.force)
     reporter = reporter_from_args(args)
 
     def progress(cell: str, record: dict[str, float]) -> None:
@@ -181,17 +191,10 @@ def run(args: argparse.Namespace) -> int:
             f"test {record['test_loss']:.4g}{acc}  {record['seconds']:.0f}s"
         )
 
-    results = compare_cells(task, cells, config, progress)  # on --threads threads (main)
+    results = race(task, options, cells, config, progress, run_dir)  # on --threads threads
     print(format_table(task, results))
-    if args.json is not None:
-        save_json_atomic(
-            args.json,
-            {
-                "task": task.name,
-                "length": task.length,
-                "baseline_loss": task.baseline_loss,
-                "config": asdict(config),
-                "results": [asdict(r) for r in results],
-            },
-        )
+    if args.output is not None:
+        save_json_atomic(args.output, results_json(task, config, results))
+    if run_dir is not None:
+        print(f"run saved in {run_dir}")
     return 0

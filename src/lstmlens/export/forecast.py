@@ -154,7 +154,7 @@ def forecast_sidecar(fc: Any, cfg: dict[str, Any], run: Path) -> dict[str, Any]:
 
 def _history(fc: Any, cfg: dict[str, Any], run: Path) -> dict[str, Any]:
     """The run's last ``W`` rows and the labels of the steps after them (when the data loads)."""
-    from ..cli.forecast import run_series
+    from ..tasks.forecast_run import run_series
 
     try:
         series = run_series(run, fc, cfg)

@@ -105,6 +105,8 @@ RUNS: dict[str, RunGraph] = {
 def task_of(cfg: dict[str, Any], where: Path) -> str:
     """The task of a run's config: its ``task`` field, or what older configs carry."""
     task = cfg.get("task")
+    if task == "text":  # text runs say "text" since format_version 1 ("language" before)
+        task = "language"
     if task is None and cfg.get("format") == "lstmlens-forecast":
         task = "forecast"
     if task is None and "classes" in cfg and "model" in cfg:

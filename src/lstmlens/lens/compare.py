@@ -263,7 +263,12 @@ def _longrange_input(model: Any, config: dict[str, Any], text: str | None, max_s
 
     from lstmlens.tasks.longrange import make_task
 
-    name = config.get("problem") or config.get("task_name") or config.get("name")
+    problem = config.get("problem")
+    if isinstance(problem, dict):  # a run folder of lstmlens longrange --out
+        options = problem.get("options") or {}
+        task = make_task(str(problem.get("name")), int(problem.get("length", 0)), **options)
+        return task.sample(1, torch.Generator().manual_seed(0)).inputs
+    name = problem or config.get("task_name") or config.get("name")
     if not isinstance(name, str) or "length" not in config:
         raise ValueError(
             "compare_runs: a longrange run's config.json must name its problem "
@@ -291,11 +296,15 @@ def _load(run_dir: Path) -> tuple[Any, dict[str, Any]]:
         raise ValueError(
             f"compare_runs: {run_dir} holds a {task!r} run; --compare reads {sorted(_INPUTS)} runs"
         )
+    import torch
+
     import lstmlens
 
     if hasattr(lstmlens, "load_run"):
         loaded = lstmlens.load_run(run_dir)
         model = loaded[0] if isinstance(loaded, tuple) else getattr(loaded, "model", loaded)
+        if isinstance(model, torch.nn.ModuleDict):  # a long-range race: its lstm, else first
+            model = model["lstm"] if "lstm" in model else next(iter(model.values()))
         return model, config
     if task in ("language", "text"):
         from lstmlens.tasks.language import load_language_model

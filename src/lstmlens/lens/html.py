@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from lstmlens.io import write_atomic
 from lstmlens.lens.magnifier import cell_info, corpus_payload, reach_payload
 from lstmlens.lens.stats import (
     SIGMOID_GATES,
@@ -42,7 +43,6 @@ from lstmlens.lens.stats import (
     series_signals,
     text_signals,
 )
-from lstmlens.train.checkpoint import write_atomic
 
 __all__ = ["TUTORIAL_WORDS", "series_page", "text_page", "write_page"]
 

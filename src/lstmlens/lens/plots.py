@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from lstmlens.io import save_png
 from lstmlens.lens.stats import SIGMOID_GATES, one_sequence, saturation
-from lstmlens.train.checkpoint import write_atomic
 
 __all__ = [
     "cell_trajectories_figure",
@@ -215,11 +215,6 @@ def text_heat_figure(
     if title:
         ax.set_title(title, fontsize=9)
     return fig
-
-
-def save_png(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically and return the path."""
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
 
 
 def write_pngs(

@@ -40,7 +40,9 @@ class SequenceClassifier(nn.Module):
 
     Config keys: ``num_classes``; ``input_size`` (numeric) or ``vocab_size`` and ``embed_dim``
     (text); ``hidden_size``, ``num_layers``, ``variant``, ``bidirectional``, ``dropout``,
-    ``pooling`` (``"last"`` or ``"mean"``); ``mean`` / ``std`` (per-feature lists, numeric).
+    ``pooling`` (``"last"`` or ``"mean"``); ``mean`` / ``std`` (per-feature lists, numeric);
+    optionally the :class:`lstmlens.LSTM` options ``proj_size``, ``layer_norm``, ``zoneout``,
+    ``recurrent_dropout``, ``forget_bias``.
 
     ``forward(x, lengths)``: ``x`` is ``(B, L, F)`` float (numeric) or ``(B, L)`` int64 (text),
     zero-padded past ``lengths`` ``(B,)``; returns logits ``(B, num_classes)``.
@@ -73,10 +75,16 @@ class SequenceClassifier(nn.Module):
             dropout=float(c.get("dropout", 0.0)) if layers > 1 else 0.0,
             bidirectional=bool(c.get("bidirectional", False)),
             variant=c.get("variant", "vanilla"),
+            proj_size=int(c.get("proj_size", 0)),
+            layer_norm=bool(c.get("layer_norm", False)),
+            zoneout=float(c.get("zoneout", 0.0)),
+            recurrent_dropout=float(c.get("recurrent_dropout", 0.0)),
+            forget_bias=float(c.get("forget_bias", 0.0)),
         )
         directions = 2 if self.rnn.bidirectional else 1
         self.pooling = c.get("pooling", "last")
-        self.head = nn.Linear(directions * int(c["hidden_size"]), int(c["num_classes"]))
+        features = int(c.get("proj_size", 0)) or int(c["hidden_size"])  # what h holds
+        self.head = nn.Linear(directions * features, int(c["num_classes"]))
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         x = self.embed(x) if self.text else (x - self.mean) / self.std  # (B, L, E) or (B, L, F)

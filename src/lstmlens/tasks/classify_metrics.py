@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..train.checkpoint import write_atomic
+from ..io import save_png
 
 __all__ = ["classification_metrics", "confusion_matrix", "plot_confusion"]
 
@@ -88,6 +88,6 @@ def plot_confusion(
                     color = "white" if high and m[i, j] > high / 2 else "black"
                     ax.text(j, i, str(m[i, j]), ha="center", va="center", color=color, fontsize=8)
         fig.tight_layout()
-        return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        return save_png(fig, path)
     finally:
         plt.close(fig)

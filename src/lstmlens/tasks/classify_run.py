@@ -31,7 +31,8 @@ from ..data.sequences import (
     stratified_split,
 )
 from ..data.text import build_tokenizer, tokenizer_from_dict
-from ..train import Reporter, TrainConfig, Trainer, load_model, save_json_atomic, save_model
+from ..io import FORMAT_VERSION, save_json_atomic
+from ..train import Reporter, TrainConfig, Trainer, load_model, save_model
 from ..train.config import seed_everything
 from .classify import POOLINGS, ClassifyTask, SequenceClassifier, class_weights, predict_logits
 from .classify_metrics import classification_metrics, plot_confusion
@@ -39,6 +40,7 @@ from .classify_metrics import classification_metrics, plot_confusion
 __all__ = [
     "ClassifyOptions",
     "DataSpec",
+    "data_spec",
     "PreparedRun",
     "load_classifier",
     "predict",
@@ -90,9 +92,55 @@ class ClassifyOptions:
     class_weights: str = "none"  # "none" or "balanced"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    proj_size: int = 0  # lstmlens.LSTM options
+    layer_norm: bool = False
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    forget_bias: float = 0.0
 
 
-def _digits() -> LabelledSequences:
+def data_spec(
+    path: str | None,
+    level: str = "word",
+    max_vocab: int = 20000,
+    max_tokens: int = 400,
+    *,
+    id: str | None = None,
+    time: str | None = None,
+    label: str | None = None,
+    features: list[str] | tuple[str, ...] | None = None,
+    text: str | None = None,
+) -> DataSpec:
+    """The :class:`DataSpec` of a CSV read with these columns (no path: the digits);
+    ``ValueError`` naming the options when they do not fit together."""
+    columns = {"id": id, "time": time, "label": label, "features": features, "text": text}
+    if path is None:
+        given = [f"--{k}" for k, v in columns.items() if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} given without a DATA.csv file")
+        return DataSpec()
+    if not label:
+        raise ValueError("--label is needed: the column holding each sequence's class")
+    if text and (id or time or features):
+        raise ValueError(
+            "--text (one document per row) cannot be combined with --id/--time/--features"
+        )
+    if not text and not (id and time):
+        raise ValueError("a numeric CSV needs --id and --time (or --text COL for a text CSV)")
+    return DataSpec(
+        path=path,
+        id=id,
+        time=time,
+        label=label,
+        features=None if features is None else list(features),
+        text=text,
+        level=level,
+        max_vocab=max_vocab,
+        max_tokens=max_tokens,
+    )
+
+
+def digits_sequences() -> LabelledSequences:
     from ..data.datasets import load_digits_sequences
 
     x, y = load_digits_sequences()  # (N, 8, 8), (N,)
@@ -112,7 +160,7 @@ def _tokens(texts: list[str], data: dict[str, Any]) -> list[torch.Tensor]:
 def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[str] | None]:
     """Labelled sequences, the ``data`` part of the config, and (text) the raw texts."""
     if spec.kind == "digits":
-        return _digits(), dict(DIGITS), None
+        return digits_sequences(), dict(DIGITS), None
     if spec.label is None:
         raise ValueError("classify: --label is needed to train on a CSV")
     if spec.kind == "text":
@@ -240,6 +288,11 @@ def prepare_classifier(
         "bidirectional": options.bidirectional,
         "dropout": options.dropout,
         "pooling": options.pooling,
+        "proj_size": options.proj_size,
+        "layer_norm": options.layer_norm,
+        "zoneout": options.zoneout,
+        "recurrent_dropout": options.recurrent_dropout,
+        "forget_bias": options.forget_bias,
     }
     if texts is not None:
         model_config.update(
@@ -259,6 +312,8 @@ def prepare_classifier(
     weights = class_weights(train.labels, C) if options.class_weights == "balanced" else None
     task = ClassifyTask(train, val, options.batch_size, weights)
     saved = {
+        "task": "classify",
+        "format_version": FORMAT_VERSION,
         "model": model_config,
         "classes": seqs.classes,
         "data": data,

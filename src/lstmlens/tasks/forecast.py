@@ -278,6 +278,11 @@ class Forecaster:
             n_outputs=max(1, len(c.quantiles)),
             members=c.members,
             zero_head=c.relative,
+            layer_norm=c.layer_norm,
+            zoneout=c.zoneout,
+            recurrent_dropout=c.recurrent_dropout,
+            proj_size=c.proj_size,
+            forget_bias=c.forget_bias,
         )
 
     # ------------------------------------------------------------- predict

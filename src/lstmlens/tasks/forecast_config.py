@@ -60,6 +60,11 @@ class ForecastConfig:
     test_origins: int = 1  # k: the test part is the last k * H rows, forecast from k origins
     test_size: int | None = None  # test rows instead of k * H (the last origin may be partial)
     season: int | None = None  # seasonal period (None: from freq or data)
+    layer_norm: bool = False  # lstmlens.LSTM options (see lstmlens.LSTM)
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    proj_size: int = 0
+    forget_bias: float = 0.0
 
     def __post_init__(self) -> None:
         self.quantiles = tuple(float(q) for q in self.quantiles)

@@ -44,6 +44,11 @@ class NetConfig:
     n_outputs: int = 1  # Q: number of quantiles, or 1 for a point forecast
     members: int = 1  # k: LSTMs in the seed ensemble (the forecast is their median)
     zero_head: bool = False  # start the head at zero (an anchored forecast starts at its anchor)
+    layer_norm: bool = False  # lstmlens.LSTM options, recorded so the net rebuilds the same
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
+    proj_size: int = 0  # P: h is projected to P units (0: none); the head reads P or hidden
+    forget_bias: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,8 +82,13 @@ class ForecastNet(nn.Module):
             batch_first=True,
             dropout=c.dropout if c.num_layers > 1 else 0.0,
             variant=c.variant,
+            layer_norm=c.layer_norm,
+            zoneout=c.zoneout,
+            recurrent_dropout=c.recurrent_dropout,
+            proj_size=c.proj_size,
+            forget_bias=c.forget_bias,
         )
-        head = nn.Linear(c.hidden_size, c.out_steps * c.n_outputs)
+        head = nn.Linear(c.proj_size or c.hidden_size, c.out_steps * c.n_outputs)
         if c.zero_head:
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)

@@ -10,8 +10,6 @@ Figures are built on the Agg canvas (no display, no global state) and written at
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..data.series import Series
-from ..train.checkpoint import write_atomic
+from ..io import save_png
 from .forecast_eval import Evaluation
 
 __all__ = ["forecast_figure", "save_png", "training_curve_figure"]
@@ -95,8 +93,3 @@ def training_curve_figure(history: list[dict[str, Any]], best_epoch: int | None 
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     return fig
-
-
-def save_png(fig: Figure, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Write ``fig`` as PNG atomically."""
-    return write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))

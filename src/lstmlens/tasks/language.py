@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmlens.data.text import Tokenizer, TokenStreams, tokenizer_from_dict
+from lstmlens.io import FORMAT_VERSION
 from lstmlens.layers import LSTM
 from lstmlens.tasks.sampling import _check_sampling, filter_logits, sample_token
 from lstmlens.variants import PRESETS, Variant
@@ -53,7 +54,7 @@ __all__ = [
     "build_language_model",
 ]
 
-TASK = "language"  # the "task" field of a saved run's config.json
+TASK = "text"  # the "task" field of a saved run's config.json ("language" before format_version)
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -425,6 +426,7 @@ def save_language_model(
     config = {
         **(extra or {}),
         "task": TASK,
+        "format_version": FORMAT_VERSION,
         "model": model.config_dict(),
         "tokenizer": model.tokenizer.to_dict(),
     }
@@ -437,7 +439,7 @@ def build_language_model(config: dict[str, Any]) -> LanguageModel:
     Raises ``ValueError`` when the config belongs to another task or is incomplete.
     """
     task = config.get("task")
-    if task != TASK:
+    if task not in (TASK, "language"):
         raise ValueError(
             f"load_language_model: this run folder holds a {task!r} model, not a text model"
         )

@@ -173,12 +173,14 @@ def train_cell(
     config: CompareConfig | None = None,
     progress: Progress | None = None,
     test: LongRangeBatch | None = None,
+    models: dict[str, nn.Module] | None = None,
 ) -> CellResult:
     """Train one cell on ``task`` under ``config`` and score it (module docstring).
 
     ``progress(cell, record)`` is called after every score with ``step``, ``train_loss``
     (mean since the last score), ``test_loss``, ``accuracy`` (if any) and ``seconds``.
-    ``test`` is the test set (default: drawn from ``seed`` + an offset).
+    ``test`` is the test set (default: drawn from ``seed`` + an offset). The trained model
+    is put in ``models[cell]`` when ``models`` is given.
     """
     config = config or CompareConfig()
     if test is None:
@@ -232,6 +234,8 @@ def train_cell(
                 break
         if diverged or out_of_time:
             break
+    if models is not None:
+        models[cell] = model.eval()
     return CellResult(
         cell=cell,
         test_loss=test_loss,
@@ -252,8 +256,11 @@ def compare_cells(
     cells: Sequence[str],
     config: CompareConfig | None = None,
     progress: Progress | None = None,
+    models: dict[str, nn.Module] | None = None,
 ) -> list[CellResult]:
-    """:func:`train_cell` for each of ``cells`` in turn, all on the same data; one row each."""
+    """:func:`train_cell` for each of ``cells`` in turn, all on the same data; one row each.
+
+    With ``models``, each trained model is kept there under its cell name."""
     config = config or CompareConfig()
     unknown = [c for c in cells if c.lower() not in CELLS]
     if unknown or not cells:
@@ -269,7 +276,7 @@ def compare_cells(
             share = max(left, 0.0) / (len(cells) - k)
             cap = share if config.max_minutes is None else min(share, config.max_minutes)
             cell_config = dataclasses.replace(config, max_minutes=cap)
-        results.append(train_cell(task, cell.lower(), cell_config, progress, test))
+        results.append(train_cell(task, cell.lower(), cell_config, progress, test, models))
     return results
 
 

@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
+from ..io import read_json, save_json_atomic, write_atomic
 from . import tensorfile
 
 __all__ = [
@@ -100,69 +100,6 @@ STRAY_PATTERNS = (
 _CHECKPOINT_FORMAT = "lstmlens-checkpoint"
 _CHECKPOINT_VERSION = 2
 _WEIGHTS_NAME = re.compile(r"checkpoint-[0-9a-f]{32}\.safetensors")
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Create ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
-
-    ``write`` receives the temporary file's name (in the same folder, so that
-    :func:`os.replace` is a rename on one file system). On any error the
-    temporary file is removed and the previous ``path``, if any, is untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp made 0600 (and writers may replace the file)
-        with open(tmp, "rb+") as f:  # flush the bytes to disk before the rename
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically.
-
-    Non-finite floats are written as ``NaN``/``Infinity`` (Python's ``json``
-    reads them back). A value JSON cannot hold raises ``TypeError``.
-    """
-    try:
-        text = json.dumps(obj, indent=2) + "\n"
-    except TypeError as e:
-        raise TypeError(f"save_json_atomic: {Path(path).name}: {e}") from None
-
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    return write_atomic(path, write)
-
-
-def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing, unreadable or malformed file raises ``ValueError`` naming it."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot be read ({e})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
 # --------------------------------------------------------------------- tensors

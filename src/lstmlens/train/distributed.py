@@ -32,10 +32,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "ENV_VARS",
+    "DistributedModel",
     "Ranks",
     "WorkerFailedError",
     "backend_for",
@@ -214,6 +216,47 @@ def _collective_device(where: Ranks) -> torch.device:
         if backend == "nccl"
         else torch.device("cpu")
     )
+
+
+# ------------------------------------------------------------------------- DDP
+
+
+class _Methods(nn.Module):
+    """Runs ``model.<method>`` as its forward, so that DDP sees every forward-like call."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, _method: str = "forward", **kwargs: Any) -> Any:
+        return getattr(self.model, _method)(*args, **kwargs)
+
+
+class DistributedModel:
+    """``model`` inside ``DistributedDataParallel``, as a task's ``training_loss`` sees it.
+
+    Calling it, or any method named ``forward*`` (e.g. an ensemble's
+    ``forward_members``), runs through DDP's forward, so gradients are averaged
+    over the ranks; every other attribute (``parameters()``, ``config``, ...) is
+    the model's own.
+    """
+
+    def __init__(self, model: nn.Module, where: Ranks) -> None:
+        device = next(model.parameters()).device
+        ids = [device] if device.type == "cuda" else None
+        self.module = model
+        self.ddp = nn.parallel.DistributedDataParallel(
+            _Methods(model), device_ids=ids, process_group=where.group
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.ddp(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.module, name)
+        if name.startswith("forward") and callable(attr):
+            return lambda *args, **kwargs: self.ddp(*args, _method=name, **kwargs)
+        return attr
 
 
 # --------------------------------------------------------------------- launcher

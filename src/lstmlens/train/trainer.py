@@ -98,8 +98,9 @@ class Trainer:
             (None: the default group if one exists, else one joined from the
             ``torchrun`` environment if set, else a single process).
 
-    Distributed (world size N > 1): the model is wrapped in
-    ``DistributedDataParallel``; every rank draws the same batches from the
+    Distributed (world size N > 1): ``training_loss`` gets the model inside
+    ``DistributedDataParallel`` (:class:`~lstmlens.train.distributed.DistributedModel`:
+    calling it or a ``forward*`` method goes through DDP); every rank draws the same batches from the
     same seeded generator and trains on its share of each (rows split by
     ``torch.tensor_split``), its mean loss weighted by ``N n_r / n``, so that the
     averaged gradient is the gradient of the whole batch's mean loss: N
@@ -146,14 +147,11 @@ class Trainer:
         self._train_model = self._wrap(model)
         self._first_share = True
 
-    def _wrap(self, model: nn.Module) -> nn.Module:
-        """The module training steps run: ``DistributedDataParallel(model)`` when distributed."""
+    def _wrap(self, model: nn.Module) -> Any:
+        """What ``training_loss`` gets: the model, inside DDP when distributed."""
         if self.ranks.world_size == 1:
             return model
-        ids = [self._device] if self._device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, process_group=self.ranks.group
-        )
+        return distributed.DistributedModel(model, self.ranks)
 
     # ---------------------------------------------------------------- fit
 

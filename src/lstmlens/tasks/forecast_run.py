@@ -1,0 +1,368 @@
+"""A forecasting run from start to end: data -> split -> train -> score -> save; predict; backtest.
+
+``prepare_forecast(spec, config, train)`` reads and checks everything (a ``ValueError`` on
+bad input, before anything is written); :meth:`PreparedForecast.fit` trains into a run
+folder and returns a :class:`ForecastRunResult` whose ``lines`` are what the command
+prints. The run folder holds
+
+* ``config.json``: ``task: "forecast"``, ``format_version``, the model (``net``,
+  ``forecast``, ``scaler``, ...), the data spec (``data``), the ``train`` config;
+* ``model.safetensors``; ``metrics.json`` (the model and every baseline on the test part);
+* ``forecast.png``, ``training_curve.png``, ``train.log``, ``lens.html``.
+
+A data spec is ``{"source": "co2"}`` (statsmodels' weekly Mauna Loa co2, gaps filled) or
+``{"source": "csv", "path", "target", "date", "covariates", "fill"}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.series import Series, from_pandas, read_csv
+from ..io import LOG_FILE, save_json_atomic, stamp
+from ..train import Reporter, TrainConfig
+from .baselines import BASELINES
+from .forecast import ForecastConfig, Forecaster
+
+__all__ = [
+    "DEFAULT_DATA",
+    "ForecastRunResult",
+    "PreparedForecast",
+    "backtest_forecast",
+    "data_spec",
+    "describe",
+    "forecast_csv",
+    "inspect_forecast_run",
+    "load_forecast_run",
+    "load_series",
+    "metrics_report",
+    "prepare_forecast",
+    "run_series",
+]
+
+DEFAULT_DATA = "co2"
+
+
+def data_spec(
+    data: str | None,
+    target: str | None = None,
+    date: str | None = None,
+    covariates: tuple[str, ...] = (),
+    fill: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+) -> dict[str, Any]:
+    """The data spec of a CSV file ``data`` read with these options (None: the co2 default);
+    ``sep`` and ``decimal`` are the file's dialect (None: detected)."""
+    if data is None:
+        given = [
+            f"--{k}"
+            for k, v in (("target", target), ("date", date), ("covariates", covariates))
+            if v
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} given without a DATA.csv file")
+        return {"source": DEFAULT_DATA}
+    return {
+        "source": "csv",
+        "path": str(Path(data).resolve()),
+        "target": target,
+        "date": date,
+        "covariates": list(covariates),
+        "fill": fill,
+        "sep": sep,
+        "decimal": decimal,
+    }
+
+
+def load_series(spec: dict[str, Any]) -> Series:
+    """The series a data spec names (``ValueError`` on any bad input)."""
+    if spec["source"] == DEFAULT_DATA:
+        from ..data.datasets import load_co2
+
+        return from_pandas(load_co2(), fill="interpolate", source="statsmodels co2")
+    return read_csv(
+        spec["path"],
+        target=spec.get("target"),
+        date=spec.get("date"),
+        covariates=tuple(spec.get("covariates") or ()),
+        fill=spec.get("fill"),
+        sep=spec.get("sep"),
+        decimal=spec.get("decimal"),
+    )
+
+
+def run_series(
+    run: Path,
+    forecaster: Any,
+    cfg: dict[str, Any],
+    data: str | None = None,
+    option: str = "--data",
+    **dialect: str | None,
+) -> Series:
+    """The series of a saved run: its training data (``cfg["data"]``), or the CSV ``data``
+    read the same way (same target, date, covariates and fill; ``dialect``: ``sep``,
+    ``decimal`` when given). ``option`` names the command's data option in the message when
+    the run records no usable data."""
+    spec = cfg.get("data")
+    if data is None and (
+        not isinstance(spec, dict) or spec.get("source") not in (DEFAULT_DATA, "csv")
+    ):
+        raise ValueError(f"{run / 'config.json'}: no usable 'data' entry; pass {option}")
+    spec = dict(spec) if isinstance(spec, dict) else {}
+    if data is not None:
+        spec = {**spec, "source": "csv", "path": data}
+    spec.update({k: v for k, v in dialect.items() if v is not None})  # sep, decimal
+    if spec["source"] == "csv" and spec.get("target") is None:
+        spec["target"] = forecaster.target
+    return load_series(spec)
+
+
+def load_forecast_run(run_dir: str | Path) -> tuple[Forecaster, dict[str, Any]]:
+    """The forecaster and config of a forecast run folder (``lstmlens.load_run``)."""
+    return Forecaster.load(run_dir)
+
+
+def check_model(forecaster: Forecaster, series: Series) -> None:
+    """Refuse what would fail only after the run folder is claimed (variant, log)."""
+    from .forecast_model import ForecastNet
+
+    if forecaster.config.log and not np.all(series.values > 0):
+        raise ValueError(
+            f"--log needs positive values; {series.name!r} has {series.values.min():g}"
+        )
+    ForecastNet(forecaster.net_config(series))  # an unknown variant raises ValueError here
+
+
+def describe(series: Series) -> str:
+    """One line on the series: source, name, rows, span, frequency, covariates, gaps filled."""
+    span = f"{series.index[0]} .. {series.index[-1]}"
+    if hasattr(series.index[0], "date"):
+        span = f"{series.index[0].date()} .. {series.index[-1].date()}"
+    freq = f", frequency {series.freq}" if series.freq else ""
+    cov = f", covariates {', '.join(series.covariate_names)}" if series.covariate_names else ""
+    filled = (
+        f"; filled {series.filled} missing values by linear interpolation" if series.filled else ""
+    )
+    return f"{series.source}: {series.name!r}, {len(series)} rows ({span}{freq}){cov}{filled}"
+
+
+def metrics_report(metrics: dict[str, Any]) -> str:
+    """The test part and the metrics table of the model and every baseline."""
+    from .forecast_eval import metrics_table
+
+    test = metrics["test"]
+    head = (
+        f"test: {test['rows']} rows ({test['first']} .. {test['last']}), {test['origins']} "
+        f"origin(s), horizon {test['horizon']}; MASE scaled by seasonal naive m={test['mase_season']}"
+    )
+    rows = {"LSTM": metrics["model"], **metrics["baselines"]}
+    return head + "\n" + metrics_table(rows, metrics.get("baseline_models"))
+
+
+@dataclass
+class ForecastRunResult:
+    """What a run did: its folder, metrics, the lines to print and any warnings."""
+
+    run_dir: Path
+    interrupted: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedForecast:
+    """Everything read and checked, nothing written (see :func:`prepare_forecast`)."""
+
+    spec: dict[str, Any]
+    series: Series
+    forecaster: Forecaster
+    split: Any
+    train: TrainConfig
+    baselines: tuple[str, ...] = BASELINES  # the baselines scored beside the model
+
+    @property
+    def description(self) -> str:
+        """The series in one line, then what reading it noted (dialect, gaps), one per line."""
+        return "\n".join([describe(self.series), *self.series.notes])
+
+    def fit(
+        self,
+        run_dir: Path,
+        reporter: Reporter,
+        resume: bool = False,
+        lens: bool = True,
+        spec: dict[str, Any] | None = None,
+    ) -> ForecastRunResult:
+        """Train, score against the baselines, save config, weights, metrics, plots, lens.
+
+        ``spec`` (what the command line asked) is recorded in the checkpoint, and a resume
+        must match it."""
+        from ..lens.pages import forecast_run_lens
+        from .forecast_eval import evaluate
+        from .forecast_plots import forecast_figure, save_png, training_curve_figure
+
+        forecaster, series, split, config = (
+            self.forecaster,
+            self.series,
+            self.split,
+            self.forecaster.config,
+        )
+        reporter.message(
+            f"split: train {split.train_end} rows, validation {split.val_size}, test "
+            f"{split.test_size}; window {config.window or 'from the season'}, horizon "
+            f"{config.horizon} ({config.mode})"
+        )
+        result = forecaster.fit(
+            series, self.train, split, run_dir, reporter, resume=resume, spec=spec
+        )
+        extra = {
+            "data": self.spec,
+            "train": dataclasses.asdict(self.train),
+            "best_epoch": result.best_epoch,
+        }
+        forecaster.save(run_dir, stamp("forecast", extra))
+        if result.stopped == "interrupted":
+            line = f"interrupted: the model of epoch {result.best_epoch} is saved in {run_dir}; continue with --resume"
+            return ForecastRunResult(run_dir, True, lines=[line])
+        ev = evaluate(forecaster, series, split, self.baselines, progress=reporter.message)
+        metrics = {
+            **ev.metrics,
+            "training": {
+                "best_epoch": result.best_epoch,
+                "best_val_loss": result.best_val_loss,
+                "stopped": result.stopped,
+                "seconds": result.seconds,
+                "epochs_run": len(result.history),
+            },
+        }
+        save_json_atomic(run_dir / "metrics.json", metrics)
+        save_png(forecast_figure(series, ev), run_dir / "forecast.png")
+        if result.history:
+            curve = training_curve_figure(result.history, result.best_epoch)
+            save_png(curve, run_dir / "training_curve.png")
+        table = metrics_report(ev.metrics)
+        with open(run_dir / LOG_FILE, "a", encoding="utf-8") as log:
+            log.write(table + "\n")
+        out = ForecastRunResult(run_dir, False, metrics, [table])
+        best = ev.best_baseline()
+        if best is not None:
+            model_mae, base_mae = ev.metrics["model"]["mae"], ev.metrics["baselines"][best]["mae"]
+            verdict = "beats" if model_mae < base_mae else "does not beat"
+            out.lines.append(
+                f"LSTM MAE {model_mae:.4g} {verdict} the best baseline ({best}, MAE {base_mae:.4g})"
+            )
+        for name, why in ev.metrics["skipped_baselines"].items():
+            out.lines.append(f"{name} left out: {why}")
+        if lens:
+            page, warning = forecast_run_lens(forecaster, series, split, run_dir)
+            if page is not None:
+                out.lines.append(f"lens page (the gates over the test part): {page}")
+            if warning is not None:
+                out.warnings.append(warning)
+        out.lines.append(f"run saved in {run_dir}")
+        return out
+
+
+def prepare_forecast(
+    spec: dict[str, Any],
+    config: ForecastConfig,
+    train: TrainConfig,
+    baselines: tuple[str, ...] = BASELINES,
+) -> PreparedForecast:
+    """Read the series, build the forecaster, split, check: ``ValueError`` on any bad input."""
+    series = load_series(spec)
+    forecaster = Forecaster(config)
+    split = forecaster.split(series)
+    check_model(forecaster, series)
+    return PreparedForecast(spec, series, forecaster, split, train, baselines)
+
+
+def forecast_csv(
+    run: Path, data: str | None = None, steps: int | None = None, **dialect: str | None
+) -> tuple[str, int, Series]:
+    """Forecast ``steps`` (default: the horizon) past the end of the run's series (or
+    ``data``, read with ``dialect``: ``sep``, ``decimal``): ``(CSV text, steps, series)``
+    with a date or step column, the point forecast and one column per quantile."""
+    forecaster, cfg = Forecaster.load(run)
+    series = run_series(run, forecaster, cfg, data, "--data", **dialect)
+    steps = steps or forecaster.config.horizon
+    pred = forecaster.forecast(series, steps)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    index = series.future_index(steps)
+    levels = list(pred.levels)
+    writer.writerow(
+        ["date" if hasattr(index[0], "date") else "step", "forecast"] + [f"q{q:g}" for q in levels]
+    )
+    for i, label in enumerate(index):
+        when = str(label.date()) if hasattr(label, "date") else str(label)
+        quant = [] if pred.quantiles is None else [f"{v:.6g}" for v in pred.quantiles[0, i]]
+        writer.writerow([when, f"{pred.point[0, i]:.6g}", *quant])
+    return buffer.getvalue(), steps, series
+
+
+def backtest_forecast(
+    spec: dict[str, Any],
+    config: ForecastConfig,
+    train: TrainConfig,
+    folds: int,
+    reporter: Reporter,
+    on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    baselines: tuple[str, ...] = BASELINES,
+) -> tuple[dict[str, Any], int]:
+    """Train and score a fresh model on each of ``folds`` rolling test blocks: ``(results,
+    test rows per fold)``. ``on_start(line)`` hears the series' description and notes once
+    the data is checked."""
+    from .forecast_eval import backtest
+
+    series = load_series(spec)
+    check_model(Forecaster(config), series)
+    size = config.test_size or config.test_rows
+    for k in range(folds):  # every fold long enough, before anything is printed
+        Forecaster(dataclasses.replace(config, test_size=size)).split(
+            series.head(len(series) - (folds - k - 1) * size)
+        )
+    if on_start is not None:
+        for line in (describe(series), *series.notes):
+            on_start(line)
+    result = backtest(series, config, train, folds, size, reporter, on_fold, baselines)
+    return result, size
+
+
+def inspect_forecast_run(
+    run_dir: Path,
+    forecaster: Forecaster,
+    config: dict[str, Any],
+    html_path: Path,
+    *,
+    input: str | None = None,
+    png_dir: str | None = None,
+    max_steps: int = 1000,
+    title: str = "",
+) -> list[Path]:
+    """The lens page of a forecast run over its own series (or the CSV ``input``, read the
+    same way): the last ``max_steps`` steps, each with the gates after its window."""
+    from ..lens.pages import write_series_lens
+
+    spec = config.get("data")
+    if input is None and isinstance(spec, dict) and spec.get("source") == "csv":
+        if not Path(str(spec.get("path"))).is_file():
+            raise ValueError(
+                f"inspect: the run's data {spec.get('path')} is gone; pass --input DATA.csv"
+            )
+    series = run_series(run_dir, forecaster, config, input, option="--input")
+    start = max(0, len(series) - max_steps)
+    return write_series_lens(
+        forecaster, series, html_path, start=start, png_dir=png_dir, title=title
+    )
