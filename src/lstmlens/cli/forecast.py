@@ -40,6 +40,12 @@ from .common import (
     season,
     train_config_from_args,
 )
+from .forecast_global import (
+    add_global_args,
+    refuse_long_without_id,
+    run_global_train,
+    wants_global,
+)
 
 __all__ = ["register", "run_backtest", "run_predict", "run_train"]
 
@@ -172,6 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_data_args(train)
     _add_task_args(train)
+    add_global_args(train)
     train.add_argument("--out", default="runs/forecast", help="run folder (%(default)s)")
     train.add_argument("--no-lens", action="store_true", help="skip RUN/lens.html (the gates)")
     add_train_args(train, MODEL)
@@ -237,6 +244,9 @@ def run_train(args: argparse.Namespace) -> int:
     """Validate everything, claim the run folder, train, score, save, print the table."""
     from ..tasks.forecast_run import prepare_forecast
 
+    if wants_global(args):  # many series: one global model (issue 12)
+        return run_global_train(args)
+    refuse_long_without_id(args)
     cpu_device(args, "training")
     train = train_config_from_args(args)
     prepared = prepare_forecast(_spec(args), _forecast_config(args), train, args.baselines)

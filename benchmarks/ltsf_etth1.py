@@ -1,0 +1,94 @@
+"""ETTh1 under the published long-horizon protocol, beside the SegRNN table.
+
+``../shared/data/series/ETTh1.csv``, all 7 columns (channel independence: one shared
+model, each column a series), split ``8640,2880,2880`` rows, z-scored with the training
+mean/std, lookback 96, every test window scored (stride 1), MSE/MAE on the normalised
+scale. The model is the segment-wise recurrent network of
+:mod:`lstmlens.tasks.segment_model` (SegRNN's recipe: segments of 48, GRU of width 512,
+last-value normalisation, channel embeddings, dropout 0.5, MAE loss, Adam 1e-3), trained under a
+wall-time cap with the weights of the best validation epoch kept.
+
+    .venv/bin/python benchmarks/ltsf_etth1.py [--horizon 96] [--hidden 512] [--segment 48]
+        [--cell gru] [--minutes 8] [--epochs 30] [--threads 1] [--out /tmp/ltsf_etth1]
+
+Published test MSE (SegRNN repository README, L = 96, full test set) in ``REFERENCE``.
+Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 512,
+segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
+of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from lstmlens.data.panel import read_panel
+from lstmlens.tasks.global_run import TrainOptions, run_ltsf
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "series" / "ETTh1.csv"
+
+#: Published test MSE on ETTh1 at lookback 96, by horizon.
+REFERENCE = {
+    "SegRNN": {96: 0.368, 192: 0.408, 336: 0.444, 720: 0.446},
+    "iTransformer": {96: 0.386, 192: 0.441, 336: 0.487, 720: 0.503},
+    "PatchTST": {96: 0.414, 192: 0.460, 336: 0.501, 720: 0.500},
+    "DLinear": {96: 0.386, 192: 0.437, 336: 0.481, 720: 0.519},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--horizon", type=int, default=96)
+    parser.add_argument("--window", type=int, default=96)
+    parser.add_argument("--segment", type=int, default=48)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--cell", default="gru")
+    parser.add_argument("--dropout", type=float, default=0.5)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="/tmp/ltsf_etth1")
+    args = parser.parse_args()
+    if not DATA.exists():
+        raise SystemExit(f"skipped: {DATA} not found")
+    torch.set_num_threads(args.threads)
+    panel = read_panel(DATA, "all", date="date")
+    started = time.perf_counter()
+    metrics = run_ltsf(
+        panel,
+        args.out,
+        args.window,
+        args.horizon,
+        "8640,2880,2880",
+        net={
+            "segment": args.segment,
+            "hidden_size": args.hidden,
+            "cell": args.cell,
+            "dropout": args.dropout,
+            "channels": len(panel),
+        },  # fmt: skip
+        options=TrainOptions(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            patience=3,
+            max_minutes=args.minutes,
+        ),  # fmt: skip
+        log=print,
+    )
+    wall = time.perf_counter() - started
+    model, naive = metrics["model"], metrics["baselines"]["naive"]
+    print(f"ETTh1 L={args.window} H={args.horizon}: {metrics['test_windows']} test windows, "
+          f"{wall:.0f} s, stopped by {metrics['training']['stopped']}")  # fmt: skip
+    print(f"{'lstmlens segment ' + args.cell:<28} MSE {model['mse']:.3f}  MAE {model['mae']:.3f}")
+    print(f"{'repeat last value':<28} MSE {naive['mse']:.3f}  MAE {naive['mae']:.3f}")
+    for name, row in REFERENCE.items():
+        if args.horizon in row:
+            print(f"{name + ' (published)':<28} MSE {row[args.horizon]:.3f}")
+
+
+if __name__ == "__main__":
+    main()

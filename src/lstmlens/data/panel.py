@@ -1,0 +1,363 @@
+"""Many series in one table: long format (``id, date, target``) or wide (one column each).
+
+A :class:`Panel` holds ``N`` series of possibly different lengths ``T_i`` and start
+dates, stored end to end in one flat array so that windows can be cut from it by
+index arithmetic (:mod:`lstmlens.data.panel_windows`) without copying:
+
+    values  = [y_0[0..T_0) | y_1[0..T_1) | ... ]       # (sum T_i,) float64
+    offsets = [0, T_0, T_0 + T_1, ..., sum T_i]         # (N + 1,) int64
+    series i = values[offsets[i] : offsets[i + 1]]
+
+**Long** tables have one row per series and time: ``--id COL --date COL --target COL``.
+Each series is sorted and put on its regular time grid like a single series
+(:mod:`lstmlens.data.timegrid`). **Wide** tables share one time column and hold one
+series per numeric column (``--target A,B`` or ``--target all``); blank cells before a
+column's first value or after its last mean the series starts later or ends earlier.
+
+Reading reuses the single-series reader's dialect detection (:mod:`lstmlens.data.dialect`)
+and time-column logic. Bad input raises ``ValueError`` with one line naming the
+problem: duplicate ``(id, date)`` rows, a blank id or date, a non-numeric target (the
+series and the file line), ``all`` with no numeric column, and a file without ``--id``
+whose dates repeat (a long table read as one series).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .dialect import sniff, to_numbers
+from .series import infer_freq, interpolate_missing
+from .timegrid import (
+    date_rank,
+    find_time_column,
+    first_label,
+    in_order,
+    line_of,
+    on_grid,
+    parse_time,
+)
+
+_MAX_NOTES = 5  # per-series notes kept before a summary line
+
+__all__ = ["Panel", "from_long", "from_wide", "read_frame", "read_panel", "refuse_repeated_dates"]
+
+
+@dataclass(frozen=True)
+class Panel:
+    """``N`` series stored end to end (see the module docstring for the layout).
+
+    Attributes:
+        values: all series concatenated, shape ``(sum T_i,)``, float64, no NaN.
+        offsets: series ``i`` is ``values[offsets[i]:offsets[i + 1]]``; shape ``(N + 1,)``.
+        ids: the series names, ``N`` of them (the id values, or the wide column names).
+        starts: the first time label of each series (dates or steps), ``N`` of them.
+        freq: pandas frequency alias shared by the series, or ``None``.
+        source: where the data came from, for reports.
+        notes: what reading changed or noticed, one line each.
+    """
+
+    values: np.ndarray
+    offsets: np.ndarray
+    ids: tuple[str, ...]
+    starts: tuple[object, ...] = ()
+    freq: str | None = None
+    source: str = ""
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.offsets.ndim != 1 or len(self.offsets) != len(self.ids) + 1:
+            raise ValueError(
+                f"Panel: expected {len(self.ids) + 1} offsets for {len(self.ids)} series, "
+                f"got shape {self.offsets.shape}"
+            )
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.values):
+            raise ValueError("Panel: offsets must run from 0 to len(values)")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``T_i`` of every series, shape ``(N,)``."""
+        return np.diff(self.offsets)
+
+    def series(self, i: int) -> np.ndarray:
+        """The values of series ``i``, shape ``(T_i,)`` (a view)."""
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
+
+    def select(self, keep: np.ndarray) -> Panel:
+        """The series where the boolean mask ``keep`` (shape ``(N,)``) is true."""
+        keep = np.asarray(keep, dtype=bool)
+        parts = [self.series(i) for i in np.flatnonzero(keep)]
+        lengths = np.array([len(p) for p in parts], dtype=np.int64)
+        return Panel(
+            values=np.concatenate(parts) if parts else np.zeros(0),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            ids=tuple(np.asarray(self.ids, dtype=object)[keep]),
+            starts=tuple(np.asarray(self.starts, dtype=object)[keep]) if self.starts else (),
+            freq=self.freq,
+            source=self.source,
+            notes=self.notes,
+        )
+
+    def drop_short(self, min_length: int) -> tuple[Panel, tuple[str, ...]]:
+        """Drop series shorter than ``min_length``; return the rest and the dropped names.
+
+        Raises ``ValueError`` when no series is long enough."""
+        keep = self.lengths >= min_length
+        dropped = tuple(i for i, k in zip(self.ids, keep, strict=True) if not k)
+        if not keep.any():
+            raise ValueError(
+                f"no series has the {min_length} points one window needs "
+                f"(the longest has {int(self.lengths.max(initial=0))})"
+            )
+        return (self if keep.all() else self.select(keep)), dropped
+
+
+def _assemble(
+    parts: list[np.ndarray],
+    ids: list[str],
+    starts: list[object],
+    freq: str | None,
+    source: str,
+    notes: list[str] | tuple[str, ...],
+) -> Panel:
+    lengths = np.array([len(p) for p in parts], dtype=np.int64)
+    return Panel(
+        values=np.concatenate(parts) if parts else np.zeros(0),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        ids=tuple(ids),
+        starts=tuple(starts),
+        freq=freq,
+        source=source,
+        notes=tuple(notes),
+    )
+
+
+def _numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, bad)``: the column as float64 (blanks NaN) and a mask of cells that
+    hold text that is not a number."""
+    if pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(column), bool)
+    parsed = pd.to_numeric(column, errors="coerce")
+    text = column.astype("string").str.strip()
+    bad = parsed.isna() & column.notna() & (text != "") & ~text.str.lower().isin(["nan", "na"])
+    return parsed.to_numpy(dtype=np.float64, na_value=np.nan), bad.to_numpy(dtype=bool)
+
+
+def _fill(values: np.ndarray, fill: str | None, what: str, times: pd.Index) -> np.ndarray:
+    """Interpolate missing values when asked; else refuse naming the first one."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    if fill is None:
+        at = first_label(times[np.flatnonzero(missing)[0] :])
+        raise ValueError(
+            f"{int(missing.sum())} missing value(s) in {what} (first at {at}); fill them with "
+            "--fill interpolate or remove them"
+        )
+    return interpolate_missing(values)
+
+
+def _check_columns(frame: pd.DataFrame, names: list[str | None], where: str) -> None:
+    columns = list(frame.columns)
+    for name in names:
+        if name is not None and name not in columns:
+            raise ValueError(f"no column {name!r}{where}; columns are {', '.join(columns)}")
+
+
+def from_long(
+    frame: pd.DataFrame,
+    id: str,
+    target: str,
+    date: str | None = None,
+    fill: str | None = None,
+    source: str = "",
+    notes: tuple[str, ...] = (),
+) -> Panel:
+    """A :class:`Panel` from a long table: one row per ``(id, date)``; ``date=None`` detects
+    the time column. Series keep the order in which their ids first appear."""
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    where = f" in {source}" if source else ""
+    _check_columns(frame, [id, target, date], where)
+    date = date or find_time_column(frame, {id, target})
+    if date is None:
+        raise ValueError(f"no time column{where}: name it with --date")
+    for name in (id, date):
+        blank = frame[name].isna() | (frame[name].astype("string").str.strip() == "")
+        if blank.any():
+            row = int(np.flatnonzero(blank.to_numpy())[0])
+            raise ValueError(f"{name!r} is blank at line {line_of(row)}{where}")
+    ids = frame[id].astype(str).str.strip()
+    values, bad = _numbers(frame[target])
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"target {target!r} of series {ids.iloc[row]!r} is not numeric: line "
+            f"{line_of(row)}{where} holds {str(frame[target].iloc[row])!r}"
+        )
+    times = pd.Index(frame[date].map(str).str.strip()).rename(date)
+    dup = pd.DataFrame({"id": ids, "t": times}).duplicated().to_numpy()
+    if dup.any():
+        row = int(np.flatnonzero(dup)[0])
+        raise ValueError(
+            f"series {ids.iloc[row]!r} has {date} {times[row]} more than once "
+            f"(line {line_of(row)}{where})"
+        )
+    parsed = parse_time(frame[date])
+    parts, names, starts, found, shuffled = [], [], [], [], False
+    groups = ids.groupby(ids, sort=False).indices  # id -> its row numbers, in file order
+    for name in pd.unique(ids):  # series in the order their ids first appear
+        rows, own = groups[name], []
+        t, (v,) = in_order(parsed[rows], [values[rows]], "date", where, own)
+        t, (v,) = on_grid(t, [v], fill, f" in series {name!r}{where}", own)
+        parts.append(_fill(v, fill, f"series {name!r}{where}", t))
+        names.append(str(name))
+        starts.append(t[0])
+        shuffled |= any("sorted" in line for line in own)
+        found += [f"series {name!r}: {line}" for line in own if "sorted" not in line]
+    if len(found) > _MAX_NOTES:  # one line per series would drown the report
+        found = [*found[:_MAX_NOTES], f"... and {len(found) - _MAX_NOTES} more such notes"]
+    found = [*notes, *(["rows sorted by id and date"] if shuffled else []), *found]
+    return _assemble(parts, names, starts, _shared_freq(parsed, ids), source, found)
+
+
+def _shared_freq(times: pd.Index, ids: pd.Series) -> str | None:
+    """The frequency of the longest series' dates (``None`` for steps or irregular)."""
+    if not isinstance(times, pd.DatetimeIndex):
+        return None
+    longest = ids.value_counts().index[0]
+    return infer_freq(pd.DatetimeIndex(times[(ids == longest).to_numpy()]).sort_values())
+
+
+def from_wide(
+    frame: pd.DataFrame,
+    targets: str | list[str] | tuple[str, ...] = "all",
+    date: str | None = None,
+    fill: str | None = None,
+    source: str = "",
+    notes: tuple[str, ...] = (),
+) -> Panel:
+    """A :class:`Panel` from a wide table: each target column one series on the shared
+    time column. ``targets="all"`` takes every numeric column but the time column."""
+    frame = frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    where = f" in {source}" if source else ""
+    named = [] if targets == "all" else list(targets)
+    _check_columns(frame, [*named, date or None], where)
+    date = date if date is not None else find_time_column(frame, set(named))
+    if targets == "all":
+        named = [
+            c for c in frame.columns if c != date and not _numbers(frame[c])[1].any()
+            and frame[c].notna().any()
+        ]  # fmt: skip
+        if not named:
+            raise ValueError(f"--target all: no numeric column{where}")
+    columns = []
+    for name in named:
+        v, bad = _numbers(frame[name])
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"target {name!r} is not numeric: line {line_of(row)}{where} holds "
+                f"{str(frame[name].iloc[row])!r}"
+            )
+        columns.append(v)
+    matrix = np.column_stack(columns)  # (T, N)
+    found = list(notes)
+    if date:
+        times = parse_time(frame[date])
+        times, (matrix,) = in_order(times, [matrix], "date", where, found)
+        times, (matrix,) = on_grid(times, [matrix], fill, where, found)
+    else:
+        times = pd.RangeIndex(len(matrix))
+    parts, starts = [], []
+    for j, name in enumerate(named):
+        ok = np.flatnonzero(~np.isnan(matrix[:, j]))
+        if not len(ok):
+            raise ValueError(f"column {name!r} has no values at all{where}")
+        lo, hi = ok[0], ok[-1] + 1  # blanks before the first / after the last value: shorter
+        parts.append(_fill(matrix[lo:hi, j], fill, f"column {name!r}{where}", times[lo:hi]))
+        starts.append(times[lo])
+    return _assemble(parts, named, starts, infer_freq(times), source, found)
+
+
+def refuse_repeated_dates(
+    frame: pd.DataFrame, date: str | None, source: str = "", taken: set[str] | None = None
+) -> None:
+    """Refuse a long table read without ``--id``: its dates repeat. ``ValueError`` naming
+    the first repeated date and the columns that could be the id."""
+    frame = frame.rename(columns=str)
+    date = date if date is not None else find_time_column(frame, taken or set())
+    if not date or date not in frame.columns:
+        return
+    times = frame[date].astype(str).str.strip()
+    repeated = times[times.duplicated()]
+    if repeated.empty:
+        return
+    text = [c for c in frame.columns if c != date and _numbers(frame[c])[1].any()]
+    hint = f" ({', '.join(map(repr, text))}?)" if text else ""
+    where = f" in {source}" if source else ""
+    raise ValueError(
+        f"{date} {repeated.iloc[0]} appears more than once{where}: a table of many series? "
+        f"name the series column with --id{hint}"
+    )
+
+
+def read_frame(path: Path, sep: str | None, decimal: str | None, date: str | None):
+    """The CSV as a DataFrame with the dialect detected like the single-series reader."""
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, expected a CSV file")
+    try:
+        dialect = sniff(path, sep, decimal, lambda n: n == date or date_rank(n) is not None)
+        commas = dialect.decimal == ","
+        frame = pd.read_csv(
+            path,
+            sep=dialect.sep,
+            skipinitialspace=True,
+            dtype=str if commas else None,
+            index_col=False if dialect.trailing else None,
+        )
+        frame = to_numbers(frame) if commas else frame
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable CSV file: {first}") from None
+    if len(frame) == 0:
+        raise ValueError(f"{path} has a header but no data rows")
+    unnamed = frame.columns.astype(str).str.startswith("Unnamed: ")
+    frame = frame.loc[:, ~(unnamed & frame.isna().all().to_numpy())]
+    return frame, (() if dialect.default else (f"read as {dialect.describe()}",))
+
+
+def read_panel(
+    path: str | os.PathLike[str],
+    target: str | list[str] | tuple[str, ...],
+    id: str | None = None,
+    date: str | None = None,
+    fill: str | None = None,
+    sep: str | None = None,
+    decimal: str | None = None,
+) -> Panel:
+    """Read many series from a CSV: long with ``id``, else wide (``target`` a list of
+    columns, ``"A,B"`` or ``"all"``). A single target without ``id`` whose dates repeat
+    is refused with the hint ``--id``."""
+    path = Path(path)
+    frame, notes = read_frame(path, sep, decimal, date)
+    if isinstance(target, str) and target != "all":
+        target = [t.strip() for t in target.split(",") if t.strip()]
+    if id is not None:
+        if isinstance(target, str) or len(target) != 1:
+            raise ValueError("a long table (--id) takes one --target column")
+        return from_long(frame, id, target[0], date, fill, str(path), notes)
+    refuse_repeated_dates(frame, date, str(path))
+    return from_wide(frame, target, date, fill, str(path), notes)
