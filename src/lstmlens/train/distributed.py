@@ -295,7 +295,8 @@ def _failure(error: Exception) -> WorkerFailedError:
     failures = getattr(error, "failures", None) or {}
     if not failures:
         return WorkerFailedError(f"a worker failed: {error}")
-    rank = min(failures)
+    # the cause: a rank killed by a signal, else the first to fail (its peers fail after it)
+    rank = min(failures, key=lambda r: (failures[r].exitcode >= 0, failures[r].timestamp, r))
     failure = failures[rank]
     data = failure.error_file_data
     message = data.get("message") if isinstance(data, dict) else None
