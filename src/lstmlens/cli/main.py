@@ -23,6 +23,7 @@ from typing import NoReturn
 
 from ..train.lock import release_run_locks
 from .common import EXIT_INTERRUPTED, CLIError
+from .launch import run_command
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
 
@@ -91,14 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         func = getattr(args, "func", None)
         if func is None:
             raise CLIError(f"{args.command}: an action is needed; see lstmlens {args.command} -h")
+        argv = sys.argv[1:] if argv is None else list(argv)
         threads = getattr(args, "threads", 0)
         if threads:
             from ..train.threads import torch_threads
 
             with torch_threads(threads):
-                status = func(args)
+                status = run_command(args, argv, func)
         else:
-            status = func(args)
+            status = run_command(args, argv, func)
         return 0 if status is None else int(status)
     except SystemExit as e:
         return _exit_status(e.code)
