@@ -20,7 +20,7 @@ $(DEVSTAMP): pyproject.toml constraints.txt | $(PY)
 	touch $(STAMP) $@
 
 demo: $(STAMP)
-	$(VENV)/bin/lstmlens forecast train --out runs/demo --force
+	$(VENV)/bin/lstmlens forecast train --test-origins 52 --out runs/demo --force
 
 test: $(DEVSTAMP)
 	@bash scripts/ensure_chromium.sh
@@ -33,9 +33,10 @@ test-fast: $(DEVSTAMP)
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
+	$(VENV)/bin/mypy
 
 bench: $(DEVSTAMP)
 	$(PY) benchmarks/kernels.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache

@@ -11,8 +11,10 @@ repeatedly; the table gives the median time of one call, the latency per sequenc
 * the demo forecaster (``lstmlens forecast train`` defaults: window 30, one feature,
   hidden 32, linear head) forecasting one series (B = 1) and a backtest's 256 windows.
 
-The ``torch.compile`` column waits for the kernels to be ``torch.library`` custom ops
-(issue 14, part 1): today it prints "-".
+The ``compile ms/call`` column is ``torch.compile(model, fullgraph=True, dynamic=False)``
+(inductor) of the same model: the kernels are ``torch.library`` custom ops
+(:mod:`lstmlens.kernels.native.ops`), so the whole model is one graph around them;
+``compile/eager`` < 1 means the compiled model is faster. Compilation time is not counted.
 
     .venv/bin/python benchmarks/deploy.py [--seconds 1.0] [--quick]
 """
@@ -78,8 +80,9 @@ def session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def measure(name: str, factory, shape, budget: float, folder: Path) -> tuple[float, float, float]:
-    """Seconds per call: eager, ONNX Runtime; and the largest difference of their outputs."""
+def measure(name: str, factory, shape, budget: float, folder: Path) -> tuple[float, ...]:
+    """Seconds per call: eager, compiled, ONNX Runtime; the largest difference of their
+    outputs from eager's."""
     B, T, I = shape  # noqa: E741
     model = factory().eval()
     batch_first = isinstance(model, ForecastNet)
@@ -98,8 +101,13 @@ def measure(name: str, factory, shape, budget: float, folder: Path) -> tuple[flo
         got = sess.run(None, feeds)[0]
         diff = float(np.abs(got - want.numpy()).max())
         t_eager = median_seconds(eager, budget)
+        compiled = torch.compile(model, fullgraph=True, dynamic=False)
+        got_c = compiled(x)
+        got_c = got_c[0] if isinstance(got_c, tuple) else got_c
+        diff = max(diff, float((got_c - want).abs().max()))
+        t_compiled = median_seconds(lambda: compiled(x), budget)
     t_onnx = median_seconds(lambda: sess.run(None, feeds), budget)
-    return t_eager, t_onnx, diff
+    return t_eager, t_compiled, t_onnx, diff
 
 
 def main() -> int:
@@ -127,15 +135,16 @@ def main() -> int:
         "eager backend: "
         + ("native (compiled kernel)" if state.ok else f"fused: {state.summary()}")
     )
-    head = ("model", "eager ms/call", "ms/seq", "seq/s", "compile", "ORT ms/call", "ms/seq",
-            "seq/s", "ORT/eager", "max |diff|")  # fmt: skip
+    head = ("model", "eager ms/call", "ms/seq", "seq/s", "compile ms/call", "compile/eager",
+            "ORT ms/call", "ms/seq", "seq/s", "ORT/eager", "max |diff|")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     with tempfile.TemporaryDirectory() as tmp:
         for name, (factory, shape) in MODELS.items():
-            t_e, t_o, diff = measure(name, factory, shape, budget, Path(tmp))
+            t_e, t_c, t_o, diff = measure(name, factory, shape, budget, Path(tmp))
             B = shape[0]
-            cells = [f"{1e3 * t_e:.3f}", f"{1e3 * t_e / B:.4f}", f"{B / t_e:,.0f}", "-",
+            cells = [f"{1e3 * t_e:.3f}", f"{1e3 * t_e / B:.4f}", f"{B / t_e:,.0f}",
+                     f"{1e3 * t_c:.3f}", f"{t_c / t_e:.2f}",
                      f"{1e3 * t_o:.3f}", f"{1e3 * t_o / B:.4f}", f"{B / t_o:,.0f}",
                      f"{t_o / t_e:.2f}", f"{diff:.1e}"]  # fmt: skip
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)

@@ -17,6 +17,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,7 +108,7 @@ class _CellLoop(nn.Module):
 
 def _lstm(I: int, H: int, backend: str, variant: str) -> LSTM:
     ln = variant == "layer_norm"
-    kw = dict(variant="vanilla" if ln else variant, layer_norm=ln)
+    kw: dict[str, Any] = dict(variant="vanilla" if ln else variant, layer_norm=ln)
     return LSTM(I, H, backend=backend, **kw)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -239,6 +240,8 @@ def _check_state(owner: str, name: str, t: Tensor, shape: tuple[int, ...]) -> No
 class _CellBase(nn.Module):
     input_size: int
     hidden_size: int
+    weight_ih: nn.Parameter
+    weight_hh: nn.Parameter
 
     def _params(self) -> dict[str, Tensor]:
         return dict(self.named_parameters(recurse=False))
@@ -333,8 +336,8 @@ class LSTMCell(_CellBase):
                 _check_state("LSTMCell", "s", hx[2], (*lead, n_s))
                 s = hx[2].unsqueeze(0) if unbatched else hx[2]
         h, c, s_new, _ = lstm_step(x, h, c, self._params(), self.spec, s if fgr else None)
-        out = (h, c, s_new) if fgr else (h, c)
-        return tuple(t.squeeze(0) for t in out) if unbatched else out  # type: ignore[union-attr]
+        out = (h, c, s_new) if s_new is not None else (h, c)
+        return tuple(t.squeeze(0) for t in out) if unbatched else out
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, variant={self.variant.name!r}"
@@ -367,7 +370,7 @@ class GRUCell(_CellBase):
     ) -> None:
         super().__init__()
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        kw = {"device": device, "dtype": dtype}
+        kw: dict[str, Any] = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size, **kw))
         if bias:
@@ -399,7 +402,7 @@ class RNNCell(_CellBase):
             )
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.nonlinearity = nonlinearity
-        kw = {"device": device, "dtype": dtype}
+        kw: dict[str, Any] = {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size, **kw))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size, **kw))
         if bias:

@@ -73,7 +73,7 @@ _UMASK = _read_umask()
 # ---------------------------------------------------------------------- files
 
 
-def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+def write_atomic(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Create ``path`` atomically: ``write(tmp)`` fills a temporary file, which then replaces it.
 
     ``write`` receives the temporary file's name (in the same folder, so that

@@ -217,7 +217,7 @@ class RecurrentBase(nn.Module):
             outs = []
             for d in range(D):
                 state = tuple(s[layer * D + d] for s in states0)
-                recorder = None if self._recorder is None else []
+                recorder: list | None = None if self._recorder is None else []
                 xin = pad.reverse(layer_in) if d else layer_in
                 p = self.layer_parameters(layer, d)
                 out, state_n = self._run(kernel, xin, state, p, pad.keep, recorder)

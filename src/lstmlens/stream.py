@@ -14,13 +14,16 @@ zoneout and recurrent dropout are off, as in eval mode.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor
 
 from .cells import gru_step, lstm_step, rnn_step
 from .recurrent import RecurrentBase
+
+if TYPE_CHECKING:
+    from .layers import LSTM, RNN
 
 __all__ = ["Stream"]
 
@@ -69,6 +72,7 @@ class Stream:
     def _start(self, B: int, like: Tensor) -> None:
         m = self.model
         L, H, P = m.num_layers, m.hidden_size, m.proj_size or m.hidden_size
+        c: Tensor | None
         if self._given is None:
             h = like.new_zeros(L, B, P)
             c = like.new_zeros(L, B, H)
@@ -86,9 +90,11 @@ class Stream:
             if m.mode != "LSTM":
                 self._state.append([h[k]])
                 continue
+            assert c is not None  # an LSTM carries a cell state
             s = [h[k], c[k]]
-            if m.variant.full_gate_recurrence:
-                s.append(like.new_zeros(B, len(m.variant.sigmoid_blocks) * H))
+            variant = cast("LSTM", m).variant
+            if variant.full_gate_recurrence:
+                s.append(like.new_zeros(B, len(variant.sigmoid_blocks) * H))
             self._state.append(s)
 
     # -- stepping ----------------------------------------------------------------------------
@@ -110,15 +116,18 @@ class Stream:
         ):
             raise ValueError("Stream.step: the batch shape changed mid-sequence; call reset()")
         inp = x.unsqueeze(0) if x.dim() == 1 else x
+        assert self._state is not None  # set by _start above
         for p, s in zip(self._layers, self._state):
             if m.mode == "LSTM":
-                h, c, s_new, _ = lstm_step(inp, s[0], s[1], p, m.spec, s[2] if len(s) > 2 else None)
+                h, c, s_new, _ = lstm_step(
+                    inp, s[0], s[1], p, cast("LSTM", m).spec, s[2] if len(s) > 2 else None
+                )
                 s[:] = [h, c] + ([s_new] if s_new is not None else [])
             elif m.mode == "GRU":
                 h, _ = gru_step(inp, s[0], p)
                 s[0] = h
             else:
-                h = rnn_step(inp, s[0], p, m.nonlinearity)
+                h = rnn_step(inp, s[0], p, cast("RNN", m).nonlinearity)
                 s[0] = h
             inp = h
         return inp.squeeze(0) if self._unbatched else inp

@@ -21,6 +21,7 @@ fgr        ``peephole`` + full gate recurrence: i, f, o at t also see [i, f, o] 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 __all__ = ["ACTIVATIONS", "PRESETS", "Variant", "resolve_variant"]
 
@@ -115,9 +116,9 @@ class Variant:
         ]
         return "Variant(" + ", ".join(changed) + ")"
 
-    def with_(self, **changes: object) -> Variant:
+    def with_(self, **changes: Any) -> Variant:
         """A copy with some fields changed (``Variant.with_`` is ``dataclasses.replace``)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)
 
 
 _PEEPHOLE = Variant(peepholes=True)

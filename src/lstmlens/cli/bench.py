@@ -46,7 +46,7 @@ def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
         shapes.append(values)
     if not shapes:
         raise CLIError(f"bench: --shapes wants at least one B,T,I,H, got {text!r}")
-    return shapes  # type: ignore[return-value]
+    return shapes
 
 
 def _names(text: str, allowed: tuple[str, ...], option: str) -> list[str]:

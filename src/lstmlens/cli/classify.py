@@ -153,10 +153,10 @@ def run_train(args: argparse.Namespace) -> int:
     )
     config = train_config_from_args(args)
     prepared = prepare_classifier(spec, options, config)  # bad input stops here: nothing written
-    options = run_spec(args, files=("data",))  # what --resume must match
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
+    resume_spec = run_spec(args, files=("data",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=resume_spec)
     reporter = reporter_from_args(args, run_dir)
-    metrics = prepared.fit(run_dir, reporter, resume=args.resume, spec=options)
+    metrics = prepared.fit(run_dir, reporter, resume=args.resume, spec=resume_spec)
     sizes = metrics["sizes"]
     print(
         f"test accuracy {metrics['test_accuracy']:.4f}  macro-F1 {metrics['test_macro_f1']:.4f}"

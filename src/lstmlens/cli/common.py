@@ -81,6 +81,7 @@ RESUME_MAY_CHANGE = (
     "quiet",
     "threads",
     "device",
+    "nproc",  # (checked against the checkpoint's world size instead)
     "no_lens",
     "baselines",  # scoring only, after training
 )
@@ -195,7 +196,7 @@ def add_deprecated(
     )
 
 
-def add_device_arg(parser: argparse.ArgumentParser) -> None:
+def add_device_arg(parser: argparse._ActionsContainer) -> None:
     """``--device cpu|cuda|auto`` (auto: cuda when available, else cpu)."""
     parser.add_argument(
         "--device",
@@ -287,6 +288,9 @@ def add_train_args(
     )
     add_device_arg(train)
     add_threads_arg(parser)
+    from .launch import add_nproc_arg
+
+    add_nproc_arg(parser)
     run = parser.add_argument_group("run folder")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")

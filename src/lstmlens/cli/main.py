@@ -20,9 +20,11 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..train.lock import release_run_locks
 from .common import EXIT_INTERRUPTED, CLIError
+from .launch import run_command
 from .stdout import closed_stdout_is_quiet
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]
@@ -46,7 +48,7 @@ def _version() -> str:
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (``CLIError``, exit status 2 in ``main``)."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         where = self.prog.removeprefix("lstmlens").strip()
         raise CLIError(f"{where}: {message}" if where else message)
 
@@ -92,15 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         func = getattr(args, "func", None)
         if func is None:
             raise CLIError(f"{args.command}: an action is needed; see lstmlens {args.command} -h")
+        argv = sys.argv[1:] if argv is None else list(argv)
         threads = getattr(args, "threads", 0)
         with closed_stdout_is_quiet():  # `| head`: the run is still saved, nothing printed
             if threads:
                 from ..train.threads import torch_threads
 
                 with torch_threads(threads):
-                    status = func(args)
+                    status = run_command(args, argv, func)
             else:
-                status = func(args)
+                status = run_command(args, argv, func)
         return 0 if status is None else int(status)
     except SystemExit as e:
         return _exit_status(e.code)

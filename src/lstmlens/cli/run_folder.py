@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import LOG_FILE, write_atomic
+from ..train import distributed
 from ..train.checkpoint import (
     CHECKPOINT_JSON,
     CHECKPOINT_PREVIOUS,
@@ -64,6 +65,18 @@ def _run_files(folder: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() and not p.is_symlink())
 
 
+def _check_world_size(path: Path, state: dict[str, Any] | None) -> None:
+    """Refuse to resume on another number of processes than the run was trained on."""
+    if state is None or state.get("tensors") is None:
+        return
+    saved, asked = state.get("world_size") or 1, distributed.ranks().world_size
+    if saved != asked:
+        raise CLIError(
+            f"cannot resume {path}: it was trained on {saved} process(es), this command runs "
+            f"{asked}; use --nproc {saved}"
+        )
+
+
 def prepare_run_dir(
     out: str | Path, force: bool = False, resume: bool = False, spec: dict[str, Any] | None = None
 ) -> Path:
@@ -77,6 +90,9 @@ def prepare_run_dir(
     path = Path(out)
     if force and resume:
         raise CLIError("--force and --resume cannot be used together")
+    if not distributed.ranks().is_main:  # rank 0 claims the run folder; this one is scratch
+        path.mkdir(parents=True, exist_ok=True)
+        return path
     if path.exists() and not path.is_dir():
         raise CLIError(f"{path} exists and is not a folder")
     if resume:
@@ -87,6 +103,7 @@ def prepare_run_dir(
         state = checkpoint_state(path)
         if spec is not None and state is not None and state.get("tensors") is not None:
             check_resume(state.get("spec") or {}, spec)
+        _check_world_size(path, state)
         return path
     others = (
         [p for p in path.iterdir() if p.name not in (RUN_MARKER, LOCK_FILE)]

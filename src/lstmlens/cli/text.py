@@ -153,10 +153,10 @@ def train(args: argparse.Namespace) -> int:
     )
     resume_from = Path(args.out) if args.resume else None
     prepared = prepare_text(args.corpus, options, train_config_from_args(args), resume_from)
-    options = run_spec(args, files=("corpus",))  # what --resume must match
-    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
+    resume_spec = run_spec(args, files=("corpus",))  # what --resume must match
+    run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=resume_spec)
     reporter = reporter_from_args(args, run_dir)
-    result = prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens, spec=options)
+    result = prepared.fit(run_dir, reporter, args.resume, lens=not args.no_lens, spec=resume_spec)
     return print_result(result)
 
 

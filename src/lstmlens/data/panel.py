@@ -93,7 +93,7 @@ class Panel:
     def select(self, keep: np.ndarray) -> Panel:
         """The series where the boolean mask ``keep`` (shape ``(N,)``) is true."""
         keep = np.asarray(keep, dtype=bool)
-        parts = [self.series(i) for i in np.flatnonzero(keep)]
+        parts = [self.series(int(i)) for i in np.flatnonzero(keep)]
         lengths = np.array([len(p) for p in parts], dtype=np.int64)
         return Panel(
             values=np.concatenate(parts) if parts else np.zeros(0),
@@ -214,7 +214,8 @@ def from_long(
     parts, names, starts, found, shuffled = [], [], [], [], False
     groups = ids.groupby(ids, sort=False).indices  # id -> its row numbers, in file order
     for name in pd.unique(ids):  # series in the order their ids first appear
-        rows, own = groups[name], []
+        rows = groups[name]
+        own: list[str] = []  # notes about this series
         t, (v,) = in_order(parsed[rows], [values[rows]], "date", where, own)
         t, (v,) = on_grid(t, [v], fill, f" in series {name!r}{where}", own)
         parts.append(_fill(v, fill, f"series {name!r}{where}", t))

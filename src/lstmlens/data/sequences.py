@@ -252,10 +252,12 @@ def stratified_split(
     for training. Raises ``ValueError`` when validation or test would be empty.
     """
     g = torch.Generator().manual_seed(seed)
-    train, val, test = [], [], []
+    train: list[int] = []
+    val: list[int] = []
+    test: list[int] = []
     for c in labels.unique().tolist():
-        members = torch.nonzero(labels == c).flatten()
-        members = members[torch.randperm(len(members), generator=g)].tolist()
+        of_c = torch.nonzero(labels == c).flatten()
+        members = of_c[torch.randperm(len(of_c), generator=g)].tolist()
         n = len(members)
         n_val = min(round(n * fractions[0]), max(n - 1, 0))
         n_test = min(round(n * fractions[1]), max(n - 1 - n_val, 0))

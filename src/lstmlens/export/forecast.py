@@ -61,7 +61,8 @@ def check_known(fc: Any) -> None:
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             if f.name in neutral:
-                if neutral[f.name] is None or value in neutral[f.name]:
+                allowed = neutral[f.name]
+                if allowed is None or value in allowed:
                     continue
                 raise ValueError(
                     f"the ONNX exporter does not know the forecast option {f.name}={value!r} yet"
@@ -175,6 +176,7 @@ def forecast_run(g: Graph, run: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from ..tasks.forecast import Forecaster
 
     fc, cfg = Forecaster.load(run)
+    assert fc.net is not None  # a loaded forecaster has its net
     fc.net.eval()
     check_known(fc)
     forecast_graph(g, fc)

@@ -59,6 +59,7 @@ def _step(
     i = b.op("Sigmoid", pre["i"]) if v.has_i else None
     f = b.op("Sigmoid", pre["f"]) if v.has_f else None
     if v.coupled:
+        assert i is not None  # a coupled forget gate needs the input gate
         f = b.op("Sub", p["one"], i)
     g = b.op("Tanh", pre["g"]) if v.input_activation == "tanh" else pre["g"]
     keep = c if f is None else b.op("Mul", f, c)
@@ -77,7 +78,7 @@ def _step(
     h_new = b.op("MatMul", m, p["w_hr"]) if spec.proj_size else m
     s_new = None
     if v.full_gate_recurrence:
-        acts = {"i": i, "f": f, "o": o}
+        acts = {k: act for k, act in (("i", i), ("f", f), ("o", o)) if act is not None}
         s_new = b.op("Concat", *[acts[k] for k in v.sigmoid_blocks], axis=-1)
     return h_new, c_new, s_new
 
@@ -123,9 +124,9 @@ def lstm_scan(
         both = (params["bias_ih"] + params["bias_hh"]).detach()
         xb = g.op("Add", xb, g.weight("bias", both))
     p = _prepare(g, params, spec)
-    flip = reverse and lengths is not None  # reversed within each length, outside the Scan
-    if flip:
-        xb = lengths.reverse(g, xb)
+    flip = lengths if reverse else None  # reversed within each length, outside the Scan
+    if flip is not None:
+        xb = flip.reverse(g, xb)
 
     b = g.sub("lstm_step")
     h = b.input(b.fresh("h"), ["batch", P])
@@ -138,6 +139,7 @@ def lstm_scan(
         valid = b.input(b.fresh("valid_t"), ["batch", 1], elem=b.bool)
         h_new, c_new = b.op("Where", valid, h_new, h), b.op("Where", valid, c_new, c)
         if s_new is not None:
+            assert s is not None  # full gate recurrence carries s
             s_new = b.op("Where", valid, s_new, s)
     b.output(h_new, b.fresh("h_out"), ["batch", P])
     b.output(c_new, b.fresh("c_out"), ["batch", H])
@@ -149,7 +151,7 @@ def lstm_scan(
     if v.full_gate_recurrence:
         states.append(g.zeros(x, 1, [], n_s))
     scans = [xb] if lengths is None else [xb, lengths.valid]
-    direction = [1 if reverse and not flip else 0] * len(scans)
+    direction = [1 if reverse and flip is None else 0] * len(scans)
     outs = g.op(
         "Scan",
         *states,
@@ -160,5 +162,5 @@ def lstm_scan(
         scan_input_directions=direction,
         scan_output_directions=direction[:1],
     )
-    y = lengths.reverse(g, outs[-1]) if flip else outs[-1]
+    y = flip.reverse(g, outs[-1]) if flip is not None else outs[-1]
     return y, outs[0], outs[1]

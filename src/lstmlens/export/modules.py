@@ -23,7 +23,7 @@ model that changes its layers changes only its builder here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,11 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..recurrent import RecurrentBase
 from .graph import Graph
 from .recurrent import recurrent
+
+if TYPE_CHECKING:  # the task models pull in their data stack: imported lazily below
+    from ..tasks.classify import SequenceClassifier
+    from ..tasks.forecast_model import ForecastNet
+    from ..tasks.language import LanguageModel
 
 __all__ = [
     "BUILDERS",
@@ -88,7 +93,7 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 
 
-def _split_example(example: Any, who: str) -> tuple[Tensor, Any]:
+def _split_example(example: Any, who: str) -> tuple[Any, Any]:
     """``x`` or ``(x,)`` or ``(x, state)`` -> ``(x, state or None)``."""
     if isinstance(example, (Tensor, PackedSequence)):  # (a PackedSequence is a tuple)
         return example, None
@@ -117,10 +122,12 @@ def _recurrent_graph(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[
     LD, P, H = m.num_layers * m.num_directions, m.proj_size or m.hidden_size, m.hidden_size
     dims = ["batch", "time"] if m.batch_first else ["time", "batch"]
     xin = g.input("input", [*dims, m.input_size])
-    padded, lengths = pad_packed_sequence(x, m.batch_first) if packed else (x, None)
-    feeds = {"input": _np(padded)}
-    if packed:
-        feeds["lengths"] = _np(lengths.long())
+    feeds: Feeds
+    if isinstance(x, PackedSequence):
+        padded, lengths = pad_packed_sequence(x, m.batch_first)
+        feeds = {"input": _np(padded), "lengths": _np(lengths.long())}
+    else:
+        feeds = {"input": _np(x)}
     states = None
     if state is not None:
         names, shapes = ["h0", "c0"][: m._state_count], [P, H]
@@ -138,7 +145,7 @@ def _recurrent_graph(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[
     return feeds, [y, *_states(s, m._state_count)]
 
 
-def language_graph(g: Graph, model: nn.Module, with_state: bool) -> None:
+def language_graph(g: Graph, model: LanguageModel, with_state: bool) -> None:
     """``tokens`` (B, T) [+ ``h0``, ``c0``] -> ``logits`` (B, T, V), ``h_n``, ``c_n``."""
     lstm = model.lstm
     LD, P, H = (
@@ -158,7 +165,7 @@ def language_graph(g: Graph, model: nn.Module, with_state: bool) -> None:
     g.output(c_n, "c_n", [LD, "batch", H])
 
 
-def classifier_body(g: Graph, model: nn.Module, x: str, lengths: str) -> str:
+def classifier_body(g: Graph, model: SequenceClassifier, x: str, lengths: str) -> str:
     """Prepared inputs (standardised or embedded) (B, L, E), ``lengths`` (B,) -> logits (B, C).
 
     A padded batch, as eager packs it: pooling ``last`` takes the top layer's state at each
@@ -177,7 +184,7 @@ def classifier_body(g: Graph, model: nn.Module, x: str, lengths: str) -> str:
     return linear(g, summary, model.head)
 
 
-def classifier_graph(g: Graph, model: nn.Module) -> str:
+def classifier_graph(g: Graph, model: SequenceClassifier) -> str:
     """Graph inputs of a classifier and its logits: ``x`` (B, L, F) float32 raw features
     (standardised in the graph) or ``tokens`` (B, L) int64, zero-padded, and ``lengths`` (B,)."""
     if model.text:
@@ -197,6 +204,7 @@ def _register_tasks() -> None:
 
     @register(LanguageModel)
     def _language(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
+        assert isinstance(m, LanguageModel)
         tokens, state = _split_example(example, "LanguageModel")
         language_graph(g, m, state is not None)
         feeds = {"tokens": _np(tokens.long())}
@@ -209,6 +217,7 @@ def _register_tasks() -> None:
     @register(SequenceClassifier)
     def _classifier(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
         """Inputs ``x`` (B, L, F) raw features or ``tokens`` (B, L), and ``lengths`` (B,)."""
+        assert isinstance(m, SequenceClassifier)
         if not (isinstance(example, (tuple, list)) and len(example) == 2):
             raise TypeError("export.onnx: SequenceClassifier example must be (x, lengths)")
         x, lengths = example
@@ -219,15 +228,16 @@ def _register_tasks() -> None:
 
     @register(ForecastNet)
     def _forecast(g: Graph, m: nn.Module, example: Any) -> tuple[Feeds, list[Tensor]]:
+        assert isinstance(m, ForecastNet)
         x, _ = _split_example(example, "ForecastNet")
         x_in = g.input("x", ["batch", "time", m.config.input_size])
-        shape = ["batch", m.config.out_steps, m.config.n_outputs]
+        shape: list[int | str | None] = ["batch", m.config.out_steps, m.config.n_outputs]
         g.output(forecast_body(g, m, x_in), "y", shape)
         with torch.no_grad():
             return {"x": _np(x)}, [m(x)]
 
 
-def forecast_body(g: Graph, net: nn.Module, x: str) -> str:
+def forecast_body(g: Graph, net: ForecastNet, x: str) -> str:
     """:class:`ForecastNet`: model-scale windows (B, W, F) -> (B, S, Q)."""
     out, _ = recurrent(g, net.lstm, time_major(g, x, True), None)  # (W, B, hidden)
     last = g.op("Gather", out, g.ints([-1]), axis=0)  # (1, B, hidden)

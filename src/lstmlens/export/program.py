@@ -1,16 +1,22 @@
 """``lstmlens export RUN --format exported-program``: a ``torch.export`` ExportedProgram.
 
-``torch.export`` traces lstmlens' plain reference backend (the per-step loop over the cell):
-the fused and native kernels are opaque to it until they are registered as ``torch.library``
-custom ops (issue 14, part 1). The loop unrolls, so the batch is dynamic but the length is
-fixed by the trace. That suits two programs, written with ``torch.export.save``:
+The layers run the native kernel as ``torch.library`` custom ops
+(:mod:`lstmlens.kernels.native.ops`): ``torch.export`` records one ``lstm_forward`` node per
+layer-direction, whose fake implementation gives its shapes for any length, so batch and
+sequence length are both dynamic. Where the kernel cannot be built, the layers trace the
+reference loop (the per-step cell), which unrolls: the length is then fixed by the trace.
+Two programs, written with ``torch.export.save``:
 
 * forecast: the whole :meth:`Forecaster.predict_at` pass of the ONNX graph
-  (:mod:`lstmlens.export.forecast`): ``history`` (B, W, F) float64 -> ``forecast`` (B, S, Q);
-* language: one generation step, ``(tokens (B, 1), h0, c0) -> (logits (B, 1, V), h_n, c_n)``.
+  (:mod:`lstmlens.export.forecast`): ``history`` (B, W, F) float64 -> ``forecast`` (B, S, Q)
+  (the window W is the model's own);
+* language: ``(tokens (B, T), h0, c0) -> (logits (B, T, V), h_n, c_n)``: a prompt or one
+  generation step (T = 1).
 
-A classifier reads sequences of any length, so its run is refused with one line.
-Load with ``torch.export.load(PATH).module()``.
+A classifier packs its sequences (``pack_padded_sequence``: shapes that depend on the
+lengths' values), which torch.export cannot trace: its run is refused with one line.
+Load with :func:`load_program` (it loads the kernel first, so the ops are known), or
+``torch.export.load(PATH).module()`` after importing lstmlens and loading the kernel.
 """
 
 from __future__ import annotations
@@ -23,11 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PROGRAMS", "ForecastServing", "exported_program_run"]
+__all__ = ["PROGRAMS", "ForecastServing", "exported_program_run", "load_program"]
 
 
 class ForecastServing(nn.Module):
     """The forecast graph in torch ops: ``history`` (B, W, F) float64, data units -> (B, S, Q)."""
+
+    mean: Tensor  # buffers
+    scale: Tensor
+    e0: Tensor
 
     def __init__(self, fc: Any) -> None:
         super().__init__()
@@ -55,7 +65,7 @@ class ForecastServing(nn.Module):
 
 
 class LanguageStep(nn.Module):
-    """One step of a language model: ``(tokens (B, 1), h0, c0) -> (logits, h_n, c_n)``."""
+    """A language model on ``(tokens (B, T), h0, c0) -> (logits (B, T, V), h_n, c_n)``."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -71,8 +81,9 @@ def _forecast(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
     from .forecast import check_known
 
     fc, _ = Forecaster.load(run)
+    assert fc.net is not None and fc.config.window is not None  # a loaded forecaster has both
     check_known(fc)
-    fc.net.lstm.backend = "reference"
+    fc.net.lstm.backend = _backend()
     example = torch.zeros(2, fc.config.window, fc.net.config.input_size, dtype=torch.float64)
     example[..., 0] = 1.0  # positive, for a log model
     return ForecastServing(fc), (example,), ({0: torch.export.Dim("batch")},)
@@ -82,13 +93,23 @@ def _language(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
     from ..tasks.language import load_language_model
 
     model, _ = load_language_model(run)
-    model.lstm.backend = "reference"
+    model.lstm.backend = _backend()
     lstm = model.lstm
     h = torch.zeros(lstm.num_layers, 2, lstm.proj_size or lstm.hidden_size)
     c = torch.zeros(lstm.num_layers, 2, lstm.hidden_size)
     batch = torch.export.Dim("batch")
-    shapes = ({0: batch}, {1: batch}, {1: batch})
-    return LanguageStep(model), (torch.zeros(2, 1, dtype=torch.long), h, c), shapes
+    tokens: dict[int, Any] = {0: batch}
+    if model.lstm.backend == "native":
+        tokens[1] = torch.export.Dim("steps", min=1, max=1 << 20)
+    example = torch.zeros(2, 2 if 1 in tokens else 1, dtype=torch.long)
+    return LanguageStep(model), (example, h, c), (tokens, {1: batch}, {1: batch})
+
+
+def _backend() -> str:
+    """The native kernel's custom ops where it can be had, else the (unrolled) reference loop."""
+    from ..kernels.native.ops import ready
+
+    return "native" if ready() else "reference"
 
 
 #: task -> (module to trace, example inputs, dynamic shapes)
@@ -104,9 +125,9 @@ def exported_program_run(run: Path, task: str, output: Path) -> Path:
 
     if task not in PROGRAMS:
         raise ValueError(
-            f"exported-program: a {task} run reads sequences of any length, which torch.export "
-            "cannot trace through lstmlens' kernels until they are torch.library custom ops; "
-            "use --format onnx"
+            f"exported-program: a {task} run packs its sequences, whose shapes depend on their "
+            "lengths' values: torch.export cannot trace that, even through lstmlens' custom "
+            "ops; use --format onnx"
         )
     module, example, shapes = PROGRAMS[task](run)
     module.eval()
@@ -115,3 +136,12 @@ def exported_program_run(run: Path, task: str, output: Path) -> Path:
     buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer
     torch.export.save(program, buffer)
     return write_atomic(output, lambda tmp: Path(tmp).write_bytes(buffer.getvalue()))
+
+
+def load_program(path: Path) -> torch.export.ExportedProgram:
+    """An ExportedProgram written by :func:`exported_program_run`, with the kernel loaded first
+    (its ops must be registered before the graph that calls them is read)."""
+    from ..kernels.native.ops import ready
+
+    ready()
+    return torch.export.load(str(path))

@@ -16,6 +16,7 @@ Shapes (time major inside the graph): ``x`` (T, B, I); states ``(L*D, B, P)`` an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
@@ -24,6 +25,9 @@ from ..recurrent import RecurrentBase
 from ..variants import PRESETS
 from .graph import Graph, Lengths
 from .lstm_scan import lstm_scan
+
+if TYPE_CHECKING:
+    from ..layers import LSTM, RNN
 
 __all__ = ["LAYER_EXPORTERS", "exporter_for", "recurrent"]
 
@@ -63,13 +67,13 @@ def _native(
     inputs.append("" if lengths is None else lengths.int32)  # sequence_lens
     inputs += init if init else [""] * (2 if mode == "LSTM" else 1)
     attrs: dict = {"hidden_size": H, "direction": "bidirectional" if D == 2 else "forward"}
-    if mode == "LSTM" and module.variant.peepholes:
+    if mode == "LSTM" and cast("LSTM", module).variant.peepholes:
         peep = [torch.cat([p[f"peephole_{k}"].detach() for k in "iof"]) for p in params]
         inputs.append(g.weight("P", torch.stack(peep)))  # (D, 3H), order i, o, f
     if mode == "GRU":
         attrs["linear_before_reset"] = 1
     if mode == "RNN":
-        attrs["activations"] = [module.nonlinearity.capitalize()] * D
+        attrs["activations"] = [cast("RNN", module).nonlinearity.capitalize()] * D
     n_out = 3 if mode == "LSTM" else 2
     outs = g.op(mode, *inputs, outputs=n_out, **attrs)
     y = g.op("Transpose", outs[0], perm=[0, 2, 1, 3])  # (T, D, B, H) -> (T, B, D, H)
@@ -81,7 +85,7 @@ def _scan(
     g: Graph, module: RecurrentBase, layer: int, x: str, init: list[str], lengths: Lengths | None
 ) -> tuple[str, list[str]]:
     """One LSTM layer, a ``Scan`` per direction."""
-    spec, D = module.spec, module.num_directions
+    spec, D = cast("LSTM", module).spec, module.num_directions
     ys, hs, cs = [], [], []
     for d in range(D):
         if init:

@@ -90,7 +90,7 @@ def _input_projection(
 
 class _LSTMFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, spec, names, x, h0, c0, keep_h, keep_c, rmask, *weights):  # type: ignore[override]
+    def forward(ctx, spec, names, x, h0, c0, keep_h, keep_c, rmask, *weights):
         p = dict(zip(names, weights))
         lay = Layout.of(spec)
         fgr = spec.variant.full_gate_recurrence
@@ -113,7 +113,7 @@ class _LSTMFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_hn, d_cn):  # type: ignore[override]
+    def backward(ctx, d_out, d_hn, d_cn):
         spec, n = ctx.spec, len(_Saved._fields)
         x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
         saved, p = _Saved(*rest[:n]), dict(zip(ctx.names, rest[n:]))
@@ -171,6 +171,7 @@ def _weight_grads(grads, x, h0, rmask, saved: _Saved, dA, dR, dHN, p, lay: Layou
         db = dA.sum((0, 1))
         grads["bias_ih"], grads["bias_hh"] = db, db.clone()
     if spec.layer_norm:
+        assert saved.XN is not None and saved.rstd_x is not None  # saved with layer norm
         grads["ln_weight_ih"] = (dA.reshape(T * B, -1) * saved.XN).sum(0)
         dX = ln_bwd(dA.reshape(T * B, -1) * p["ln_weight_ih"], saved.XN, saved.rstd_x)
     else:
@@ -227,10 +228,28 @@ class Fused:
         return Support(True)
 
     def lstm(self, x, h0, c0, p, spec, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("LSTM", x, spec).lstm(x, h0, c0, p, spec, masks)
         return lstm_fused(x, h0, c0, p, spec, masks.keep_h, masks.keep_c, masks.rmask)
 
     def gru(self, x, h0, p, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("GRU", x).gru(x, h0, p, masks)
         return gru_fused(x, h0, p, masks.keep_h)
 
     def rnn(self, x, h0, p, nonlinearity, masks=NO_MASKS, recorder=None):
+        if torch.compiler.is_compiling():
+            return _traceable("RNN", x).rnn(x, h0, p, nonlinearity, masks)
         return rnn_fused(x, h0, p, nonlinearity, masks.keep_h)
+
+
+def _traceable(mode: str, x: Tensor, spec: CellSpec | None = None):
+    """What runs the fused scheme under ``torch.compile``, which cannot trace its in-place
+    (``out=``) backward: the native kernel's custom op where it runs the input (the same
+    scheme, compiled), else the reference loop (the same function, traced step by step)."""
+    from . import native, reference
+
+    kernel = native.Native()
+    if kernel.available().ok and kernel.supports(mode, x.device, x.dtype, spec).ok:
+        return kernel
+    return reference.Reference()

@@ -22,7 +22,7 @@ __all__ = ["gru_fused", "rnn_fused"]
 
 class _GRUFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, h0, keep_h, W_ih, W_hh, b_ih, b_hh):  # type: ignore[override]
+    def forward(ctx, x, h0, keep_h, W_ih, W_hh, b_ih, b_hh):
         T, B, I = x.shape
         H = W_hh.shape[1]
         XW = (
@@ -55,7 +55,7 @@ class _GRUFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_hn):  # type: ignore[override]
+    def backward(ctx, d_out, d_hn):
         x, h0, out, RZ, N, HN, keep_h, W_ih, W_hh = ctx.saved_tensors
         T, B, I = x.shape
         H = W_hh.shape[1]
@@ -99,7 +99,7 @@ def gru_fused(
 
 class _RNNFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, relu, x, h0, keep_h, W_ih, W_hh, b_ih, b_hh):  # type: ignore[override]
+    def forward(ctx, relu, x, h0, keep_h, W_ih, W_hh, b_ih, b_hh):
         T, B, I = x.shape
         H = W_hh.shape[1]
         XW = x.reshape(T * B, I) @ W_ih.t()
@@ -124,7 +124,7 @@ class _RNNFunction(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, d_out, d_hn):  # type: ignore[override]
+    def backward(ctx, d_out, d_hn):
         x, h0, out, A, keep_h, W_ih, W_hh = ctx.saved_tensors
         T, B, I = x.shape
         H = W_hh.shape[1]

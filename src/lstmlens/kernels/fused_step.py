@@ -156,6 +156,7 @@ def _cell(a: Tensor, c: Tensor, cn: Tensor, lay: Layout) -> Tensor:
     if v.has_f:
         torch.mul(a[:, sig["f"]], c, out=cn)
     elif v.coupled:  # f = 1 - i:  c' = c - i*c + i*g
+        assert i is not None  # a coupled forget gate needs the input gate
         torch.addcmul(c, i, c, value=-1, out=cn)
     else:
         cn.copy_(c)
@@ -172,6 +173,7 @@ def _output(t: int, a: Tensor, cn: Tensor, buf: Buffers, p, lay: Layout) -> Tens
     if lay.o_peep:
         a[:, lay.sig["o"]].addcmul_(p["peephole_o"], cn).sigmoid_()
     if spec.layer_norm:
+        assert buf.CNn is not None and buf.rstd_c is not None  # allocated with layer norm
         buf.CNn[t], buf.rstd_c[t] = ln_fwd(cn)
         chat = torch.addcmul(p["ln_bias_c"], buf.CNn[t], p["ln_weight_c"])
     else:
@@ -221,6 +223,7 @@ def _output_backward(t, dm, dcn, ds, da, buf: Buffers, p, grads, lay: Layout) ->
     dy = dm * o if o is not None else dm
     dchat = dy * (1 - y * y) if v.output_activation == "tanh" else dy
     if spec.layer_norm:
+        assert buf.CNn is not None and buf.rstd_c is not None  # allocated with layer norm
         grads["ln_weight_c"] += (dchat * buf.CNn[t]).sum(0)
         grads["ln_bias_c"] += dchat.sum(0)
         dcn = dcn + ln_bwd(dchat * p["ln_weight_c"], buf.CNn[t], buf.rstd_c[t])
@@ -258,6 +261,7 @@ def _cell_backward(t, dcn, dc_keep, ds, da, buf: Buffers, p, grads, lay: Layout)
     if v.has_f:
         f = gt[:, sig["f"]]
     elif v.coupled:
+        assert i is not None  # a coupled forget gate needs the input gate
         f = 1 - i
     else:
         f = None
@@ -275,6 +279,7 @@ def _cell_backward(t, dcn, dc_keep, ds, da, buf: Buffers, p, grads, lay: Layout)
             dc_prev = dc_prev + da_i * p["peephole_i"]
             grads["peephole_i"] += (da_i * c).sum(0)
     if v.has_f:
+        assert df is not None and f is not None  # both set for a forget gate
         da_f = da[:, sig["f"]]
         torch.mul(df, f * (1 - f), out=da_f)
         if v.peepholes:

@@ -118,6 +118,7 @@ def _norms(module: RecurrentBase, inp: Tensor, t: int, first: int = 0) -> np.nda
             out[t - first, unit, unit].sum().backward()
     finally:
         module.train(training)
+    assert copies.grad is not None  # filled by the backward passes above
     grad = copies.grad[: t - first + 1]  # (t'+1, D, I): row s, copy d = d y_t[d] / d x_s
     norms = grad.double().pow(2).sum(dim=(1, 2)).sqrt()  # by step s
     return norms.flip(0).cpu().numpy()  # index k = t - s

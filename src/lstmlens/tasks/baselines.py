@@ -162,14 +162,16 @@ def _fitted(fn: Callable[..., tuple[np.ndarray, str]]) -> Callable[[_Problem], t
 
 
 _register("naive", lambda p: (naive(p.y, p.origins, p.horizon), "last value"))
-_register(
-    "seasonal_naive",
-    lambda p: (
-        seasonal_naive(p.y, p.origins, p.horizon, p.season),
-        f"value one season (m={p.season}) earlier",
-    ),
-    needs_season=True,
-)
+
+
+def _seasonal_naive(p: _Problem) -> tuple[np.ndarray, str]:
+    assert p.season is not None  # needs_season: skipped without one
+    return seasonal_naive(p.y, p.origins, p.horizon, p.season), (
+        f"value one season (m={p.season}) earlier"
+    )
+
+
+_register("seasonal_naive", _seasonal_naive, needs_season=True)
 _register("drift", lambda p: (drift(p.y, p.origins, p.horizon), "drift"))
 _register("ets", _fitted(ets), fitted=True, max_season=MAX_MODEL_SEASON)
 _register(

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +47,9 @@ class SequenceClassifier(nn.Module):
     ``forward(x, lengths)``: ``x`` is ``(B, L, F)`` float (numeric) or ``(B, L)`` int64 (text),
     zero-padded past ``lengths`` ``(B,)``; returns logits ``(B, num_classes)``.
     """
+
+    mean: Tensor  # buffers (numeric inputs only)
+    std: Tensor
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__()
@@ -170,9 +173,11 @@ class ClassifyTask:
         return F.cross_entropy(model(x, lengths), y, weight=self.weights)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        logits = predict_logits(model, self.val)
-        loss = F.cross_entropy(logits, self.val.labels, weight=self.weights)
-        scores = classification_metrics(self.val.labels, logits.argmax(-1), len(self.val.classes))
+        labels = self.val.labels
+        assert labels is not None, "ClassifyTask: validation sequences carry labels"
+        logits = predict_logits(cast(SequenceClassifier, model), self.val)
+        loss = F.cross_entropy(logits, labels, weight=self.weights)
+        scores = classification_metrics(labels, logits.argmax(-1), len(self.val.classes))
         return {
             "val_loss": float(loss),
             "val_accuracy": scores["accuracy"],

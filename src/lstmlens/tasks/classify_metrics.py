@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, num_classes: 
 
 def classification_metrics(
     truth: torch.Tensor, predicted: torch.Tensor, num_classes: int
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """``{"accuracy", "macro_f1", "per_class_f1", "confusion"}`` (module docstring)."""
     m = confusion_matrix(truth, predicted, num_classes).astype(np.float64)
     total = m.sum()

@@ -159,14 +159,14 @@ def _tokens(texts: list[str], data: dict[str, Any]) -> list[torch.Tensor]:
 
 def read_data(spec: DataSpec) -> tuple[LabelledSequences, dict[str, Any], list[str] | None]:
     """Labelled sequences, the ``data`` part of the config, and (text) the raw texts."""
-    if spec.kind == "digits":
+    if spec.path is None:  # kind "digits"
         return digits_sequences(), dict(DIGITS), None
     if spec.label is None:
         raise ValueError("classify: --label is needed to train on a CSV")
-    if spec.kind == "text":
+    if spec.text:  # kind "text"
         texts, raw = read_texts(spec.path, spec.text, spec.label)
         labels, classes = encode_labels(raw, Path(spec.path), spec.label)
-        data = {
+        data: dict[str, Any] = {
             "kind": "text",
             "text": spec.text,
             "label": spec.label,
@@ -338,8 +338,7 @@ def train_classifier(
 
 def load_classifier(run_dir: str | Path) -> tuple[SequenceClassifier, dict[str, Any]]:
     """The model and config of a run folder (``ValueError`` naming the file when unreadable)."""
-    model, config = load_model(run_dir, lambda c: SequenceClassifier(_model_config(c, run_dir)))
-    return model, config  # type: ignore[return-value]
+    return load_model(run_dir, lambda c: SequenceClassifier(_model_config(c, run_dir)))
 
 
 def _model_config(config: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
@@ -362,7 +361,7 @@ def predict(
     label = spec["label"] if spec["label"] in read_csv(path).columns else None
     if spec["kind"] == "text":
         texts, raw = read_texts(path, spec["text"], label)
-        labels = None if raw is None else encode_labels(raw, Path(path), label, classes)[0]
+        labels = None if raw is None else encode_labels(raw, Path(path), spec["label"], classes)[0]
         data = LabelledSequences(
             _tokens(texts, spec), labels, [str(i) for i in range(len(texts))], classes
         )

@@ -186,7 +186,7 @@ class Forecaster:
         z = np.log(train_y) if log else train_y
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
         beyond = "beyond_season" if m and c.horizon > m else "within_season"
-        anchor = c.anchor or DEFAULT_ANCHOR[beyond]
+        anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
         if anchor == "ets" and split.train_end < MIN_FIT:  # too short to fit ETS on
             anchor = None
         if anchor == "seasonal" and not m:

@@ -88,8 +88,9 @@ def evaluate(
 
     model_metrics = score(pred.point)
     if pred.quantiles is not None:
-        model_metrics["coverage"] = coverage(actual[known], pred.lower[known], pred.upper[known])
-        model_metrics["pinball"] = pinball(actual[known], pred.quantiles[known], pred.levels)
+        q = pred.quantiles[known]  # (K, Q): lowest and highest quantile bound the interval
+        model_metrics["coverage"] = coverage(actual[known], q[..., 0], q[..., -1])
+        model_metrics["pinball"] = pinball(actual[known], q, pred.levels)
     scores = {k: score(f) for k, f in forecasts.items()}
     if pred.quantiles is not None and "ets" in scores:
         try:

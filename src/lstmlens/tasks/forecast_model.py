@@ -21,7 +21,7 @@ levels; with ``tau = 0.5`` it is half the absolute error. Targets may hold NaN
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -185,8 +185,15 @@ class ForecastTask:
 
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch
-        members = model.forward_members(x) if hasattr(model, "forward_members") else model(x)[None]
-        return sum(self.loss(pred, y) for pred in members)  # each member learns on its own
+        members = (
+            cast(ForecastNet, model).forward_members(x)
+            if hasattr(model, "forward_members")
+            else model(x)[None]
+        )
+        loss = self.loss(members[0], y)
+        for pred in members[1:]:  # each member learns on its own
+            loss = loss + self.loss(pred, y)
+        return loss
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         losses, abs_err = [], []

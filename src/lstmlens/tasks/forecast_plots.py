@@ -59,8 +59,8 @@ def forecast_figure(series: Series, ev: Evaluation, history: int | None = None) 
     mae = ev.metrics["model"]["mae"]
     ax.plot(x[rows], point, color="#1f77b4", lw=1.6, label=f"LSTM (MAE {mae:.4g})")
     if ev.model.quantiles is not None:
-        _, lo = _flat(ev.origins, ev.model.lower, len(series))
-        _, hi = _flat(ev.origins, ev.model.upper, len(series))
+        _, lo = _flat(ev.origins, ev.model.quantiles[..., 0], len(series))
+        _, hi = _flat(ev.origins, ev.model.quantiles[..., -1], len(series))
         levels = ev.model.levels
         ax.fill_between(
             x[rows], lo, hi, color="#1f77b4", alpha=0.2, lw=0,

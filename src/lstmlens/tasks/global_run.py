@@ -156,7 +156,7 @@ def load_global(run_dir: str | os.PathLike) -> tuple[SegmentNet, PanelScaler, di
     net, config = load_model(run_dir, lambda c: SegmentNet(SegmentConfig(**c["net"])))
     if config.get("kind") != "global":
         raise ValueError(f"{run_dir}: not a global-model run (kind {config.get('kind')!r})")
-    return net, PanelScaler.from_dict(config["scaler"]), config  # type: ignore[return-value]
+    return net, PanelScaler.from_dict(config["scaler"]), config
 
 
 def _net(panel: Panel, window: int, horizon: int, net: dict[str, Any]) -> SegmentNet:
@@ -247,7 +247,8 @@ def run_global(
     test = part("test", stride=horizon)
     pred_z, _, which = predict(model, test)
     pred = scaler.inverse(pred_z, which)  # (n, H) original scale
-    per_series, sums = [], {}
+    per_series: list[dict[str, Any]] = []
+    sums: dict[str, dict[str, list[float]]] = {}
     m = season or 1
     for k, i in enumerate(which):
         y = panel.series(i)
@@ -264,7 +265,7 @@ def run_global(
                 sums.setdefault(name, {}).setdefault(key, []).append(v)
     aggregate = {name: {key: float(np.nanmean(v)) for key, v in d.items()}
                  for name, d in sums.items()}  # fmt: skip
-    model_row = aggregate.pop("model")
+    model_row: dict[str, Any] = aggregate.pop("model")
     model_row["beats"] = {
         name: float(np.mean([r["model"]["mae"] < r[name]["mae"] for r in per_series if name in r]))
         for name in aggregate

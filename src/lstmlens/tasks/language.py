@@ -30,7 +30,7 @@ import itertools
 import math
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -105,7 +105,7 @@ class LanguageModel(nn.Module):
                 f"(proj_size or hidden_size), got embed_size={embed_size}, output size={out_size}"
             )
         self.tokenizer = tokenizer
-        self._config = {
+        self._config: dict[str, Any] = {
             "embed_size": embed_size,
             "hidden_size": hidden_size,
             "num_layers": num_layers,
@@ -236,7 +236,15 @@ class LanguageModel(nn.Module):
         previous = split[-1] if split and not prompt[-1:].isspace() else None
         return self._stream(logits, state, previous, length, (temperature, top_k, top_p), generator)
 
-    def _stream(self, logits, state, previous, length, sampling, generator) -> Iterator[str]:
+    def _stream(
+        self,
+        logits,
+        state,
+        previous,
+        length,
+        sampling: tuple[float, int | None, float | None],
+        generator,
+    ) -> Iterator[str]:
         tok = self.tokenizer
         with torch.no_grad(), _eval_mode(self):
             for _ in range(length):
@@ -407,7 +415,7 @@ class LanguageTask:
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Loss over the whole validation split (nats/token), perplexity, bits/char."""
-        loss, _ = evaluate_loss(model, self.val_streams)
+        loss, _ = evaluate_loss(cast(LanguageModel, model), self.val_streams)
         metrics = {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0))}
         if self.model.tokenizer.level == "char":
             metrics["val_bpc"] = loss / math.log(2)

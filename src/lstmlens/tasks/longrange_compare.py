@@ -67,7 +67,8 @@ def build_recurrent(
     if variant.coupled and forget_bias:
         with torch.no_grad():  # f = 1 - σ(a_i) = σ(-a_i): a forget bias b is an input bias -b
             k = variant.blocks.index("i")
-            layer.bias_ih_l0[k * hidden_size : (k + 1) * hidden_size] -= forget_bias
+            bias = layer.get_parameter("bias_ih_l0")
+            bias[k * hidden_size : (k + 1) * hidden_size] -= forget_bias
     return layer
 
 

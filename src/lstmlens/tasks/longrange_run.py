@@ -69,7 +69,7 @@ def load_longrange_run(run_dir: str | Path) -> tuple[nn.ModuleDict, dict[str, An
     """Every cell's model of a race (``nn.ModuleDict`` by cell name) and the config."""
     where = Path(run_dir) / "config.json"
 
-    def build(config: dict[str, Any]) -> nn.Module:
+    def build(config: dict[str, Any]) -> nn.ModuleDict:
         try:
             task, compare = _task(config), config["compare"]
             return nn.ModuleDict(
@@ -81,8 +81,7 @@ def load_longrange_run(run_dir: str | Path) -> tuple[nn.ModuleDict, dict[str, An
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{where}: bad long-range run description ({e})") from None
 
-    model, config = load_model(run_dir, build)
-    return model, config  # type: ignore[return-value]
+    return load_model(run_dir, build)
 
 
 def _step_values(task: LongRangeTask, inputs: torch.Tensor) -> tuple[Any, str]:

@@ -40,12 +40,12 @@ def parse_split(text: str | tuple[float, ...], rows: int) -> tuple[int, int, int
         n_train, n_test = int(rows * parts[0]), int(rows * parts[2])
         sizes = (n_train, rows - n_train - n_test, n_test)
     elif all(p == int(p) for p in parts):
-        sizes = tuple(int(p) for p in parts)
+        sizes = (int(parts[0]), int(parts[1]), int(parts[2]))
     else:
         raise ValueError(f"--split: give three fractions or three row counts, got {text!r}")
     if sum(sizes) > rows:
         raise ValueError(f"--split {text}: {sum(sizes)} rows asked, the table has {rows}")
-    return sizes  # type: ignore[return-value]
+    return sizes
 
 
 @dataclass(frozen=True)

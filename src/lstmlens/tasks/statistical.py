@@ -14,12 +14,16 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import numpy as np
 
 __all__ = ["MIN_FIT", "OutOfTime", "arima", "check_origins", "ets", "quiet"]
 
 #: Fewest training values (after differencing, for ARIMA) that ETS and ARIMA are fitted on.
+_T = TypeVar("_T")
+
 MIN_FIT = 20
 
 
@@ -46,7 +50,7 @@ def _clock(deadline: float) -> Callable[..., None]:
     return check
 
 
-def quiet(fn: Callable[[], object]) -> object:
+def quiet(fn: Callable[[], _T]) -> _T:
     """Run a statsmodels call with its convergence and estimation warnings silenced.
 
     BLAS is held to one thread meanwhile: the Kalman filter multiplies tiny
@@ -97,7 +101,7 @@ def ets(
             initialization_method="estimated",
         )
         stop = {"callback": _clock(deadline)} if deadline is not None else None
-        fits.append((quiet(lambda model=model, stop=stop: model.fit(minimize_kwargs=stop)), kind))
+        fits.append((quiet(partial(model.fit, minimize_kwargs=stop)), kind))
     fitted, kind = min(fits, key=lambda f: f[0].aic)
     p = fitted.params
     # Same parameters and initial states, run over all of y: states at t use y[:t+1].
@@ -125,6 +129,7 @@ def ets(
     if season is not None and season >= 2 and not use_season:
         desc += f" (season {season} left out: {len(train)} rows < 2 seasons + 2)"
     if use_season:
+        assert season is not None  # use_season implies a season
         m = int(season)
         back = m * ((h - 1) // m + 1)  # (H,)
         seas = states.season[t[:, None] + h[None, :] - back[None, :]]  # (N, H)
@@ -181,11 +186,7 @@ def arima(
             trend="n" if seasonal else "c",
         )
         stop = _clock(deadline) if deadline is not None else None
-        fit = quiet(
-            lambda model=model, stop=stop: model.fit(
-                disp=False, cov_type="none", low_memory=True, callback=stop
-            )
-        )
+        fit = quiet(partial(model.fit, disp=False, cov_type="none", low_memory=True, callback=stop))
         # AIC of y itself: add the log-Jacobian 2 * sum(log y) over the modelled steps.
         aic = fit.aic + (2.0 * np.log(y[lag:fit_end]).sum() if use_log else 0.0)
         results.append((aic, use_log, z, w, fit))

@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import safe_open
@@ -100,6 +100,7 @@ STRAY_PATTERNS = (
 )
 
 _CHECKPOINT_FORMAT = "lstmlens-checkpoint"
+_M = TypeVar("_M", bound=nn.Module)  # the model type a builder returns
 _CHECKPOINT_VERSION = 2
 _WEIGHTS_NAME = re.compile(r"checkpoint-[0-9a-f]{32}\.safetensors")
 
@@ -179,9 +180,7 @@ def save_model(run_dir: str | os.PathLike, model: nn.Module, config: Mapping[str
     return run_dir
 
 
-def load_model(
-    run_dir: str | os.PathLike, build: Callable[[dict], nn.Module]
-) -> tuple[nn.Module, dict]:
+def load_model(run_dir: str | os.PathLike, build: Callable[[dict], _M]) -> tuple[_M, dict]:
     """Rebuild a model saved by :func:`save_model`: ``model = build(config)``, then its weights.
 
     Returns ``(model, config)`` with the model on CPU in eval mode. A missing or

@@ -60,7 +60,9 @@ def rng_state(generator: torch.Generator) -> tuple[dict[str, torch.Tensor], dict
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng/cuda/{i}"] = s
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (the legacy global RNG tasks may use)
+    numpy_state = np.random.get_state(legacy=True)  # noqa: NPY002 (the legacy global RNG tasks may use)
+    assert isinstance(numpy_state, tuple)  # legacy=True: (kind, keys, pos, has_gauss, gauss)
+    kind, keys, pos, has_gauss, gauss = numpy_state
     tensors["rng/numpy"] = torch.from_numpy(keys.astype(np.int64))  # (624,) MT19937 words
     version, words, gauss_next = random.getstate()
     doc = {

@@ -39,6 +39,7 @@ the temporary files a killed run may have left.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -51,6 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoint import (
     CHECKPOINT_JSON,
     METRICS_LOG,
@@ -80,12 +82,6 @@ def _task_seed(seed: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _world_size() -> int:
-    """Processes training together: ``torch.distributed``'s world size, 1 when not distributed."""
-    dist = torch.distributed
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
 class Trainer:
     """Fits ``model`` on ``task`` as ``config`` says; see the module docstring for the loop.
 
@@ -98,6 +94,20 @@ class Trainer:
         spec: what is trained, as JSON (model, data and task options); recorded in
             the checkpoint, and ``fit(resume=True)`` refuses a checkpoint whose
             spec differs in any field (None: not recorded, not checked).
+        process_group: train with the ranks of this ``torch.distributed`` group
+            (None: the default group if one exists, else one joined from the
+            ``torchrun`` environment if set, else a single process).
+
+    Distributed (world size N > 1): ``training_loss`` gets the model inside
+    ``DistributedDataParallel`` (:class:`~lstmlens.train.distributed.DistributedModel`:
+    calling it or a ``forward*`` method goes through DDP); every rank draws the same batches from the
+    same seeded generator and trains on its share of each (rows split by
+    ``torch.tensor_split``), its mean loss weighted by ``N n_r / n``, so that the
+    averaged gradient is the gradient of the whole batch's mean loss: N
+    processes equal one process at the same (global) batch size. Validation
+    metrics are averaged over the ranks, so early stopping and the schedule
+    decide the same on every rank; rank 0 alone writes the run folder and
+    reports; the checkpoint holds every rank's RNG state.
 
     The model is not re-initialised: seed its construction yourself
     (:func:`seed_everything`) for a repeatable run.
@@ -111,6 +121,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         reporter: Reporter | None = None,
         spec: Mapping[str, Any] | None = None,
+        process_group: Any = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be an nn.Module, got {type(model).__name__}")
@@ -121,13 +132,26 @@ class Trainer:
         self.task = task
         self.config = TrainConfig() if config is None else config
         self.run_dir = None if run_dir is None else Path(run_dir)
-        self.reporter = NullReporter() if reporter is None else reporter
+        if process_group is None:
+            self.ranks = distributed.init_from_environment()
+        else:
+            self.ranks = distributed.ranks(process_group)
+        main = self.ranks.is_main
+        self.reporter = NullReporter() if reporter is None or not main else reporter
         self.spec = None if spec is None else dict(spec)
         self._saved_epoch: int | None = None  # epoch of the last checkpoint this trainer wrote
         self._params = [p for p in model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("Trainer: the model has no trainable parameters")
         self._device = self._params[0].device
+        self._train_model = self._wrap(model)
+        self._first_share = True
+
+    def _wrap(self, model: nn.Module) -> Any:
+        """What ``training_loss`` gets: the model, inside DDP when distributed."""
+        if self.ranks.world_size == 1:
+            return model
+        return distributed.DistributedModel(model, self.ranks)
 
     # ---------------------------------------------------------------- fit
 
@@ -137,12 +161,16 @@ class Trainer:
         With ``resume=True`` the run continues from ``run_dir``'s checkpoint
         exactly; the model's current weights are replaced by the checkpoint's.
         """
-        if self.run_dir is not None and not resume:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.run_dir is None or not self.run_dir.is_dir():  # (a resume then fails, naming it)
-            return self._fit(resume)
-        with run_lock(self.run_dir):
-            clean_stray_files(self.run_dir)
+        with contextlib.ExitStack() as claimed:
+
+            def claim() -> None:  # rank 0 alone touches the folder; the others hear how it went
+                if self.run_dir is not None and not resume:
+                    self.run_dir.mkdir(parents=True, exist_ok=True)
+                if self.run_dir is not None and self.run_dir.is_dir():  # (else resume names it)
+                    claimed.enter_context(run_lock(self.run_dir))
+                    clean_stray_files(self.run_dir)
+
+            distributed.from_main(claim, self.ranks)
             return self._fit(resume)
 
     def _fit(self, resume: bool) -> TrainResult:
@@ -186,7 +214,7 @@ class Trainer:
     def _setup(self) -> None:
         """Fresh optimizer, scheduler, counters and seeded RNGs (a resume then overwrites them)."""
         cfg = self.config
-        seed_everything(cfg.seed)
+        seed_everything(cfg.seed + self.ranks.rank)  # rank 0 as a single process; others apart
         self._generator = torch.Generator().manual_seed(_task_seed(cfg.seed))
         self._optimizer = self._make_optimizer()
         self._scheduler = self._make_scheduler()
@@ -239,11 +267,12 @@ class Trainer:
         batches = task.train_batches(epoch, self._generator)
         total = len(batches) if hasattr(batches, "__len__") else None
         self.reporter.epoch_start(epoch, self.config.epochs, total)
-        losses: list[float] = []
-        for batch in batches:
+        losses: list[float] = []  # this rank's share of each batch's mean loss
+        for global_batch in batches:
+            batch, weight = self._share(global_batch)
             self._optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss = task.training_loss(self.model, batch)
+                loss = task.training_loss(self._train_model, batch)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
                 raise TypeError(
@@ -255,11 +284,11 @@ class Trainer:
                     f"Trainer: training loss is {value} at epoch {epoch}, batch {len(losses) + 1}; "
                     "try a lower learning rate or gradient clipping"
                 )
-            loss.backward()
+            (loss * weight if weight != 1 else loss).backward()
             if self.config.clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(self._params, self.config.clip_norm)
             self._optimizer.step()
-            losses.append(value)
+            losses.append(value * weight)
             self.reporter.batch(value)
         if not losses:
             raise ValueError(f"Trainer: {name}.train_batches(epoch={epoch}) yielded no batches")
@@ -270,10 +299,13 @@ class Trainer:
             raise ValueError(
                 f"Trainer: {name}.validate must return a dict with 'val_loss', got {metrics!r}"
             )
+        train_loss = math.fsum(losses) / len(losses)
+        metrics = distributed.reduce_mean({**metrics, " train_loss": train_loss}, self.ranks)
+        train_loss = metrics.pop(" train_loss")
         clash = {"epoch", "train_loss", "lr", "seconds"} & set(metrics)
         if clash:
             raise ValueError(f"Trainer: {name}.validate returned reserved keys {sorted(clash)}")
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": math.fsum(losses) / len(losses)}
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
         record["val_loss"] = float(metrics["val_loss"])
         if not math.isfinite(record["val_loss"]):
             raise ValueError(f"Trainer: validation loss is {record['val_loss']} at epoch {epoch}")
@@ -281,6 +313,43 @@ class Trainer:
         record.update({k: float(v) for k, v in metrics.items() if k != "val_loss"})
         record["seconds"] = time.monotonic() - started
         return record
+
+    def _share(self, batch: Any) -> tuple[Any, float]:
+        """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss.
+
+        Every tensor of the batch (a tensor, or a tuple/list of them and other
+        values) whose first dimension is the batch's ``n`` rows is split by
+        ``torch.tensor_split``; a rank left without rows trains on row 0 with
+        weight 0 (DDP needs every rank to take part in every step).
+        """
+        world = self.ranks.world_size
+        if world == 1:
+            return batch, 1.0
+        items = batch if isinstance(batch, (tuple, list)) else (batch,)
+        sizes = [t.shape[0] for t in items if isinstance(t, torch.Tensor) and t.dim() > 0]
+        if not sizes:
+            raise TypeError(
+                f"Trainer: cannot split a batch of {type(batch).__name__} across {world} processes"
+            )
+        n = sizes[0]
+        if self._first_share and n < world:  # (the first batch is a full one)
+            raise ValueError(
+                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
+                f"streams): use at most {n} processes or a larger batch"
+            )
+        self._first_share = False
+        bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
+        lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
+        weight = world * len(bounds) / n
+
+        def cut(t: Any) -> Any:
+            ok = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == n
+            return t[lo:hi] if ok else t
+
+        shared = [cut(t) for t in items]
+        if not isinstance(batch, (tuple, list)):
+            return shared[0], weight
+        return type(batch)(shared), weight
 
     def _commit(self, record: dict[str, Any], elapsed: float) -> str | None:
         """Make a validated epoch part of the run: schedule, early stopping, files, report."""
@@ -296,6 +365,8 @@ class Trainer:
             self._best_state = self._snapshot()
         else:
             self._bad_epochs += 1
+        if self.config.max_minutes is not None:  # the clock of rank 0 decides for every rank
+            elapsed = distributed.from_main(lambda: elapsed, self.ranks)
         stopped = self._stop_reason(elapsed)
         if self.run_dir is not None:
             self._write_run_files(stopped)
@@ -326,17 +397,23 @@ class Trainer:
         """The checkpoint pair, then ``metrics.jsonl``; a failed write is an ``OSError`` naming
         the file and saying which checkpoint is still there."""
         assert self.run_dir is not None
+        every_rng = distributed.gather_objects(rng_state(self._generator), self.ranks)
+        if not self.ranks.is_main:  # the others only hand over their RNG states
+            return
+        rng_tensors, rng_doc = every_rng[0]
+        for r, (more, doc) in enumerate(every_rng[1:], start=1):
+            rng_tensors.update({f"rank{r}/{k}": v for k, v in more.items()})
+            rng_doc.setdefault("ranks", {})[str(r)] = doc
         tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
         if self._best_state is not None:
             tensors.update({f"best/{k}": v for k, v in self._best_state.items()})
         opt_tensors, opt_doc = optimizer_state(self._optimizer)
-        rng_tensors, rng_doc = rng_state(self._generator)
         state = {
             "epoch": self._epoch,
             "stopped": stopped,
             "config": dataclasses.asdict(self.config),
             "spec": self.spec,
-            "world_size": _world_size(),
+            "world_size": self.ranks.world_size,
             "history": self._history,
             "early_stopping": {
                 "best_epoch": self._best_epoch,
@@ -371,7 +448,8 @@ class Trainer:
         """
         if self.run_dir is None:
             raise ValueError("Trainer.fit(resume=True): no run_dir to resume from")
-        found = read_checkpoint(self.run_dir)
+        run_dir = self.run_dir
+        found = distributed.from_main(lambda: read_checkpoint(run_dir), self.ranks)
         tensors, state, source = found.tensors, found.state, found.source
         if source.name != CHECKPOINT_JSON:
             self.reporter.warning(
@@ -381,7 +459,8 @@ class Trainer:
         if state.get("tensors") is None:
             self.reporter.message(f"nothing trained yet in {self.run_dir}: starting afresh")
             return False
-        self._check_same_run(state, source)
+        # rank 0 decides (the other ranks of a command may name a scratch folder in their spec)
+        distributed.from_main(lambda: self._check_same_run(state, source), self.ranks)
         try:
             load_weights(self.model, _prefixed(tensors, "model/"), self.run_dir / state["tensors"])
             best = _prefixed(tensors, "best/")
@@ -394,7 +473,12 @@ class Trainer:
             self._best_val_loss = float(stop["best_val_loss"])
             self._history = list(state["history"])
             self._epoch = int(state["epoch"])
-            restore_rng_state(self._generator, tensors, state["rng"])
+            rank = self.ranks.rank
+            if rank == 0:
+                restore_rng_state(self._generator, tensors, state["rng"])
+            else:
+                mine = _prefixed(tensors, f"rank{rank}/")
+                restore_rng_state(self._generator, mine, state["rng"]["ranks"][str(rank)])
         except (KeyError, TypeError, IndexError, RuntimeError) as e:
             raise ValueError(f"{source}: incomplete or inconsistent checkpoint ({e!r})") from None
         self._saved_epoch = self._epoch
@@ -407,7 +491,7 @@ class Trainer:
         where, asker = f"Trainer.fit(resume=True): {source}", "this run"
         may_change = set(_MAY_CHANGE) - ({"epochs"} if self.config.schedule == "cosine" else set())
         saved = {**(state.get("config") or {}), "world_size": state.get("world_size")}
-        asked = {**dataclasses.asdict(self.config), "world_size": _world_size()}
+        asked = {**dataclasses.asdict(self.config), "world_size": self.ranks.world_size}
         check_resume(saved, asked, may_change, where=where, asker=asker)
         if self.spec is not None:
             check_resume(state.get("spec") or {}, self.spec, where=where, asker=asker)

@@ -1,7 +1,9 @@
 """The compiled kernel as a registered backend: CPU, float32 / float64 (bf16 matmuls optional).
 
 Availability is :func:`.loader.status`: the first question builds the library (about 30 s,
-then cached per user; the loader says so in one line before compiling). When the kernel cannot
+then cached per user; the loader says so in one line before compiling), asked through
+:func:`.ops.ready`, which also registers the ops' fake and autograd implementations for
+``torch.compile`` and ``torch.export``. When the kernel cannot
 be had the registry runs this backend's fallback (``fused``) and says so once.
 """
 
@@ -12,7 +14,8 @@ import torch
 from ...cells import CellSpec
 from ..registry import NO_MASKS, Support
 from . import loader
-from .functions import bf16_requested, gru_native, lstm_native, rnn_native
+from .functions import bf16_kernel, bf16_requested, gru_native, lstm_native, rnn_native
+from .ops import ready
 
 __all__ = ["Native"]
 
@@ -26,8 +29,9 @@ class Native:
     records = False
 
     def available(self) -> Support:
-        st = loader.status()
-        return Support(st.ok, "" if st.ok else st.summary())
+        if ready():  # (a constant to torch.compile: selection happens at trace time)
+            return Support(True)
+        return Support(False, loader.status().summary())
 
     def supports(
         self, mode: str, device: torch.device, dtype: torch.dtype, spec: CellSpec | None
@@ -35,10 +39,7 @@ class Native:
         if device.type != "cpu":
             return Support(False, f"the native kernel runs on CPU only, got device {device}")
         bf16_autocast = (
-            dtype == torch.bfloat16
-            and mode == "LSTM"
-            and bf16_requested(None)
-            and loader.status().bf16
+            dtype == torch.bfloat16 and mode == "LSTM" and bf16_requested(None) and bf16_kernel()
         )
         if dtype not in DTYPES and not bf16_autocast:
             return Support(False, f"the native kernel runs float32 and float64, got {dtype}")

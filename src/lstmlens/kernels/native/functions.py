@@ -1,4 +1,4 @@
-"""The native kernel as autograd Functions, with the contracts of the fused path.
+"""The native kernel's entry points, with the contracts of the fused path.
 
 :func:`lstm_native`, :func:`gru_native` and :func:`rnn_native` take and return exactly what
 :func:`~lstmlens.kernels.fused.lstm_fused` and friends do (time-major ``x`` (T, B, I),
@@ -8,8 +8,10 @@ compiled kernel for float32 and float64 CPU tensors and refuse anything else wit
 fused path. Falling back when the kernel cannot be built is the registry's business
 (:mod:`lstmlens.kernels.registry`), not theirs: called without the kernel they raise.
 
-With gradients off (``torch.no_grad()``, ``inference_mode``, or nothing requiring grad) the
-kernel saves nothing for a backward pass.
+They call the ``torch.ops.lstmlens_native`` operators, whose fake shapes and autograd formulas
+are registered in :mod:`.ops`, so the same code runs eagerly, under ``torch.compile`` (no graph
+break) and under ``torch.export``. With gradients off (``torch.no_grad()``, ``inference_mode``,
+or nothing requiring grad) the kernel saves nothing for a backward pass.
 
 Precision (LSTM): ``precision="bf16"``, or CPU autocast to bfloat16 when ``precision`` is None,
 runs every matmul of forward and backward with bfloat16 operands and float32 accumulation
@@ -18,23 +20,32 @@ runs every matmul of forward and backward with bfloat16 operands and float32 acc
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from ...cells import CellSpec
 from .. import fused, fused_gru_rnn
-from .abi import LSTM_SAVED, LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
+from .abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
+from .ops import (
+    gru_backward,
+    gru_setup,
+    lstm_backward,
+    lstm_setup,
+    ready,
+    rnn_backward,
+    rnn_setup,
+)
 
 __all__ = ["bf16_requested", "gru_native", "lstm_native", "native_ops", "rnn_native"]
 
 
 def native_ops():
     """``torch.ops.lstmlens_native`` when the kernel is loaded, else ``None``."""
-    return torch.ops.lstmlens_native if status().ok else None
+    return torch.ops.lstmlens_native if ready() else None
 
 
 def _ops(owner: str, x: Tensor):
@@ -47,6 +58,12 @@ def _ops(owner: str, x: Tensor):
     if ops is None:
         raise RuntimeError(f"{owner}: the native kernel is unavailable ({status().summary()})")
     return ops
+
+
+@torch.compiler.assume_constant_result
+def bf16_kernel() -> bool:
+    """Whether the loaded kernel has bfloat16 matmuls (a constant to ``torch.compile``)."""
+    return status().bf16
 
 
 def bf16_requested(precision: str | None) -> bool:
@@ -70,33 +87,59 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+def _below_autograd(train: bool):
+    """Eager inference calls the kernel directly, skipping the ops' Python autograd formula
+    (tens of microseconds a call); traced code and training keep the ordinary dispatch."""
+    if train or torch.compiler.is_compiling():
+        return contextlib.nullcontext()
+    return torch._C._AutoDispatchBelowAutograd()
+
+
+class _LSTMTrain(torch.autograd.Function):
+    """Eager training: the op below autograd, then :mod:`.ops`' own setup and backward."""
+
+    @staticmethod
+    def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):
+        with torch._C._AutoDispatchBelowAutograd():
+            res = torch.ops.lstmlens_native.lstm_forward(
+                x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
+            )
+        lstm_setup(ctx, (x, h0, c0, w, cfg, keep_h, keep_c, rmask, True), res)
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        dx, dh0, dc0, dw, *_ = lstm_backward(ctx, grads)
+        return None, None, None, None, dx, dh0, dc0, *dw
+
+
+class _SimpleTrain(torch.autograd.Function):
+    """Eager training of a GRU (``relu`` None) or an RNN, as :class:`_LSTMTrain`."""
+
+    @staticmethod
+    def forward(ctx, relu, keep_h, x, h0, *w):
+        ops = torch.ops.lstmlens_native
+        with torch._C._AutoDispatchBelowAutograd():
+            if relu is None:
+                res = ops.gru_forward(x, h0, list(w), keep_h, True)
+            else:
+                res = ops.rnn_forward(x, h0, list(w), keep_h, relu, True)
+        if relu is None:
+            gru_setup(ctx, (x, h0, w, keep_h, True), res)
+        else:
+            rnn_setup(ctx, (x, h0, w, keep_h, relu, True), res)
+        return tuple(res)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        dx, dh0, dw, *_ = (gru_backward if ctx.relu is None else rnn_backward)(ctx, grads)
+        return None, None, dx, dh0, *dw
+
+
 def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Tensor):
     given = dict(zip(names, weights))
     empty = x.new_empty(0)
     return [given[n].contiguous() if n in given else empty for n in slots]
-
-
-class _LSTMNative(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, cfg, names, x, h0, c0, keep_h, keep_c, rmask, *weights):  # type: ignore[override]
-        w = _slot_list(names, weights, LSTM_SLOTS, x)
-        res = torch.ops.lstmlens_native.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, True)
-        ctx.cfg, ctx.names = cfg, names
-        ctx.save_for_backward(x, h0, keep_h, keep_c, rmask, *res, *weights)
-        return res[0], res[1], res[2]
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_out, d_hn, d_cn):  # type: ignore[override]
-        x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
-        saved, weights = rest[: len(LSTM_SAVED)], rest[len(LSTM_SAVED) :]
-        w = _slot_list(ctx.names, tuple(weights), LSTM_SLOTS, x)
-        res = torch.ops.lstmlens_native.lstm_backward(
-            x, h0, w, ctx.cfg, keep_h, keep_c, rmask, saved, d_out, d_hn, d_cn
-        )
-        dx, dh0, dc0, *grads = res
-        by_name = dict(zip(LSTM_SLOTS, grads))
-        return (None, None, dx, dh0, dc0, None, None, None, *(by_name[n] for n in ctx.names))
 
 
 def lstm_native(
@@ -115,7 +158,7 @@ def lstm_native(
     ``precision``: ``"fp32"``, ``"bf16"`` (bfloat16 matmuls, see the module docstring) or None
     (bf16 under CPU autocast to bfloat16, else fp32).
     """
-    bf16 = bf16_requested(precision) and status().bf16
+    bf16 = bf16_requested(precision) and bf16_kernel()
     if bf16 and x.dtype in (torch.float32, torch.bfloat16):
         # autocast may hand over bfloat16 activations: the kernel's tensors are float32
         x, h0, c0 = x.float(), h0.float(), c0.float()
@@ -127,59 +170,31 @@ def lstm_native(
     names = tuple(p)
     weights = tuple(p[n] for n in names)
     cfg = lstm_config(spec, bf16 and weights[0].dtype == torch.float32)
-    if _needs_graph(x, h0, c0, *weights):
-        out, h, c = _LSTMNative.apply(cfg, names, x, h0, c0, keep_h, keep_c, rmask, *weights)
-        return out, h, c
     w = _slot_list(names, weights, LSTM_SLOTS, x)
-    out, h, c = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, False)
-    return out, h, c
-
-
-class _SimpleNative(torch.autograd.Function):
-    """GRU (``relu`` None) or Elman RNN (``relu`` True/False) over a whole sequence."""
-
-    @staticmethod
-    def forward(ctx, relu, names, x, h0, keep_h, *weights):  # type: ignore[override]
-        w = _slot_list(names, weights, SIMPLE_SLOTS, x)
-        ops = torch.ops.lstmlens_native
-        if relu is None:
-            res = ops.gru_forward(x, h0, w, keep_h, True)
-        else:
-            res = ops.rnn_forward(x, h0, w, keep_h, relu, True)
-        ctx.relu, ctx.names = relu, names
-        ctx.save_for_backward(x, h0, keep_h, *weights, *res)
-        ctx.n_weights = len(weights)
-        return res[0], res[1]
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, d_out, d_hn):  # type: ignore[override]
-        x, h0, keep_h, *rest = ctx.saved_tensors
-        weights, saved = rest[: ctx.n_weights], rest[ctx.n_weights :]
-        w = _slot_list(ctx.names, tuple(weights), SIMPLE_SLOTS, x)
-        ops = torch.ops.lstmlens_native
-        if ctx.relu is None:
-            res = ops.gru_backward(x, h0, w, keep_h, saved, d_out, d_hn)
-        else:
-            res = ops.rnn_backward(x, h0, w, keep_h, ctx.relu, saved, d_out, d_hn)
-        dx, dh0, *grads = res
-        by_name = dict(zip(SIMPLE_SLOTS, grads))
-        return (None, None, dx, dh0, None, *(by_name[n] for n in ctx.names))
+    train = _needs_graph(x, h0, c0, *weights)
+    if train and not torch.compiler.is_compiling():
+        res = _LSTMTrain.apply(cfg, keep_h, keep_c, rmask, x, h0, c0, *w)
+    else:
+        with _below_autograd(train):
+            res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
+    return res[0], res[1], res[2]
 
 
 def _simple(relu, ops, x, h0, p, keep_h):
     x, h0, keep_h = x.contiguous(), h0.contiguous(), _keep(keep_h, x)
     names = tuple(n for n in SIMPLE_SLOTS if n in p)
     weights = tuple(p[n] for n in names)
-    if _needs_graph(x, h0, *weights):
-        out, h = _SimpleNative.apply(relu, names, x, h0, keep_h, *weights)
-        return out, h
     w = _slot_list(names, weights, SIMPLE_SLOTS, x)
-    if relu is None:
-        out, h = ops.gru_forward(x, h0, w, keep_h, False)
-    else:
-        out, h = ops.rnn_forward(x, h0, w, keep_h, relu, False)
-    return out, h
+    train = _needs_graph(x, h0, *weights)
+    if train and not torch.compiler.is_compiling():
+        res = _SimpleTrain.apply(relu, keep_h, x, h0, *w)
+        return res[0], res[1]
+    with _below_autograd(train):
+        if relu is None:
+            res = ops.gru_forward(x, h0, w, keep_h, train)
+        else:
+            res = ops.rnn_forward(x, h0, w, keep_h, relu, train)
+    return res[0], res[1]
 
 
 def gru_native(

@@ -170,7 +170,8 @@ std::vector<Tensor> rnn_fwd(const Tensor& x, const Tensor& h0, at::TensorList w,
   }
   Tensor h_n = out[Tn - 1].clone();
   if (!train) return {out, h_n};
-  return {out, h_n, A};  // RnnSaved order
+  // RnnSaved order; an op's outputs must not alias (out is A itself when nothing is masked)
+  return {out, h_n, keep.defined() ? A : A.clone()};
 }
 
 template <typename T>

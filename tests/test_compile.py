@@ -1,0 +1,182 @@
+"""torch.compile and torch.export through the native kernel's custom ops (issue 14, part 1).
+
+``torch.compile(fullgraph=True)`` fails on any graph break, so each equality below also shows
+that the layer traced whole. Compiling is slow on a small machine: the preset matrix compiles
+with ``backend="aot_eager"`` (dynamo, the fake shapes and the autograd formulas: everything the
+compiler must understand of the ops; no code generation), one case per mode goes through
+inductor, and the full matrix is marked slow.
+"""
+
+import pytest
+import torch
+
+import lstmlens
+from lstmlens.kernels import native
+from lstmlens.variants import PRESETS
+
+pytestmark = pytest.mark.skipif(
+    not native.status().ok, reason="the native kernel is unavailable here"
+)
+
+T, B, I, H = 5, 3, 4, 6  # noqa: E741
+CONFIGS = {
+    "plain": {},
+    "layer_norm": {"layer_norm": True},
+    "proj_size": {"proj_size": 3},
+    "bidirectional": {"bidirectional": True},
+    "2 layers": {"num_layers": 2},
+}
+FAST = [("vanilla", "plain"), ("fgr", "layer_norm"), ("cifg", "proj_size"), ("nog", "2 layers")]
+SLOW = [
+    pytest.param(v, c, marks=pytest.mark.slow)
+    for v in PRESETS
+    for c in CONFIGS
+    if (v, c) not in FAST
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_compiler():
+    torch._dynamo.reset()  # each case traced afresh (no cache-size limit across the matrix)
+    yield
+
+
+def _compare(module, x, backend="aot_eager", batch_first=False):
+    """Compiled (fullgraph) vs eager: outputs, input and weight gradients within 1e-5."""
+    compiled = torch.compile(module, fullgraph=True, dynamic=False, backend=backend)
+    results = []
+    for fn in (module, compiled):
+        module.zero_grad()
+        xi = x.clone().requires_grad_()
+        out, state = fn(xi)
+        h = state[0] if isinstance(state, tuple) else state
+        ((out**2).sum() + (h**3).sum()).backward()
+        grads = [p.grad.clone() for p in module.parameters()]
+        results.append((out.detach(), h.detach(), xi.grad, grads))
+    (o1, h1, dx1, g1), (o2, h2, dx2, g2) = results
+    torch.testing.assert_close(o2, o1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h2, h1, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(dx2, dx1, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g2, g1, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("variant,config", FAST + SLOW)
+def test_lstm_compiles_whole_and_matches_eager(variant, config):
+    torch.manual_seed(0)
+    layer = lstmlens.LSTM(I, H, variant=variant, backend="native", **CONFIGS[config])
+    _compare(layer, torch.randn(T, B, I))
+
+
+@pytest.mark.parametrize("mode", ["GRU", "RNN"])
+@pytest.mark.parametrize("config", ["plain", "bidirectional", "2 layers"])
+def test_gru_rnn_compile_whole_and_match_eager(mode, config):
+    torch.manual_seed(0)
+    layer = getattr(lstmlens, mode)(I, H, backend="native", **CONFIGS[config])
+    _compare(layer, torch.randn(T, B, I))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_inductor_matches_eager(mode):
+    """The real compiler (code generated around the ops), batch first, backend ``auto``."""
+    torch.manual_seed(0)
+    layer = getattr(lstmlens, mode)(I, H, batch_first=True)
+    _compare(layer, torch.randn(B, T, I), backend="inductor")
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_fused_backend_compiles(mode):
+    """The fused backend's in-place backward cannot be traced: under compile it runs the op."""
+    torch.manual_seed(0)
+    layer = getattr(lstmlens, mode)(I, H, backend="fused")
+    _compare(layer, torch.randn(T, B, I))
+
+
+def test_export_inference_equals_eager():
+    torch.manual_seed(0)
+    layer = lstmlens.LSTM(I, H, variant="cifg", layer_norm=True, proj_size=3, num_layers=2)
+    layer.eval()
+    x = torch.randn(T, B, I)
+    steps = torch.export.Dim("steps", min=2, max=1024)
+    with torch.no_grad():
+        program = torch.export.export(layer, (x,), dynamic_shapes=({0: steps},))
+    ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert "lstmlens_native.lstm_forward.default" in ops
+    for length in (T, 11):  # a length other than the example's too; with grad mode on, too
+        xi = torch.randn(length, B, I)
+        (out, (h, c)), (out_e, (h_e, c_e)) = program.module()(xi), layer(xi)
+        torch.testing.assert_close(out, out_e, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(h, h_e, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(c, c_e, atol=1e-6, rtol=1e-6)
+    with pytest.raises(RuntimeError, match="without saving for backward"):
+        out.sum().backward()  # exported for inference: nothing was kept to differentiate
+
+
+@pytest.mark.parametrize(
+    "op,args",
+    [
+        ("lstm_forward", "lstm"),
+        ("gru_forward", "gru"),
+        ("rnn_forward", "rnn"),
+    ],
+)
+def test_ops_pass_torch_opcheck(op, args):
+    """torch's own checks: schema, fake shapes vs the kernel's, autograd registration."""
+    torch.manual_seed(0)
+    x = torch.randn(T, B, I, requires_grad=True)
+    h0 = torch.randn(B, H, requires_grad=True)
+    if args == "lstm":
+        spec_layer = lstmlens.LSTM(I, H, variant="fgr", layer_norm=True, proj_size=3)
+        from lstmlens.kernels.native.abi import LSTM_SLOTS, lstm_config
+
+        p = spec_layer.layer_parameters(0)
+        w = [p[n] if n in p else torch.empty(0) for n in LSTM_SLOTS]
+        h0 = torch.randn(B, 3, requires_grad=True)
+        c0 = torch.randn(B, H, requires_grad=True)
+        keep = torch.rand(T, B, 1)
+        call = (x, h0, c0, w, lstm_config(spec_layer.spec), keep, keep, None, True)
+    else:
+        layer = getattr(lstmlens, args.upper())(I, H)
+        w = list(layer.layer_parameters(0).values())
+        extra = (False,) if args == "rnn" else ()
+        call = (x, h0, w, torch.rand(T, B, 1), *extra, True)
+    torch.library.opcheck(getattr(torch.ops.lstmlens_native, op), call)
+
+
+def _forward_equal(model, *args):
+    compiled = torch.compile(model, fullgraph=True, dynamic=False, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(*args), model(*args), atol=1e-5, rtol=1e-5)
+
+
+def test_forecaster_compiles_whole():
+    from lstmlens.tasks.forecast_model import ForecastNet, NetConfig
+
+    torch.manual_seed(0)
+    net = ForecastNet(NetConfig(input_size=2, hidden_size=8, num_layers=2, variant="cifg"))
+    _forward_equal(net.eval(), torch.randn(3, 12, 2))
+
+
+def test_language_model_compiles_whole():
+    from lstmlens.data.text import build_tokenizer
+    from lstmlens.tasks.language import LanguageModel
+
+    torch.manual_seed(0)
+    model = LanguageModel(build_tokenizer("hello world, hello lstm"), 8, 12, proj_size=6)
+    tokens = torch.randint(0, model.decoder.out_features, (2, 9))
+    _forward_equal(model.eval(), tokens)
+
+
+def test_classifier_compiles_to_the_eager_output():
+    """The classifier packs its sequences, which dynamo refuses to trace (torch marks
+    ``pack_padded_sequence`` as skipped): it compiles with graph breaks, not whole."""
+    from lstmlens.tasks.classify import SequenceClassifier
+
+    torch.manual_seed(0)
+    clf = SequenceClassifier({"num_classes": 3, "input_size": 2, "hidden_size": 5}).eval()
+    x, lengths = torch.randn(4, 7, 2), torch.tensor([7, 3, 5, 7])
+    compiled = torch.compile(clf, dynamic=False, backend="aot_eager")
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, lengths), clf(x, lengths), atol=1e-5, rtol=1e-5)

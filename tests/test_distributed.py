@@ -1,0 +1,299 @@
+"""Training on 2 gloo processes equals training on 1 (float64), and the distributed plumbing.
+
+The workers are forked (``torch.multiprocessing``, a file rendezvous), run one
+scenario each and save what they end with; the test compares it with the same
+training run in this process without any process group. ``2 processes at
+(global) batch 2b`` means each rank trains on b rows of every batch.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import lstmlens
+from lstmlens.data.sequences import LabelledSequences
+from lstmlens.data.text import build_tokenizer
+from lstmlens.tasks.classify import ClassifyTask, SequenceClassifier
+from lstmlens.tasks.forecast_model import ForecastNet, ForecastTask, NetConfig
+from lstmlens.tasks.language import LanguageModel, LanguageTask
+from lstmlens.train import TrainConfig, Trainer, seed_everything
+from lstmlens.train import distributed as D
+from lstmlens.train.checkpoint import load_checkpoint
+
+pytestmark = pytest.mark.skipif(
+    not (dist.is_available() and dist.is_gloo_available()), reason="no gloo backend"
+)
+
+TOL = 1e-10
+TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 6
+
+
+# ------------------------------------------------------------------ scenarios
+
+
+def forecaster(run_dir: str | None = None, epochs: int = 2, resume: bool = False, **cfg):
+    """A tiny float64 forecaster (2-member ensemble, 3 quantiles) on noisy sine windows: 21
+    windows, batch 8 (the last one 5: 3 rows on rank 0, 2 on rank 1)."""
+    g = torch.Generator().manual_seed(3)
+    t = torch.arange(60, dtype=torch.float64)
+    u = torch.sin(t / 4) + 0.1 * torch.randn(60, generator=g, dtype=torch.float64)
+    x = torch.stack([u[i : i + 6] for i in range(30)]).unsqueeze(-1)  # (30, 6, 1)
+    y = torch.stack([u[i + 6 : i + 8] for i in range(30)])  # (30, 2)
+    task = ForecastTask(x[:21], y[:21], x[21:], y[21:], quantiles=(0.1, 0.5, 0.9), batch_size=8)
+    seed_everything(0)
+    net = NetConfig(input_size=1, hidden_size=5, out_steps=2, n_outputs=3, members=2)
+    model = ForecastNet(net).double()
+    config = TrainConfig(epochs=epochs, lr=0.01, **cfg)
+    result = Trainer(model, task, config, run_dir=run_dir).fit(resume=resume)
+    return model.state_dict(), result.history
+
+
+def language(epochs: int = 2):
+    """A tiny float64 character model: 6 parallel streams (3 per rank), BPTT 7."""
+    tok = build_tokenizer(TEXT, "char")
+    ids = torch.tensor(tok.encode(TEXT))
+    seed_everything(0)
+    model = LanguageModel(tok, embed_size=6, hidden_size=8).double()
+    task = LanguageTask(model, ids[:400], ids[400:], batch_size=6, seq_len=7)
+    result = Trainer(model, task, TrainConfig(epochs=epochs, lr=0.01)).fit()
+    return model.state_dict(), result.history
+
+
+def classifier(epochs: int = 2):
+    """A tiny float64 classifier on sequences of lengths 3..8: 19 sequences, batch 6."""
+    g = torch.Generator().manual_seed(5)
+    lengths = [3 + i % 6 for i in range(27)]
+    seqs = [torch.randn(n, 2, generator=g, dtype=torch.float64) for n in lengths]
+    labels = torch.tensor([int(s[:, 0].mean() > 0) for s in seqs])
+    ids = [str(i) for i in range(27)]
+    data = LabelledSequences(seqs, labels, ids, ["a", "b"])
+    task = ClassifyTask(data.subset(range(19)), data.subset(range(19, 27)), batch_size=6)
+    seed_everything(0)
+    model = SequenceClassifier({"num_classes": 2, "input_size": 2, "hidden_size": 5}).double()
+    result = Trainer(model, task, TrainConfig(epochs=epochs, lr=0.01)).fit()
+    return model.state_dict(), result.history
+
+
+def variant_steps(variant: str):
+    """Two DDP steps of an ``lstmlens.LSTM`` with ``variant`` (fails on unused parameters)."""
+    seed_everything(0)
+    lstm = lstmlens.LSTM(3, 4, num_layers=2, variant=variant, batch_first=True).double()
+    model = torch.nn.parallel.DistributedDataParallel(lstm)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for step in range(3):
+        x = torch.randn(2, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        out, _ = model(x)
+        out.square().mean().backward()
+        opt.step()
+    return lstm.state_dict()
+
+
+SCENARIOS = {
+    "forecaster": forecaster,
+    "language": language,
+    "classifier": classifier,
+    "variants": lambda: {v: variant_steps(v) for v in lstmlens.variants.PRESETS},
+}
+
+
+def _entry(rank: int, world: int, folder: str, name: str, kwargs: dict) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{folder}/rendezvous",
+        rank=rank,
+        world_size=world,
+        timeout=datetime.timedelta(seconds=60),
+    )
+    try:
+        torch.save(SCENARIOS[name](**kwargs), f"{folder}/result-{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def on_ranks(tmp_path: Path, name: str, world: int = 2, **kwargs):
+    """Run scenario ``name`` on ``world`` forked gloo processes; returns each rank's result."""
+    folder = Path(tempfile.mkdtemp(prefix=f"ranks-{name}-", dir=tmp_path))
+    context = mp.start_processes(
+        _entry,
+        args=(world, str(folder), name, kwargs),
+        nprocs=world,
+        start_method="fork",
+        join=False,
+    )
+    deadline = time.monotonic() + 120  # a hung rank fails the test instead of hanging it
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in context.processes:
+                p.kill()
+            raise TimeoutError(f"scenario {name} on {world} ranks did not finish in 120 s")
+    return [torch.load(folder / f"result-{r}.pt", weights_only=False) for r in range(world)]
+
+
+def assert_same(a: dict, b: dict, tol: float = TOL) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        diff = (a[k].double() - b[k].double()).abs().max().item() if a[k].numel() else 0.0
+        assert diff <= tol, f"{k}: differs by {diff:.3g}"
+
+
+def assert_history(a: list, b: list) -> None:
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        for key in ("train_loss", "val_loss"):  # (the language task's loss is float32)
+            assert math.isclose(ra[key], rb[key], rel_tol=1e-6), (key, ra[key], rb[key])
+
+
+# ---------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("name", ["forecaster", "language", "classifier"])
+def test_two_processes_equal_one_process_at_the_same_global_batch(tmp_path, name):
+    """2 ranks x b rows per step == 1 process x 2b rows, parameters within 1e-10 (float64)."""
+    alone, alone_history = SCENARIOS[name]()
+    results = on_ranks(tmp_path, name)
+    for state, history in results:  # every rank holds the same model
+        assert_same(state, alone)
+        assert_history(history, alone_history)
+    assert len(alone_history) == 2
+
+
+def test_every_variant_trains_inside_distributed_data_parallel(tmp_path):
+    """No unused parameters (DDP raises on the second step if a registered one gets no grad)."""
+    ranks = on_ranks(tmp_path, "variants")
+    for variant, state in ranks[0].items():
+        assert_same(state, ranks[1][variant], tol=0.0)
+
+
+def test_rank_zero_alone_writes_and_two_process_resume_equals_uninterrupted_run(tmp_path):
+    whole = on_ranks(tmp_path, "forecaster", run_dir=str(tmp_path / "whole"), epochs=3)
+    part = tmp_path / "part"
+    on_ranks(tmp_path, "forecaster", run_dir=str(part), epochs=1)
+    resumed = on_ranks(tmp_path, "forecaster", run_dir=str(part), epochs=3, resume=True)
+    assert_same(resumed[0][0], whole[0][0], tol=0.0)
+    assert_history(resumed[0][1], whole[0][1])
+    # one set of files: one checkpoint pair and one metrics log, written by rank 0
+    names = sorted(p.name for p in part.iterdir())
+    assert names == sorted(
+        [".lstmlens-lock", "checkpoint.json", "metrics.jsonl"]
+        + [n for n in names if n.startswith("checkpoint-")]
+    )
+    assert len([n for n in names if n.startswith("checkpoint-")]) == 1
+    _, state = load_checkpoint(part)
+    assert state["world_size"] == 2 and state["epoch"] == 3
+    assert set(state["rng"]["ranks"]) == {"1"}
+    lines = (part / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+def test_resume_with_another_world_size_is_refused_naming_both(tmp_path):
+    on_ranks(tmp_path, "forecaster", run_dir=str(tmp_path / "run"), epochs=1)
+    with pytest.raises(ValueError, match=r"world_size differs: checkpoint has 2, this run asks 1"):
+        forecaster(run_dir=str(tmp_path / "run"), epochs=2, resume=True)
+
+
+# ----------------------------------------------------------- environment, errors
+
+
+def test_half_set_environment_is_one_line_naming_the_missing_variables():
+    with pytest.raises(ValueError) as e:
+        D.environment({"RANK": "0", "WORLD_SIZE": "2"})
+    msg = str(e.value)
+    assert "\n" not in msg and "LOCAL_RANK, MASTER_ADDR, MASTER_PORT missing" in msg
+    assert D.environment({}) is None
+    full = {
+        "RANK": "1",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "h",
+        "MASTER_PORT": "5",
+    }
+    assert D.environment(full)["WORLD_SIZE"] == 2
+    with pytest.raises(ValueError, match="RANK=2 is not in"):
+        D.environment({**full, "RANK": "2"})
+
+
+def test_single_process_defaults():
+    r = D.ranks()
+    assert (r.rank, r.world_size, r.is_main) == (0, 1, True)
+    assert D.reduce_mean({"a": 1}, r) == {"a": 1.0}
+    assert D.backend_for("cpu") == "gloo" and D.backend_for("cuda:0") == "nccl"
+
+
+def test_launch_refuses_bad_nproc_and_a_busy_port():
+    import socket
+
+    with pytest.raises(ValueError, match="nproc must be an integer >= 1, got 0"):
+        D.launch(print, nproc=0)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(ValueError, match=f"port {port} on 127.0.0.1 is already in use"):
+            D.launch(print, nproc=2, port=port)
+
+
+def test_more_processes_than_rows_in_a_batch_is_refused(tmp_path):
+    """3 gloo ranks, a language model with 2 streams: one line on every rank, nothing hangs."""
+    with pytest.raises(Exception, match="3 processes but a batch of only 2 rows"):
+        on_ranks(tmp_path, "few_streams", world=3)
+
+
+def few_streams():
+    tok = build_tokenizer(TEXT, "char")
+    ids = torch.tensor(tok.encode(TEXT))
+    model = LanguageModel(tok, embed_size=4, hidden_size=4).double()
+    task = LanguageTask(model, ids[:300], ids[300:], batch_size=2, seq_len=5)
+    Trainer(model, task, TrainConfig(epochs=1)).fit()
+
+
+SCENARIOS["few_streams"] = few_streams
+
+
+@pytest.mark.slow
+def test_launcher_runs_workers_and_a_killed_worker_is_one_line(tmp_path):
+    """elastic_launch: results per rank; a SIGKILLed rank -> WorkerFailedError, folder loads."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # import torch._dynamo before forking
+    out = D.launch(_launched_forecaster, (str(tmp_path / "ok"), 1), nproc=2, start_method="fork")
+    assert out == {0: 1, 1: 1}
+    run = tmp_path / "killed"
+    started = time.monotonic()
+    with pytest.raises(D.WorkerFailedError) as e:
+        D.launch(_launched_forecaster, (str(run), 50, 2), nproc=2, timeout=20, start_method="fork")
+    assert time.monotonic() - started < 20
+    msg = str(e.value)
+    # the killed rank is named when the agent sees its death first; when its peer's broken
+    # connection is seen first, that rank is named (with gloo's "Connection closed" error)
+    assert "\n" not in msg and msg.startswith("worker rank ")
+    assert "SIGKILL" in msg or "Connection closed" in msg or "remote worker crash" in msg
+    tensors, state = load_checkpoint(run)
+    assert state["epoch"] >= 1 and state["world_size"] == 2
+
+
+def _launched_forecaster(run_dir: str, epochs: int, kill_at: int | None = None):
+    """Runs in a launched worker: the forecaster; rank 1 kills itself at epoch ``kill_at``."""
+    if kill_at is not None and dist.get_rank() == 1:
+        import signal
+
+        real = ForecastTask.train_batches
+
+        def dying(self, epoch, generator):
+            if epoch == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, epoch, generator)
+
+        ForecastTask.train_batches = dying
+    state, history = forecaster(run_dir=run_dir, epochs=epochs)
+    return len(history)
