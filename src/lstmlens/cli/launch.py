@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..train import distributed
+from .argtypes import NPROC
 from .errors import EXIT_INTERRUPTED, CLIError
 
 __all__ = ["add_nproc_arg", "run_command"]
@@ -50,7 +51,7 @@ def add_nproc_arg(parser: argparse.ArgumentParser) -> None:
     """``--nproc N``: train on N local processes (torch.distributed, gloo on CPU)."""
     parser.add_argument(
         "--nproc",
-        type=_positive,
+        type=NPROC,
         default=1,
         metavar="N",
         help="train on N local processes (torch DistributedDataParallel; each rank takes "
