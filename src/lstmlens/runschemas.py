@@ -31,6 +31,7 @@ from .runschema import (
     Reals,
     RnnSizes,
     RunSchema,
+    Spec,
     Text,
     Texts,
     VariantSpec,
@@ -81,7 +82,7 @@ def _forecast_consistent(c: Mapping[str, Any]) -> str | None:
 
 
 _OPTIONAL_FLAG = Flag(optional=True)
-_FORECAST_OPTIONS = {
+_FORECAST_OPTIONS: dict[str, Spec] = {
     "net.members": Int(1, MAX_MEMBERS),
     "net.zero_head": Flag(),
     "net.layer_norm": Flag(),
@@ -149,7 +150,7 @@ def _language_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int
     }
 
 
-_LANGUAGE_OPTIONS = {
+_LANGUAGE_OPTIONS: dict[str, Spec] = {
     "model.num_layers": Int(1, MAX_LAYERS),
     "model.variant": VariantSpec(),
     "model.dropout": _PROBABILITY,
@@ -198,7 +199,7 @@ def _classify_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int
 
 
 #: What ``classify predict`` reads from ``data``, by its ``kind``.
-_CLASSIFY_DATA = {
+_CLASSIFY_DATA: dict[str, dict[str, Spec]] = {
     "numeric": {"id": Text(), "time": Text(), "label": Text(), "features": Texts(MAX_FEATURES, 1)},
     "digits": {"id": Text(), "time": Text(), "label": Text(), "features": Texts(MAX_FEATURES, 1)},
     "text": {
@@ -244,7 +245,7 @@ def _classify_consistent(c: Mapping[str, Any]) -> str | None:
     return None
 
 
-_CLASSIFY_OPTIONS = {
+_CLASSIFY_OPTIONS: dict[str, Spec] = {
     "model.num_layers": Int(1, MAX_LAYERS),
     "model.proj_size": Int(0, MAX_HIDDEN),
     "model.layer_norm": Flag(),

@@ -76,7 +76,7 @@ def bounded_int(low: int, high: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"integer in [{low}, {high}]"
-    parse.high = high  # type: ignore[attr-defined]  (read by cap_note)
+    parse.high = high  # type: ignore[attr-defined]  # read by cap_note
     return parse
 
 

@@ -295,12 +295,16 @@ def add_train_args(
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--force", action="store_true", help="replace the run in --out")
     if resume:
-        may_change = ", ".join("--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE)
+        # --nproc is compared on its own (the checkpoint's world size), not as an option
+        may_change = ", ".join(
+            "--" + k.replace("_", "-") for k in RESUME_MAY_CHANGE if k != "nproc"
+        )
         run.add_argument(
             "--resume",
             action="store_true",
             help="continue the run in --out, with the options it was started with; only "
-            f"{may_change} may change (--epochs not with --schedule cosine)",
+            f"{may_change} may change (--epochs not with --schedule cosine); --nproc must "
+            "be the run's",
         )
     else:
         parser.set_defaults(resume=False)

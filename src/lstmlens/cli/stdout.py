@@ -58,7 +58,7 @@ def closed_stdout_is_quiet() -> Iterator[GuardedStdout]:
     """``sys.stdout`` guarded by :class:`GuardedStdout` inside the block."""
     original = sys.stdout
     guard = GuardedStdout(original)
-    sys.stdout = guard  # type: ignore[assignment]
+    sys.stdout = guard
     try:
         yield guard
     finally:

@@ -21,11 +21,13 @@ machinery behind ``torchrun``. Nothing here forks by hand.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -356,13 +358,29 @@ def launch(
         monitor_interval=0.1,
         start_method=start_method,
     )
-    with _quiet_launcher():
+    with _quiet_launcher(), _own_signal_handlers():
         try:
             return elastic_launch(config, _worker)(fn, list(args), timeout, threads)
         except ChildFailedError as e:
             raise _failure(e) from None
         except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped every worker
             raise KeyboardInterrupt from None
+
+
+@contextlib.contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """Give the caller its signal handlers back: torch's agent installs its own for SIGINT,
+    SIGTERM, SIGHUP and SIGQUIT and leaves them in place after the launch returns."""
+    signums = [
+        getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n)
+    ]
+    saved = {n: signal.getsignal(n) for n in signums}
+    try:
+        yield
+    finally:
+        for n, handler in saved.items():
+            if handler is not None:
+                signal.signal(n, handler)
 
 
 class _quiet_launcher:
