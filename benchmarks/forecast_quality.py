@@ -2,7 +2,7 @@
 
 Every series is scored exactly as ``lstmlens forecast train`` scores it (the training
 defaults of the command, ``ForecastConfig`` defaults, the evaluation protocol of
-DESIGN section 6: the test part is the last H rows, one origin; validation right
+docs/design.md: the test part is the last H rows, one origin; validation right
 before it), with horizon 12 for monthly and 8 for quarterly series. Groups:
 
 * ``M3 monthly A|B``, ``M3 quarterly A|B``: a fixed random sample (seed 2026) of 100

@@ -1,6 +1,6 @@
 """Kernel table: torch.nn.LSTM, a naive nn.LSTMCell loop, the lstmlens reference loop, the fused
 path and the native (compiled) kernel for every preset variant and layer_norm, forward+backward
-and inference, at the three shapes of DESIGN section 5, as ms and as a ratio to torch.nn.LSTM
+and inference, at the three shapes of docs/design.md, as ms and as a ratio to torch.nn.LSTM
 measured in the same run (interleaved rounds, medians).
 
     .venv/bin/python benchmarks/kernels.py [--repeats 5] [--quick] [--native-only]

@@ -40,7 +40,7 @@ __all__ = [
     "time_interleaved",
 ]
 
-#: (B, T, I, H) of DESIGN section 5
+#: (B, T, I, H) of docs/design.md
 DESIGN_SHAPES = ((64, 100, 256, 256), (32, 30, 1, 64), (16, 200, 128, 512))
 #: what the kernel table covers: every preset and layer norm
 KERNEL_VARIANTS = (*PRESETS, "layer_norm")

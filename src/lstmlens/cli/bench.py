@@ -3,7 +3,7 @@
     lstmlens bench [--shapes "B,T,I,H;B,T,I,H"] [--variants vanilla,cifg,...]
                    [--backend NAME,...|all] [--modes train,infer] [--repeats N]
 
-Default: the three shapes of DESIGN section 5, every preset variant and ``layer_norm`` on the
+Default: the three shapes of docs/design.md, every preset variant and ``layer_norm`` on the
 kernel ``auto`` runs here (the native one where it is built), forward+backward ("train") and
 inference, 5 rounds. ``--backend`` takes any registered kernel backend, several, or ``all``. Each row gives the median
 time, its ratio to ``torch.nn.LSTM`` at the same shape and mode, and the GFLOP/s of the
@@ -67,7 +67,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--shapes",
         metavar="B,T,I,H;...",
-        help="batch, steps, input and hidden sizes (the three shapes of DESIGN section 5)",
+        help="batch, steps, input and hidden sizes (the three shapes of docs/design.md)",
     )
     p.add_argument(
         "--variants",

@@ -29,7 +29,7 @@ _SEGMENTS = (48, 24, 12, 8, 6, 4, 3, 2, 1)
 
 
 def add_global_args(parser: argparse.ArgumentParser) -> None:
-    """``--id --segment --protocol --split`` (DESIGN section 6)."""
+    """``--id --segment --protocol --split`` (docs/design.md)."""
     group = parser.add_argument_group("many series")
     group.add_argument("--id", default=None, help="series column of a long table")
     group.add_argument(

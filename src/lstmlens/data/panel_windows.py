@@ -57,7 +57,7 @@ class PanelSplit:
 
 def last_h_split(lengths: np.ndarray, horizon: int, origins: int = 1, val: int = 1) -> PanelSplit:
     """The competition split of every series: the last ``origins x H`` points test, the
-    ``val x H`` before them validate, the rest trains (DESIGN section 6)."""
+    ``val x H`` before them validate, the rest trains (docs/design.md)."""
     end = np.asarray(lengths, dtype=np.int64)
     val_end = end - origins * horizon
     return PanelSplit(train_end=val_end - val * horizon, val_end=val_end, end=end)

@@ -1,6 +1,6 @@
 """Scoring a forecaster on the test part against the baselines, and rolling-origin backtests.
 
-The protocol (DESIGN section 6): the test part is the last ``k x H`` rows, and the
+The protocol (docs/design.md): the test part is the last ``k x H`` rows, and the
 test origins are ``val_end, val_end + H, ...`` (stride ``H``): every test row is
 forecast exactly once, from the nearest origin before it, by the model and by each
 baseline (whose parameters are fitted on the rows before ``val_end``). A test part

@@ -7,7 +7,7 @@ standardised windows drawn lazily by :class:`~lstmlens.data.panel_windows.PanelW
   :mod:`lstmlens.tasks.ltsf`; ``metrics.json`` -> ``model.mse``, ``model.mae`` on the
   z-normalised scale beside ``baselines.naive`` (repeat the last value).
 - ``"last"`` (:func:`run_global`): each series' last ``H`` points are its test part
-  (DESIGN section 6), the ``H`` before validate, the rest trains; scores on the
+  (docs/design.md), the ``H`` before validate, the rest trains; scores on the
   original scale per series (MAE, RMSE, sMAPE, MASE) for the model and the naive and
   seasonal-naive baselines; ``metrics.json`` keeps aggregates (means over series) in
   ``model`` and ``baselines``, each series in ``per_series``, and the share of series
