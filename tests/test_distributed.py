@@ -275,9 +275,10 @@ def test_launcher_runs_workers_and_a_killed_worker_is_one_line(tmp_path):
     assert time.monotonic() - started < 20
     msg = str(e.value)
     # the killed rank is named when the agent sees its death first; when its peer's broken
-    # connection is seen first, that rank is named (with gloo's "Connection closed" error)
+    # connection is seen first, that rank is named with gloo's error about its lost peer (whose
+    # wording varies: "Connection closed", "remote worker crash", a peer timeout ...)
     assert "\n" not in msg and msg.startswith("worker rank ")
-    assert "SIGKILL" in msg or "Connection closed" in msg or "remote worker crash" in msg
+    assert "SIGKILL" in msg or ("rank 0 failed" in msg and "RuntimeError" in msg)
     tensors, state = load_checkpoint(run)
     assert state["epoch"] >= 1 and state["world_size"] == 2
 
