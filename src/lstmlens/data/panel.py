@@ -30,10 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .dialect import sniff, to_numbers
-from .series import infer_freq, interpolate_missing
+from .series import infer_freq, interpolate_missing, read_frame
 from .timegrid import (
-    date_rank,
     find_time_column,
     first_label,
     in_order,
@@ -309,35 +307,6 @@ def refuse_repeated_dates(
         f"{date} {repeated.iloc[0]} appears more than once{where}: a table of many series? "
         f"name the series column with --id{hint}"
     )
-
-
-def read_frame(path: Path, sep: str | None, decimal: str | None, date: str | None):
-    """The CSV as a DataFrame with the dialect detected like the single-series reader."""
-    if not path.exists():
-        raise ValueError(f"no such file: {path}")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, expected a CSV file")
-    try:
-        dialect = sniff(path, sep, decimal, lambda n: n == date or date_rank(n) is not None)
-        commas = dialect.decimal == ","
-        frame = pd.read_csv(
-            path,
-            sep=dialect.sep,
-            skipinitialspace=True,
-            dtype=str if commas else None,
-            index_col=False if dialect.trailing else None,
-        )
-        frame = to_numbers(frame) if commas else frame
-    except pd.errors.EmptyDataError:
-        raise ValueError(f"{path} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable CSV file: {first}") from None
-    if len(frame) == 0:
-        raise ValueError(f"{path} has a header but no data rows")
-    unnamed = frame.columns.astype(str).str.startswith("Unnamed: ")
-    frame = frame.loc[:, ~(unnamed & frame.isna().all().to_numpy())]
-    return frame, (() if dialect.default else (f"read as {dialect.describe()}",))
 
 
 def read_panel(

@@ -45,6 +45,7 @@ __all__ = [
     "infer_freq",
     "interpolate_missing",
     "read_csv",
+    "read_frame",
     "season_from_freq",
 ]
 
@@ -332,6 +333,16 @@ def read_csv(
     :func:`from_pandas` rejects.
     """
     path = Path(path)
+    frame, notes = read_frame(path, sep, decimal, date)
+    return from_pandas(frame, target, date, covariates, fill, source=str(path), notes=notes)
+
+
+def read_frame(
+    path: Path, sep: str | None, decimal: str | None, date: str | None
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The CSV at ``path`` as a DataFrame with its dialect detected (or given by ``sep`` and
+    ``decimal``), and the note saying which dialect when it is not the default. Raises
+    ``ValueError`` for a missing, unreadable or empty file or an undeterminable dialect."""
     if not path.exists():
         raise ValueError(f"no such file: {path}")
     if path.is_dir():
@@ -362,4 +373,4 @@ def read_csv(
     unnamed = frame.columns.astype(str).str.startswith("Unnamed: ")
     frame = frame.loc[:, ~(unnamed & frame.isna().all().to_numpy())]  # "a;b;" headers
     notes = () if dialect.default else (f"read as {dialect.describe()}",)
-    return from_pandas(frame, target, date, covariates, fill, source=str(path), notes=notes)
+    return frame, notes
