@@ -21,10 +21,15 @@ from typing import Any
 from ..train import Reporter, TrainConfig
 from ..train.config import OPTIMIZERS
 from ..train.resume import file_identity
-from .argtypes import EPOCHS, FORGET_BIAS, HIDDEN, LAYERS, PROJ, SEED, THREADS, cap_note
-from .errors import EXIT_INTERRUPTED, CLIError
-from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
-from .types import (
+from .argtypes import (
+    EPOCHS,
+    FORGET_BIAS,
+    HIDDEN,
+    LAYERS,
+    PROJ,
+    SEED,
+    THREADS,
+    cap_note,
     comma_names,
     dropout,
     fraction,
@@ -35,6 +40,8 @@ from .types import (
     positive_int,
     season,
 )
+from .errors import EXIT_INTERRUPTED, CLIError
+from .run_folder import LOG_FILE, RUN_FILE_PATTERNS, RUN_MARKER, prepare_run_dir
 
 __all__ = [
     "ALL_MODEL_OPTIONS",
