@@ -124,7 +124,7 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     )
     task.add_argument(
         "--anchor",
-        choices=("level", "seasonal", "ets"),
+        choices=("level", "seasonal", "ets", "ets_theta"),
         default=None,
         help="what the network corrects (level within a season, ets beyond)",
     )

@@ -47,9 +47,11 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from .baselines import MIN_FIT, detect_season, ets
+from .baselines import MIN_FIT, detect_season
 from .forecast_config import (
     DEFAULT_ANCHOR,
+    FALLBACK_ORIGINS,
+    FALLBACK_RATIO,
     LOOKBACK_SEASONS,
     LOOKBACK_STEPS,
     MODES,
@@ -57,8 +59,16 @@ from .forecast_config import (
     Prediction,
 )
 from .forecast_conformal import calibrate, widen
-from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
-from .forecast_norm import anchors, gather, inputs, is_seasonal, seasonal_indices
+from .forecast_model import ForecastNet, ForecastTask, NetConfig, correction_ratio, median_index
+from .forecast_norm import (
+    STATISTICAL,
+    anchors,
+    gather,
+    inputs,
+    is_seasonal,
+    seasonal_indices,
+    statistical_anchor,
+)
 
 __all__ = ["FORMAT", "LOOKBACK_SEASONS", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
@@ -79,6 +89,8 @@ class Forecaster:
         self.calibration: list[float] = []  # per outer level pair: conformal widening
         self.ets_fit_end: int | None = None  # rows the ETS anchor's parameters are fitted on
         self.result: TrainResult | None = None
+        self.correction_ratio: float | None = None  # net / anchor validation MAE after fit
+        self.kept_correction = True  # False: fit fell back to the bare anchor (``fallback``)
 
     # ------------------------------------------------------------ encoding
 
@@ -129,17 +141,14 @@ class Forecaster:
         return x, (a if ets is None else a + ets)
 
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
-        """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
-
-        Holt-Winters (damped additive trend, additive season) on the model scale ``u``
-        (so on ``log y`` for a log model), fitted on the first ``ets_fit_end`` rows; on
-        half A this did better than running the baseline's ETS in the data's units.
-        """
-        if self.anchor != "ets":
+        """The statistical anchor ``(N, steps)`` on the model scale (``ets``, ``ets_theta``:
+        :func:`~.forecast_norm.statistical_anchor` on ``u``, so on ``log y`` for a log
+        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors."""
+        if self.anchor not in STATISTICAL:
             return None
         assert self.ets_fit_end is not None
-        season = self.season if self.season and self.season >= 2 else None
-        return ets(u[:, 0], self.ets_fit_end, origins, steps, season)[0]
+        return statistical_anchor(u[:, 0], self.ets_fit_end, origins, steps, self.season,
+                                  self.anchor)  # fmt: skip
 
     def _training_set(
         self, u: np.ndarray, origins: np.ndarray, stop: int
@@ -187,7 +196,7 @@ class Forecaster:
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
         beyond = "beyond_season" if m and c.horizon > m else "within_season"
         anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
-        if anchor == "ets" and split.train_end < MIN_FIT:  # too short to fit ETS on
+        if anchor in STATISTICAL and split.train_end < MIN_FIT:  # too short to fit ETS on
             anchor = None
         if anchor == "seasonal" and not m:
             anchor = "level"
@@ -231,7 +240,7 @@ class Forecaster:
         u = self._encode(series)
         m = self.season or 1
         self.ets_fit_end = split.train_end
-        if self.anchor == "ets":
+        if self.anchor in STATISTICAL:
             try:
                 self._ets(u, np.array([split.train_end]), 1)
             except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
@@ -258,11 +267,18 @@ class Forecaster:
         trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter, spec=spec)
         self.result = trainer.fit(resume=resume)
         self.net.eval()
+        self.correction_ratio = correction_ratio(self.net, x_va, y_va, c.quantiles)
+        x_cal, y_cal = x_va, y_va  # the net's errors are honest on validation only
+        trusted = len(val_origins) >= FALLBACK_ORIGINS and self.correction_ratio < FALLBACK_RATIO
+        self.kept_correction = trusted or not c.fallback or not c.relative
+        if not self.kept_correction:
+            self.net.zero_heads()  # the net did not beat its anchor clearly on validation
+            x_cal, y_cal = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])  # the anchor's
         self.calibration = []
         if c.quantiles and c.calibrate:
             with torch.no_grad():
-                q = np.sort(self.net(x_va).double().numpy(), axis=-1)  # (N, S, Q) corrections
-            self.calibration = calibrate(q, y_va.double().numpy(), c.quantiles)
+                q = np.sort(self.net(x_cal).double().numpy(), axis=-1)  # (N, S, Q) corrections
+            self.calibration = calibrate(q, y_cal.double().numpy(), c.quantiles)
         self.ets_fit_end = split.val_end  # forecasts: ETS refitted on every row before the test
         return self.result
 
