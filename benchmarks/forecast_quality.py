@@ -240,6 +240,8 @@ def main() -> int:
         groups["other"] = [(s, 12 if s.freq == "MS" else 4) for s in other_series()]
     done: dict[tuple[str, str], dict] = {}
     log = Path(args.out).with_suffix(".jsonl") if args.out else None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     if log is not None and log.is_file():  # resume: series already scored are kept
         for line in log.read_text().splitlines():
             row = json.loads(line)
@@ -252,7 +254,10 @@ def main() -> int:
             if row is None and args.scored_only:
                 continue
             if row is None:
-                row = {"group": group, **score(series, season, overrides, baselines, train_overrides)}
+                row = {
+                    "group": group,
+                    **score(series, season, overrides, baselines, train_overrides),
+                }
                 if log is not None:
                     with open(log, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row, default=float) + "\n")
@@ -273,8 +278,10 @@ def main() -> int:
             "limit": args.limit,
         }
         doc = {"meta": meta, "summary": table, "series": rows_out}
-        out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
-        out.with_suffix(".md").write_text(md + "\n")
+        for suffix, text in ((".json", json.dumps(doc, indent=1, default=float)), (".md", md)):
+            tmp = out.with_suffix(suffix + ".tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(out.with_suffix(suffix))  # atomic
     return 0
 
 

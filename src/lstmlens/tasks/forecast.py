@@ -10,28 +10,34 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    training rows and taken out of the target (``deseasonalise``), as in ES-RNN.
 3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
    seasons, or 30 steps without a season), relative to its last deseasonalised level,
-   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the last
-   deseasonalised level, reseasonalised (without a season: the last value, the old
-   ``relative`` mode) when the horizon stays within a season; ETS (refitted on all rows
-   before the test part for forecasting) when it reaches past one; seasonal naive on
-   request or when ETS cannot be fitted. ``relative=False`` reads and predicts scaled
-   levels. The head starts at zero, so an untrained model is its anchor.
+   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the
+   mean of the ETS (damped trend, additive season) and Theta forecasts of ``u``, each
+   fitted once on the training rows and run forward to every origin (refitted on all rows
+   before the test part for forecasting); the last deseasonalised level (``level``; the
+   old ``relative`` mode), seasonal naive or ETS alone on request; seasonal naive (or the
+   level) when the training part is too short to fit ETS. ``relative=False`` reads and
+   predicts scaled levels. The head starts at zero, so an untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way; covariates are past-only, so they are held
    at their last known value when rolling.
 5. ``members`` LSTMs (a seed ensemble) train side by side; the forecast is their median.
    The epoch kept is the one with the lowest loss on the validation part, the rows right
-   before the test part.
+   before the test part. With ``fallback`` the correction is kept only when it cuts the
+   anchor's validation MAE below ``FALLBACK_RATIO`` of it over at least
+   ``FALLBACK_ORIGINS`` validation origins; otherwise the heads are zeroed and the model
+   is its anchor (``kept_correction``, ``correction_ratio`` say which).
 6. With quantiles (default 0.1, 0.5, 0.9) the head gives ``Q`` values per step (sorted,
    never crossing); the median is the point forecast. The outer levels are then
-   calibrated on the validation part (split-conformal, :mod:`.forecast_conformal`), so
-   the nominal 80% interval covers about 80% of new values.
+   calibrated (split-conformal, :mod:`.forecast_conformal`) on the validation part, or,
+   for a bare anchor, on its errors from every origin of the training and validation
+   parts, so the nominal 80% interval covers about 80% of new values.
 
 Training windows have origins in ``[max(W, m), train_end)`` (earlier, edge-padded, only
-when the training part is too short for that) and targets up to ``train_end``; steps past it are masked out of the loss,
-so short series still train on their most recent rows. The fitted :class:`Forecaster`
-saves as ``model.safetensors`` + ``config.json`` and loads back to identical predictions.
+when the training part is too short for that) and targets up to ``train_end``; steps
+past it are masked out of the loss, so short series still train on their most recent
+rows. The fitted :class:`Forecaster` saves as ``model.safetensors`` + ``config.json``
+and loads back to identical predictions.
 """
 
 from __future__ import annotations
