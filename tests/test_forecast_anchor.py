@@ -69,3 +69,16 @@ def test_config_takes_the_statistical_anchors_only_by_name():
     for bad in ("none", "theta"):
         with pytest.raises(ValueError, match="ForecastConfig: anchor"):
             ForecastConfig(anchor=bad)
+
+
+def test_default_anchor_declines_a_season_too_long_to_fit_quickly():
+    n = 300
+    t = np.arange(n)
+    y = 10 + np.sin(2 * np.pi * t / 60) + 0.1 * np.random.default_rng(0).normal(size=n)
+    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+    fc = Forecaster(ForecastConfig(horizon=3, season=60, hidden_size=4, members=1))
+    fc.fit(series, TrainConfig(epochs=1))
+    assert fc.config.anchor == "level"  # ANCHOR_MAX_SEASON = 52
+    asked = Forecaster(ForecastConfig(horizon=3, season=4, anchor="ets", hidden_size=4, members=1))
+    asked.fit(series, TrainConfig(epochs=1))
+    assert asked.config.anchor == "ets"

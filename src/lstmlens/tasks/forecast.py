@@ -43,6 +43,7 @@ and loads back to identical predictions.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, sav
 from ..train.config import seed_everything
 from .baselines import MIN_FIT, detect_season
 from .forecast_config import (
+    ANCHOR_MAX_ROWS,
+    ANCHOR_MAX_SEASON,
     DEFAULT_ANCHOR,
     FALLBACK_ORIGINS,
     FALLBACK_RATIO,
@@ -97,6 +100,7 @@ class Forecaster:
         self.result: TrainResult | None = None
         self.correction_ratio: float | None = None  # net / anchor validation MAE after fit
         self.kept_correction = True  # False: fit fell back to the bare anchor (``fallback``)
+        self._anchor_cache: dict[tuple, np.ndarray] = {}  # the last statistical anchor fit
 
     # ------------------------------------------------------------ encoding
 
@@ -149,12 +153,20 @@ class Forecaster:
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
         """The statistical anchor ``(N, steps)`` on the model scale (``ets``, ``ets_theta``:
         :func:`~.forecast_norm.statistical_anchor` on ``u``, so on ``log y`` for a log
-        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors."""
+        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors.
+
+        The fit is computed once for every origin of ``u`` and cached (fit, predict and
+        evaluation ask for the same series many times)."""
         if self.anchor not in STATISTICAL:
             return None
         assert self.ets_fit_end is not None
-        return statistical_anchor(u[:, 0], self.ets_fit_end, origins, steps, self.season,
-                                  self.anchor)  # fmt: skip
+        key = (self.anchor, self.ets_fit_end, steps, hashlib.sha1(u[:, 0].tobytes()).hexdigest())
+        if key not in self._anchor_cache:
+            every = np.arange(1, len(u) + 1)
+            self._anchor_cache = {key: statistical_anchor(
+                u[:, 0], self.ets_fit_end, every, steps, self.season, self.anchor
+            )}  # fmt: skip
+        return self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
 
     def _training_set(
         self, u: np.ndarray, origins: np.ndarray, stop: int
@@ -204,6 +216,9 @@ class Forecaster:
         anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
         if anchor in STATISTICAL and split.train_end < MIN_FIT:  # too short to fit ETS on
             anchor = None
+        too_big = split.train_end > ANCHOR_MAX_ROWS or m > ANCHOR_MAX_SEASON
+        if c.anchor is None and anchor in STATISTICAL and too_big:  # a fit would take minutes
+            anchor = "level"
         if anchor == "seasonal" and not m:
             anchor = "level"
         self.config = dataclasses.replace(
@@ -248,7 +263,7 @@ class Forecaster:
         self.ets_fit_end = split.train_end
         if self.anchor in STATISTICAL:
             try:
-                self._ets(u, np.array([split.train_end]), 1)
+                self._ets(u, np.array([split.train_end]), c.out_steps)
             except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
                 c = self.config = dataclasses.replace(c, anchor="seasonal" if m > 1 else "level")
         self.indices = (

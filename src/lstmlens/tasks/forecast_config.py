@@ -15,6 +15,8 @@ import numpy as np
 from .forecast_norm import ANCHORS
 
 __all__ = [
+    "ANCHOR_MAX_ROWS",
+    "ANCHOR_MAX_SEASON",
     "DEFAULT_ANCHOR",
     "FALLBACK_ORIGINS",
     "FALLBACK_RATIO",
@@ -33,6 +35,11 @@ LOOKBACK_SEASONS = 3
 #: monthly series of half A the bare mean had mean MASE 0.808, the old net anchored on
 #: the deseasonalised last level 0.900).
 DEFAULT_ANCHOR = {"within_season": "ets_theta", "beyond_season": "ets_theta"}
+#: Past these training rows or this season the default statistical anchor is declined (the
+#: deseasonalised last level instead): one ETS fit there can take minutes (the baselines
+#: likewise fit on at most 2000 rows and decline seasons over 52).
+ANCHOR_MAX_ROWS = 5000
+ANCHOR_MAX_SEASON = 52
 #: The net's correction is kept only when its validation MAE is below this share of its
 #: anchor's, measured from at least ``FALLBACK_ORIGINS`` validation origins (``fallback``);
 #: otherwise the forecast is the bare anchor. On half A of the M3 sample (8 or 12
