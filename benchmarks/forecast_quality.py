@@ -18,10 +18,15 @@ before it), with horizon 12 for monthly and 8 for quarterly series. Groups:
 Per group: the share of series where the model's MAE beats seasonal naive; mean MASE
 of the model, ETS, Theta (statsmodels ``ThetaModel``, computed here unless the baselines
 have it) and seasonal naive; mean coverage of the 80% interval and mean pinball loss
-(scaled by the MASE denominator) for the model and for ETS's own interval; wall time.
+(scaled by the MASE denominator) for the model and for ETS's own interval; the share of
+series whose net correction passed the fallback test (``net kept``); wall time.
 
     PYTHONPATH=src nice -n 10 python benchmarks/forecast_quality.py [--groups A,B,other]
-        [--limit N] [--set anchor=level ...] [--out benchmarks/results/forecast_quality]
+        [--kinds monthly,quarterly] [--limit N] [--set 'anchor="level"' ...]
+        [--train patience=20 ...] [--out benchmarks/results/forecast_quality]
+
+``--set`` overrides ``ForecastConfig`` fields (and ``growth``, ``fallback_ratio``,
+``lookback_seasons``: the library constants); ``--train`` overrides ``TrainConfig`` fields.
 
 Training runs on one torch thread.
 """
