@@ -459,6 +459,8 @@ class Forecaster:
             fc.ets_fit_end = cfg.get("ets_fit_end")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: incomplete forecast config ({err})") from None
+        if fc.config.window is None:  # a fitted forecaster always saves its resolved window
+            raise ValueError(f"{where}: incomplete forecast config (forecast.window is missing)")
         if len(fc.scaler.mean) != net.config.input_size:
             raise ValueError(f"{where}: scaler and model disagree on the number of features")
         if fc.indices.ndim != 1 or len(fc.indices) < 1:
