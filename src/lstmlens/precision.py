@@ -71,6 +71,6 @@ def check_precision(precision: str, device: str | torch.device, owner: str) -> N
     if precision != "bf16" or torch.device(device).type != "cpu" or native_bf16():
         return
     raise ValueError(
-        f"{owner}: precision 'bf16' needs a CPU with native bfloat16 ({' or '.join(BF16_FLAGS[:2])}); "
-        f"this one ({cpu_model()}) would emulate it, several times slower than fp32: use fp32"
+        f"{owner}: bfloat16 needs a CPU with native bf16 ({' or '.join(BF16_FLAGS[:2])}); this "
+        f"one ({cpu_model()}) would emulate it, several times slower than fp32: use fp32"
     )
