@@ -4,10 +4,13 @@
 //     C (M, N) = beta * C + A (M, K) @ op(W),   op(W) = W^T for W (N, K) ("trans"), W for W (K, N)
 //
 // * gemm_rm:  one product through ATen (at::mm: MKL sgemm/dgemm where torch has MKL).
-// * StepGemm: the product with the SAME weight at every time step. With MKL (float) the weight
-//   is packed once per call (cblas_sgemm_pack) and every step runs cblas_sgemm_compute on the
-//   packed panel, which skips re-packing the weight each step (2-3x faster at small batch).
-//   Elsewhere (double, or torch without MKL) it is gemm_rm.
+// * StepGemm: the product with the SAME weight at every time step, through the step engine
+//   (step_engine(), set per process from Python: kernels/native/engine.py):
+//     kPacked (0): with MKL (float) the weight is packed once per call (cblas_sgemm_pack) and
+//                  every step runs cblas_sgemm_compute on the packed panel, which skips
+//                  re-packing the weight each step (2-3x faster at small batch);
+//     kAten (1):   gemm_rm at every step (ATen's at::mm: MKL sgemm, or the BLAS torch has).
+//   Double, and torch without MKL, always run gemm_rm.
 // * bf16 mode (float only, MKL): both operands are rounded to bfloat16, the products are
 //   accumulated and returned in float32 (cblas_gemm_bf16bf16f32: AMX / AVX512-BF16).
 #pragma once
@@ -39,9 +42,18 @@ void cblas_gemm_bf16bf16f32(int layout, int transa, int transb, int m, int n, in
 }
 #endif
 
+#include <atomic>
+
 namespace lstmlens {
 
 using at::Tensor;
+
+// The library that runs the per-step products of float32 (see StepGemm); one per process.
+enum StepEngine : int { kPacked = 0, kAten = 1, kNumEngines = 2 };
+inline std::atomic<int>& step_engine() {
+  static std::atomic<int> engine{kPacked};
+  return engine;
+}
 
 // row-major C (M, N) = beta*C + op(A) @ op(B) with bfloat16 operands and float32 C
 inline void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const at::BFloat16* A,
@@ -170,6 +182,7 @@ struct StepGemm {
         ab = at::empty({M, K}, wb.options());
         return;
       }
+      if (step_engine().load() != kPacked) return;  // gemm_rm at every step
       const size_t bytes = cblas_sgemm_pack_get_size(162 /*B*/, M, N, K);
       packed = at::empty({static_cast<int64_t>(bytes / sizeof(float)) + 16}, w.options());
       cblas_sgemm_pack(101 /*row major*/, 162 /*B*/, trans ? 112 : 111, M, N, K, 1.0f, W,
@@ -192,9 +205,11 @@ struct StepGemm {
         to_bf16(A, a, M * K);
         gemm_bf16(false, trans, M, N, K, a, K, wb.data_ptr<at::BFloat16>(), trans ? K : N, beta,
                   C, ldc);
-      } else {
+      } else if (packed.defined()) {
         cblas_sgemm_compute(101, 111, 151 /*packed*/, M, N, K, A, lda, packed.data_ptr<float>(),
                             N, beta, C, ldc);
+      } else {
+        gemm_rm<T>(M, N, K, A, lda, W, trans, beta, C, ldc);
       }
       if (one) MKL_Set_Num_Threads_Local(prev);  // 0: back to the global setting
       return;

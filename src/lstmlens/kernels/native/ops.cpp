@@ -6,7 +6,8 @@
 //
 // The library also exports lstmlens_native_abi() (C linkage): the names of the weight slots,
 // config ints, saved tensors and ops, generated from layout.h and LSTMLENS_OPS below. The
-// Python loader compares them with its own lists before using the library.
+// Python loader compares them with its own lists before using the library, and
+// lstmlens_native_step_engine() (C linkage), the per-step GEMM engine (common.h StepEngine).
 #include <torch/library.h>
 
 #include <optional>
@@ -226,4 +227,12 @@ extern "C" __attribute__((visibility("default"))) const char* lstmlens_native_ab
            abi_entry("ops", ops);
   }();
   return text.c_str();
+}
+
+// Sets the per-step GEMM engine (common.h StepEngine) when `engine` is one, and returns the one
+// in force before (-1 leaves it); kernels/native/engine.py calls it through ctypes.
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_step_engine(int engine) {
+  const int prev = lstmlens::step_engine().load();
+  if (engine >= 0 && engine < lstmlens::kNumEngines) lstmlens::step_engine().store(engine);
+  return prev;
 }
