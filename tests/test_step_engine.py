@@ -8,6 +8,7 @@ import torch
 from lstmlens.kernels.native import engine, loader
 from lstmlens.kernels.native.functions import lstm_native
 from lstmlens.kernels.reference import lstm_reference
+from lstmlens.precision import native_bf16
 from test_native import VARIANTS, _to_double, kernel_case, run_and_grads, vid
 
 
@@ -55,3 +56,53 @@ def test_each_engine_equals_the_reference(name, variant, option):
     tol = 1e-4 if case32[4].layer_norm else 1e-5
     for a, b in zip(got32, want32, strict=True):
         torch.testing.assert_close(a, b.float(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("fold", [True, False], ids=["folded", "two-products"])
+@pytest.mark.parametrize("option", ["plain", "zoneout", "padding", "recurrent_dropout", "proj"])
+def test_full_gate_recurrence_folded_or_not_equals_the_reference(fold, option):
+    """fgr without layer norm runs one recurrent product [h | s] [W_hh | E]^T per step."""
+    before = engine.fold_fgr(fold)
+    try:
+        case = kernel_case("fgr", option, T=5, B=3, I=3, H=5)
+        got = run_and_grads(lstm_native, case)
+    finally:
+        engine.fold_fgr(before)
+    want = run_and_grads(lambda *a: lstm_reference(*a), case)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["plain", "zoneout", "recurrent_dropout", "proj"])
+def test_gradcheck_folded_full_gate_recurrence(option):
+    before = engine.fold_fgr(True)
+    x, h0, c0, p, spec, keep_h, keep_c, rmask = kernel_case("fgr", option, T=4, B=2, I=2, H=3)
+    names = list(p)
+
+    def f(x, h0, c0, *params):
+        return lstm_native(x, h0, c0, dict(zip(names, params)), spec, keep_h, keep_c, rmask)
+
+    inputs = [t.clone().requires_grad_() for t in (x, h0, c0, *p.values())]
+    try:
+        assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    finally:
+        engine.fold_fgr(before)
+
+
+def test_gate_recurrence_in_bf16_is_close_and_really_bf16():
+    """fgr_bf16: only s_{t-1} W_gate^T in bfloat16; a few 1e-3 off the truth (bf16 operands),
+    further off than the float32 kernel."""
+    if not (loader.status().bf16 and native_bf16()):
+        pytest.skip("no native bf16 / MKL bf16 GEMM here")
+    case = kernel_case("fgr", "plain", torch.float32, T=6, B=3, I=9, H=37)
+    want = run_and_grads(lambda *a: lstm_reference(*a), _to_double(case))
+    f32 = run_and_grads(lstm_native, case)
+    before = engine.fgr_bf16(True)
+    try:
+        bf = run_and_grads(lstm_native, case)
+    finally:
+        engine.fgr_bf16(before)
+    err = lambda got: max(((a - b.float()).abs() / (1 + b.float().abs())).max().item()
+                          for a, b in zip(got, want))  # fmt: skip
+    assert err(bf) < 2e-2 and err(bf) > 10 * err(f32)

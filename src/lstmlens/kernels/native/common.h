@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 
@@ -218,6 +219,49 @@ struct StepGemm {
     gemm_rm<T>(M, N, K, A, lda, W, trans, beta, C, ldc);
   }
 };
+
+// Whether the kernels fold the full gate recurrence into the recurrent product (below). Off by
+// default: measured slower than two products (the fold multiplies a zero (H x S) block too,
+// and its wider weight leaves the cache sooner); kept to measure (kernels/native/engine.py).
+inline std::atomic<bool>& fold_fgr() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+
+// Whether float32 kernels run the gate-recurrence product s_{t-1} W_gate^T (fgr) with bfloat16
+// operands (float32 accumulation, MKL) while every other product stays float32. Off by default.
+inline std::atomic<bool>& fgr_bf16() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+
+// Full gate recurrence folded into the recurrent product: the (G, P+S) weight
+//     W_rec = [ W_hh | E ],  E = W_gate's rows placed at the sigmoid gates' rows, 0 at g's
+// so that [h_in | s_{t-1}] W_rec^T = h_in W_hh^T + (s_{t-1} W_gate^T at the sigmoid gates):
+// one GEMM per step instead of two (backward: dA W_rec = [dh_in | ds_{t-1}]).
+// oi/of/oo: the gates' row offsets in a gate row, si/sf/so: theirs in s (-1: absent).
+inline Tensor fold_gate_recurrence(const Tensor& w_hh, const Tensor& w_gate, int64_t H,
+                                   std::initializer_list<std::pair<int64_t, int64_t>> rows) {
+  const int64_t G = w_hh.size(0), P = w_hh.size(1), S = w_gate.size(0);
+  Tensor w = at::zeros({G, P + S}, w_hh.options());
+  w.narrow(1, 0, P).copy_(w_hh);
+  for (const auto& [o, s] : rows)
+    if (o >= 0) w.narrow(0, o, H).narrow(1, P, S).copy_(w_gate.narrow(0, s, H));
+  return w;
+}
+
+// rows [0, B) of dst (B, n0 + n1) = [a (B, n0) | b (B, n1)]; b == nullptr: zeros
+template <typename T>
+inline void concat_rows(int64_t B, const T* a, int64_t n0, const T* b, int64_t n1, T* dst) {
+  for (int64_t r = 0; r < B; ++r) {
+    T* d = dst + r * (n0 + n1);
+    std::copy(a + r * n0, a + (r + 1) * n0, d);
+    if (b)
+      std::copy(b + r * n1, b + (r + 1) * n1, d + n0);
+    else
+      std::fill(d + n0, d + n0 + n1, T(0));
+  }
+}
 
 // data pointer of a tensor, nullptr when it is undefined or empty
 template <typename T>

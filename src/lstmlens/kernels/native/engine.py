@@ -16,6 +16,14 @@ inference with the packed weight took 0.5-0.7x the time of ``at::mm`` at (64,100
 per-step shapes. So MKL-packed is the default on every machine measured; ``aten`` stays as
 an override (``LSTMLENS_STEP_ENGINE=aten`` in the environment, or :func:`set_engine`) for
 machines where MKL's packed path is slow (none measured yet).
+
+Full gate recurrence (``fgr``), measured with ``benchmarks/step_engine.py --fold`` (same
+machine, loaded; time / ``torch.nn.LSTM`` vanilla at (64,100,256,256), (16,200,128,512),
+x2, bi, train): two products per step 1.7-2.1x, folded into one ``[h | s] [W_hh | E]^T``
+1.9-3.2x (it multiplies E's zero (H x 3H) block too: 16H^2 instead of 13H^2 per row, and the
+wider weight leaves the cache sooner), gate product in bf16 1.6-2.0x. fgr's matmul FLOPs are
+2.1x vanilla's at I = H, so in fp32 no reordering reaches 1.25x. Defaults: two products,
+fp32; :func:`fold_fgr` and :func:`fgr_bf16` switch the others on.
 """
 
 from __future__ import annotations
@@ -47,14 +55,32 @@ ENV = "LSTMLENS_STEP_ENGINE"
 
 
 @functools.cache
-def _switch():
-    """The kernel's ``lstmlens_native_step_engine`` (int -> int), or None without the kernel."""
+def _switch(name: str = "lstmlens_native_step_engine"):
+    """The kernel's setter ``name`` (int -> previous int), or None without the kernel."""
     st = status()
     if not st.ok or st.path is None:
         return None
-    fn = ctypes.CDLL(str(st.path)).lstmlens_native_step_engine
+    fn = getattr(ctypes.CDLL(str(st.path)), name)
     fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
     return fn
+
+
+def fold_fgr(on: bool | None = None) -> bool | None:
+    """Whether full gate recurrence (``fgr``, without layer norm) runs as one recurrent product
+    per step, ``[h | s] [W_hh | E]^T``, instead of two (the default: measured faster, see the
+    module docstring); sets it when ``on`` is given and returns the setting before (None
+    without the native kernel). Both equal the reference."""
+    fn = _switch("lstmlens_native_fold_fgr")
+    return None if fn is None else bool(fn(-1 if on is None else int(on)))
+
+
+def fgr_bf16(on: bool | None = None) -> bool | None:
+    """Whether float32 kernels run fgr's gate-recurrence product ``s_{t-1} W_gate^T`` with
+    bfloat16 operands (float32 accumulation; every other product stays float32): off by
+    default. Sets it when ``on`` is given and returns the setting before (None without the
+    native kernel). Meant for CPUs with native bf16 (:func:`lstmlens.precision.native_bf16`)."""
+    fn = _switch("lstmlens_native_fgr_bf16")
+    return None if fn is None else bool(fn(-1 if on is None else int(on)))
 
 
 def _check(name: str) -> int:

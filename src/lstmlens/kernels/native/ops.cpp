@@ -236,3 +236,19 @@ extern "C" __attribute__((visibility("default"))) int lstmlens_native_step_engin
   if (engine >= 0 && engine < lstmlens::kNumEngines) lstmlens::step_engine().store(engine);
   return prev;
 }
+
+// Sets whether full gate recurrence is folded into the recurrent product (common.h fold_fgr)
+// when `on` is 0 or 1, and returns the setting before (-1 leaves it).
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_fold_fgr(int on) {
+  const int prev = lstmlens::fold_fgr().load();
+  if (on == 0 || on == 1) lstmlens::fold_fgr().store(on == 1);
+  return prev;
+}
+
+// Sets whether float32 kernels run fgr's gate-recurrence product in bfloat16 (common.h
+// fgr_bf16) when `on` is 0 or 1, and returns the setting before (-1 leaves it).
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_fgr_bf16(int on) {
+  const int prev = lstmlens::fgr_bf16().load();
+  if (on == 0 || on == 1) lstmlens::fgr_bf16().store(on == 1);
+  return prev;
+}
