@@ -59,8 +59,8 @@ def parse_shapes(text: str) -> list[Shape]:
             raise CLIError(
                 f"bench: --shapes wants B,T,I,H[,LAYERS][,bi] (integers >= 1), got {part!r}"
             )
-        shapes.append(Shape(*values[:4], layers=values[4] if len(values) == 5 else 1,
-                            bidirectional=bi))  # fmt: skip
+        B, T, I, H = values[:4]
+        shapes.append(Shape(B, T, I, H, values[4] if len(values) == 5 else 1, bi))
     if not shapes:
         raise CLIError(f"bench: --shapes wants at least one B,T,I,H, got {text!r}")
     return shapes
