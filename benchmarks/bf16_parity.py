@@ -22,7 +22,7 @@ from lstmlens.precision import cpu_model, native_bf16
 TASKS = {  # task -> the train command's arguments besides --precision/--out/--epochs
     "forecast": ["forecast", "train", "--horizon", "4", "--baselines", "none", "--no-lens"],
     "text": ["text", "train", "--level", "char", "--hidden", "128", "--no-lens"],
-    "classify": ["classify", "train", "--hidden", "64", "--no-lens"],
+    "classify": ["classify", "train", "--hidden", "64"],
 }
 
 

@@ -170,3 +170,10 @@ def test_matmul_peak_measures_fp32_and_bf16_only_where_native(monkeypatch):
     assert peak.fp32 > 0 and peak.bf16 is None and "bf16 not native here" in peak.line()
     monkeypatch.setattr(bench, "native_bf16", lambda: True)
     assert bench.matmul_peak(sizes=(64,), repeats=1).bf16 > 0
+
+
+def test_the_default_table_has_the_stacked_and_bidirectional_shapes():
+    assert Shape(64, 100, 256, 256, layers=2) in bench.DESIGN_SHAPES
+    assert Shape(32, 200, 128, 256, bidirectional=True) in bench.DESIGN_SHAPES
+    assert Shape(64, 100, 256, 256, 2).label() == "(64, 100, 256, 256) x2"
+    assert Shape(32, 200, 128, 256, 1, True).label() == "(32, 200, 128, 256) bi"
