@@ -43,6 +43,7 @@ from .forecast import ForecastConfig, Forecaster
 
 __all__ = [
     "DEFAULT_DATA",
+    "TRAIN_DEFAULTS",
     "ForecastRunResult",
     "PreparedForecast",
     "backtest_forecast",
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 DEFAULT_DATA = "co2"
+#: How ``forecast train`` trains unless told otherwise (the CLI and lstmlens.Forecaster).
+TRAIN_DEFAULTS = TrainConfig(epochs=200, lr=3e-3, max_minutes=2.0)
 
 
 def data_spec(
@@ -453,13 +456,14 @@ def backtest_forecast(
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] | None = None,
     baselines: tuple[str, ...] = BASELINES,
+    frame: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Train and score a fresh model on each of ``folds`` rolling test blocks: ``(results,
     test rows per fold)``. ``on_start(line)`` hears the series' description and notes once
-    the data is checked."""
+    the data is checked; ``frame``: the table of a ``"frame"`` spec."""
     from .forecast_eval import backtest
 
-    series, _, cov = load_data(spec)
+    series, _, cov = load_data(spec, frame)
     check_model(Forecaster(config, future=cov.known), series)
     size = config.test_size or config.test_rows
 
