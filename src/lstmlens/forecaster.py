@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +85,6 @@ class Forecaster:
         self._series: Any = None  # the history predict() forecasts from, and its
         self._future: pd.DataFrame | None = None  # rows after the last target value
         self._frame: pd.DataFrame | None = None  # the fitted table (a "frame" spec)
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     def __repr__(self) -> str:
         state = f"fitted on {self.model.target!r}" if self.model is not None else "not fitted"
@@ -131,9 +132,9 @@ class Forecaster:
             spec = {**spec, "source": "frame", "path": None}
         try:
             prepared = prepare_forecast(spec, self.config, self.train, self.baselines, frame)
-            if run_dir is None:
-                self._scratch = tempfile.TemporaryDirectory(prefix="lstmlens-forecaster-")
-                run_dir = self._scratch.name
+            if run_dir is None:  # a scratch folder, removed with this object
+                run_dir = tempfile.mkdtemp(prefix="lstmlens-forecaster-")
+                weakref.finalize(self, shutil.rmtree, run_dir, ignore_errors=True)
             folder = prepare_run_dir(run_dir, force=overwrite)
             reporter = Reporter(quiet=self.quiet, log_path=folder / "train.log")
             result = prepared.fit(folder, reporter, lens=self.lens)

@@ -38,14 +38,14 @@ CYCLES: dict[str, tuple[Of, Of]] = {
         lambda d: np.full(len(d), 52.18),  # ISO years have 52 or 53 weeks
     ),
     "day_of_year": (
-        lambda d: d.dayofyear.to_numpy() - 1,
+        lambda d: d.day_of_year.to_numpy() - 1,
         lambda d: np.where(d.is_leap_year, 366.0, 365.0),
     ),
     "day_of_month": (
         lambda d: d.day.to_numpy() - 1,
         lambda d: d.days_in_month.to_numpy(dtype=np.float64),
     ),
-    "day_of_week": (lambda d: d.dayofweek.to_numpy(), lambda d: np.full(len(d), 7.0)),
+    "day_of_week": (lambda d: d.day_of_week.to_numpy(), lambda d: np.full(len(d), 7.0)),
     "hour_of_day": (lambda d: d.hour.to_numpy(), lambda d: np.full(len(d), 24.0)),
     "minute_of_hour": (lambda d: d.minute.to_numpy(), lambda d: np.full(len(d), 60.0)),
 }
