@@ -68,6 +68,7 @@ from .forecast_config import (
     Prediction,
 )
 from .forecast_conformal import calibrate, widen
+from .forecast_future import blocks_needed, extend, future_block, held_note
 from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
 from .forecast_norm import anchors, gather, inputs, is_seasonal, seasonal_indices
 
@@ -157,18 +158,13 @@ class Forecaster:
         (rows past the end of ``u`` repeat its last row: the lens only); None without."""
         if not self.future:
             return None
-        rows = np.asarray(origins, dtype=np.int64)[:, None] + np.arange(self.config.out_steps)
-        f = u[np.clip(rows, 0, len(u) - 1)][..., self.future_columns]  # (N, S, K)
-        return f.reshape(len(f), -1)
+        return future_block(u, origins, self.future_columns, self.config.out_steps)
 
     def future_rows(self, steps: int | None = None) -> int:
         """Rows of known-future covariates a forecast of ``steps`` (default H) values past
         the end needs: ``ceil(steps / S) S``, or 0 without known-future covariates."""
-        if not self.future:
-            return 0
-        s = self.config.out_steps
-        steps = self.config.horizon if steps is None else int(steps)
-        return -(-steps // s) * s
+        steps = self.config.horizon if steps is None else steps
+        return blocks_needed(steps, self.config.out_steps) if self.future else 0
 
     @property
     def past_covariates(self) -> tuple[str, ...]:
@@ -182,15 +178,8 @@ class Forecaster:
         their last value, when a forecast of ``steps`` (default H) values rolls past ``S``
         steps; else None."""
         steps = self.config.horizon if steps is None else int(steps)
-        s = self.config.out_steps
         past = self.past_covariates if past is None else past
-        if not past or steps <= s:
-            return None
-        return (
-            f"past-only covariates {', '.join(past)} are held at their last "
-            f"known value for the steps after the first {s} (the forecast rolls forward); "
-            "give columns known in advance as --future-covariates"
-        )
+        return held_note(past, steps, self.config.out_steps)
 
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
         """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
@@ -432,31 +421,14 @@ class Forecaster:
     def _extend(
         self, u: np.ndarray, future: np.ndarray | None, origins: np.ndarray, steps: int
     ) -> np.ndarray:
-        """``u`` ``(T, F)`` with the rows of ``future`` after it (model scale; target and
-        past covariates NaN there), after checking that every origin has the rows it needs."""
+        """``u`` ``(T, F)`` with the known-future rows ``future`` after it (model scale),
+        checking that every origin has the rows it needs (:func:`.forecast_future.extend`)."""
         if not self.future:
             return u
-        cols = self.future_columns
-        rows = 0 if future is None else len(future)
-        if future is not None:
-            future = np.asarray(future, dtype=np.float64).reshape(rows, -1)
-            if future.shape[1] != len(cols) or np.isnan(future).any():
-                raise ValueError(
-                    f"Forecaster: future covariates must be {rows} rows x {len(cols)} "
-                    f"columns {list(self.future)} without missing values"
-                )
-        need = int(origins.max()) + steps if len(origins) else 0
-        if need > len(u) + rows:
-            raise ValueError(
-                f"Forecaster: the future covariates {', '.join(self.future)} are needed for "
-                f"{need - len(u)} row(s) after the end of the series; {rows} given"
-            )
-        if not rows:
-            return u
         assert self.scaler is not None
-        ext = np.full((rows, u.shape[1]), np.nan)
-        ext[:, cols] = (future - self.scaler.mean[cols]) / self.scaler.scale[cols]
-        return np.concatenate([u, ext])
+        need = int(origins.max()) + steps if len(origins) else 0
+        return extend(u, future, self.future_columns, self.scaler.mean, self.scaler.scale,
+                      need, self.future)  # fmt: skip
 
     def inputs(self, series: Series, origins: np.ndarray | None = None) -> torch.Tensor:
         """The exact tensor ``(N, W, F)`` the network reads at ``origins`` (default: the end).
