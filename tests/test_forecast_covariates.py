@@ -118,7 +118,7 @@ def test_predict_needs_the_future_rows(tmp_path, capsys):
     run = tmp_path / "run"
     code, out, _ = train(capsys, history, run, "--future-covariates", "promo", "--calendar")
     assert code == 0
-    assert "covariates: known-future promo; calendar calendar:day_of_week_sin" in out
+    assert "covariates: known-future promo; calendar (sin, cos) day_of_week, day_of_year" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["covariates"]["past"] == []
     assert metrics["covariates"]["future"] == ["promo"]

@@ -124,3 +124,16 @@ def test_bad_input_names_the_class(make, error, message):
 def test_load_refuses_what_is_not_a_forecast_run(tmp_path):
     with pytest.raises(ValueError, match="^Forecaster.load: "):
         lstmlens.Forecaster.load(tmp_path)
+
+
+def test_the_api_trains_as_forecast_train_does():
+    from lstmlens.cli.forecast import TRAIN_DEFAULTS as CLI
+    from lstmlens.tasks.forecast_run import TRAIN_DEFAULTS
+
+    fc = lstmlens.Forecaster(horizon=3)
+    assert (fc.train.epochs, fc.train.lr, fc.train.max_minutes) == (
+        CLI["epochs"],
+        CLI["lr"],
+        CLI["max_minutes"],
+    )
+    assert fc.train == TRAIN_DEFAULTS and fc.config.hidden_size == CLI["hidden"]

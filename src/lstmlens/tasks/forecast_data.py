@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.calendar import PREFIX
 from ..data.covariates import Covariates, split_future_rows, with_calendar
 from ..data.series import Series, from_pandas, read_frame
 from ..runfiles import is_regular_file
@@ -104,6 +105,11 @@ def load_data(
         if cov.future:
             frame, future = split_future_rows(frame, target, date, cov)
         source = str(spec.get("path") or "the DataFrame")
+        if future is not None and len(future):
+            notes += (
+                f"{len(future)} row(s) after the last target value: the future covariates "
+                "for predict",
+            )
         series = from_pandas(frame, target, date, cov.columns, spec.get("fill"), source, notes)
     series, cov = with_calendar(series, cov, bool(spec.get("calendar")))
     return series, future, cov
@@ -119,15 +125,9 @@ def covariate_lines(forecaster: Forecaster, cov: Covariates, steps: int | None =
     ``steps`` values, default H) whether past-only ones are held at their last value."""
     if not cov.columns and not cov.calendar:
         return []
-    kinds = [
-        f"{kind} {', '.join(names)}"
-        for kind, names in (
-            ("past-only", cov.past),
-            ("known-future", cov.future),
-            ("calendar", cov.calendar),
-        )  # fmt: skip
-        if names
-    ]
+    cycles = tuple(dict.fromkeys(n.removeprefix(PREFIX).rsplit("_", 1)[0] for n in cov.calendar))
+    named = (("past-only", cov.past), ("known-future", cov.future), ("calendar (sin, cos)", cycles))
+    kinds = [f"{kind} {', '.join(names)}" for kind, names in named if names]
     held = forecaster.held_note(steps, cov.past)
     return ["covariates: " + "; ".join(kinds), *([held] if held else [])]
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.calendar import PREFIX
 from ..data.covariates import Covariates, future_values
 from ..data.series import Series
 from ..data.timegrid import first_label
@@ -94,7 +95,8 @@ def describe(series: Series) -> str:
     if hasattr(series.index[0], "date"):
         span = f"{series.index[0].date()} .. {series.index[-1].date()}"
     freq = f", frequency {series.freq}" if series.freq else ""
-    cov = f", covariates {', '.join(series.covariate_names)}" if series.covariate_names else ""
+    names = [c for c in series.covariate_names if not c.startswith(PREFIX)]  # calendar: below
+    cov = f", covariates {', '.join(names)}" if names else ""
     filled = (
         f"; filled {series.filled} missing values by linear interpolation" if series.filled else ""
     )
