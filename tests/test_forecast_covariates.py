@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import lstmlens
 from lstmlens.cli.main import main
 from lstmlens.data.calendar import calendar_cycles, calendar_features
 from lstmlens.data.covariates import Covariates, future_values, split_future_rows
@@ -144,6 +145,10 @@ def test_predict_needs_the_future_rows(tmp_path, capsys):
     )
     table = pd.read_csv(written)
     assert list(table["date"]) == list(promo_frame(80, future=4)["day"][80:])
+    loaded = lstmlens.Forecaster.load(run).predict(series=ahead)  # save -> load -> the same
+    np.testing.assert_allclose(
+        loaded.iloc[:, 1:].to_numpy(), table.iloc[:, 1:].to_numpy(), rtol=1e-5
+    )
     code = main(["forecast", "predict", str(run), "--data", str(ahead), "--steps", "6"])
     assert code == 2 and "needed for the 8 rows" in capsys.readouterr().err  # two blocks of 4
 
@@ -182,8 +187,6 @@ def test_calendar_without_dates_refused(tmp_path, capsys):
 def test_a_planted_promotion_is_used():
     """Sales lift by 20 on promotion days; known in advance, the model forecasts the lift
     (MAE near the noise, 1), without it the model cannot (MAE near 20 x 0.25 x 0.75 x 2)."""
-    import lstmlens
-
     frame = promo_frame(160)
     options = dict(window=8, hidden_size=8, epochs=60, lr=0.02, members=1, log=False,
                    baselines=("naive",), test_origins=5)  # fmt: skip

@@ -90,7 +90,7 @@ def split_future_rows(
     if target not in frame.columns:
         return frame, frame.iloc[:0]  # from_pandas names the missing column
     column = frame[target]
-    blank = column.isna() | (column.astype("string").str.strip() == "")
+    blank = column.isna() | (column.astype("string").str.strip() == "").fillna(False)
     filled = np.flatnonzero(~blank.to_numpy())
     end = int(filled[-1]) + 1 if len(filled) else len(frame)
     return frame.iloc[:end], frame.iloc[end:]
