@@ -197,3 +197,13 @@ def test_a_planted_promotion_is_used():
     with_mae, without_mae = known.metrics["model"]["mae"], past.metrics["model"]["mae"]
     assert with_mae < 0.5 * without_mae, (with_mae, without_mae)
     assert with_mae < 3.0
+
+
+def test_many_series_refuse_known_future_covariates(tmp_path, capsys):
+    data = tmp_path / "two.csv"
+    promo_frame(80).to_csv(data, index=False)
+    out = tmp_path / "run"
+    code = main(["forecast", "train", str(data), "--target", "sales,promo", "--calendar",
+                 "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 2 and "--calendar: one series only" in capsys.readouterr().err
+    assert not out.exists()
