@@ -123,14 +123,13 @@ class Forecaster:
         for name, value in (("covariates", covariates), ("future_covariates", future_covariates)):
             if isinstance(value, str) or not all(isinstance(c, str) for c in value):
                 raise TypeError(f"Forecaster.fit: {name} must be a list of column names")
-        path = None if frame is not None else str(data)
-        spec = data_spec(
-            path or "-", target, date, tuple(covariates), fill, None, None,
-            tuple(future_covariates), bool(calendar),
-        )  # fmt: skip
-        if frame is not None:
-            spec = {**spec, "source": "frame", "path": None}
         try:
+            spec = data_spec(
+                str(data) if frame is None else "DataFrame", target, date, tuple(covariates),
+                fill, None, None, tuple(future_covariates), bool(calendar),
+            )  # fmt: skip
+            if frame is not None:  # read from memory: no path
+                spec = {**spec, "source": "frame", "path": None}
             prepared = prepare_forecast(spec, self.config, self.train, self.baselines, frame)
             if run_dir is None:  # a scratch folder, removed with this object
                 run_dir = tempfile.mkdtemp(prefix="lstmlens-forecaster-")
