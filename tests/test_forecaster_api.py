@@ -93,6 +93,8 @@ def test_future_covariates_from_a_dataframe(tmp_path):
     assert first["forecast"][0] != fc.predict(future=ahead.assign(promo=[0, 0, 1]))["forecast"][0]
     with pytest.raises(ValueError, match="must follow the last target value"):
         fc.predict(future=ahead.assign(day=ahead["day"] + pd.Timedelta(days=1)))
+    with pytest.raises(ValueError, match=r"promo are needed for 3 row\(s\) after the end"):
+        fc.model.forecast(fc._series, 3, np.ones((2, 1)))  # the library refuses too
     assert fc.backtest(folds=2)["mean"]["model"]["mae"] > 0
 
 

@@ -367,9 +367,9 @@ class Forecaster:
         ``origins`` are row positions in ``series`` (``1 <= o <= len(series)``; rows before
         the start are edge-padded). ``future`` ``(R, K)``: the known-future covariates of
         the ``R`` rows after the end of ``series`` (data units, in the order of
-        ``self.future``); an origin ``o`` needs them up to row ``o + steps``, and rows up
-        to ``o + future_rows(steps)`` change the forecast too (rows past the end repeat the
-        last one: give them all, as ``forecast predict`` asks).
+        ``self.future``). The forecast from ``o`` reads them up to row
+        ``o + future_rows(steps)``; rows past the end repeat the last one (scoring a last
+        test block that the series cuts short; :meth:`forecast` asks for them all).
         """
         net = self._require_fitted()
         c = self.config
@@ -389,7 +389,7 @@ class Forecaster:
                 f"Forecaster.predict_at: origins must lie in [1, {len(series)}], "
                 f"got [{origins.min()}, {origins.max()}]"
             )
-        u = self._extend(self._encode(series), future, origins, steps)
+        u = self._extend(self._encode(series), future)
         hist = gather(u, origins, self.history)  # (N, L, F) model scale
         s = c.out_steps
         ets_all = self._ets(u, origins, -(-steps // s) * s)  # (N, >= steps) or None
@@ -406,7 +406,7 @@ class Forecaster:
             new = np.repeat(hist[:, -1:, :], out.shape[1], axis=1)  # past covariates held
             new[..., 0] = out[..., median]
             if self.future:  # known-future covariates take their values
-                rows = at[:, None] + np.arange(out.shape[1])  # (N, n)
+                rows = np.minimum(at[:, None] + np.arange(out.shape[1]), len(u) - 1)  # (N, n)
                 new[..., self.future_columns] = u[rows][..., self.future_columns]
             hist = np.concatenate([hist, new], axis=1)[:, -self.history :]
             done += out.shape[1]
@@ -418,15 +418,12 @@ class Forecaster:
             return Prediction(point=q[..., 0])
         return Prediction(point=q[..., median], quantiles=q, levels=c.quantiles)
 
-    def _extend(
-        self, u: np.ndarray, future: np.ndarray | None, origins: np.ndarray, steps: int
-    ) -> np.ndarray:
+    def _extend(self, u: np.ndarray, future: np.ndarray | None, need: int = 0) -> np.ndarray:
         """``u`` ``(T, F)`` with the known-future rows ``future`` after it (model scale),
-        checking that every origin has the rows it needs (:func:`.forecast_future.extend`)."""
+        which must reach row ``need`` (:func:`.forecast_future.extend`)."""
         if not self.future:
             return u
         assert self.scaler is not None
-        need = int(origins.max()) + steps if len(origins) else 0
         return extend(u, future, self.future_columns, self.scaler.mean, self.scaler.scale,
                       need, self.future)  # fmt: skip
 
@@ -453,6 +450,8 @@ class Forecaster:
             raise ValueError(
                 f"Forecaster.forecast: need at least window={window} rows, got {len(series)}"
             )
+        steps = self.config.horizon if steps is None else int(steps)
+        self._extend(self._encode(series), future, len(series) + self.future_rows(steps))
         return self.predict_at(series, np.array([len(series)]), steps, future)
 
     # ----------------------------------------------------------- save/load
