@@ -152,6 +152,15 @@ def test_predict_needs_the_future_rows(tmp_path, capsys):
     code = main(["forecast", "predict", str(run), "--data", str(ahead), "--steps", "6"])
     assert code == 2 and "needed for the 8 rows" in capsys.readouterr().err  # two blocks of 4
 
+    # an edited run folder is refused: the kinds must agree with the features
+    known = config["future_covariates"]  # promo and the 4 calendar columns
+    for future, message in ((["nowhere", *known[1:]], "must be among the covariates"),
+                            (["promo"], "entries for")):  # fmt: skip
+        config["future_covariates"] = future
+        (run / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ValueError, match=message):
+            lstmlens.Forecaster.load(run)
+
 
 def test_resume_with_other_covariates_refused(tmp_path, capsys):
     data = tmp_path / "sales.csv"
