@@ -418,14 +418,14 @@ class Forecaster:
             return Prediction(point=q[..., 0])
         return Prediction(point=q[..., median], quantiles=q, levels=c.quantiles)
 
-    def _extend(self, u: np.ndarray, future: np.ndarray | None, need: int = 0) -> np.ndarray:
-        """``u`` ``(T, F)`` with the known-future rows ``future`` after it (model scale),
-        which must reach row ``need`` (:func:`.forecast_future.extend`)."""
+    def _extend(self, u: np.ndarray, future: np.ndarray | None) -> np.ndarray:
+        """``u`` ``(T, F)`` with the known-future rows ``future`` after it (model scale;
+        :func:`.forecast_future.extend`)."""
         if not self.future:
             return u
         assert self.scaler is not None
         return extend(u, future, self.future_columns, self.scaler.mean, self.scaler.scale,
-                      need, self.future)  # fmt: skip
+                      self.future)  # fmt: skip
 
     def inputs(self, series: Series, origins: np.ndarray | None = None) -> torch.Tensor:
         """The exact tensor ``(N, W, F)`` the network reads at ``origins`` (default: the end).
@@ -451,7 +451,12 @@ class Forecaster:
                 f"Forecaster.forecast: need at least window={window} rows, got {len(series)}"
             )
         steps = self.config.horizon if steps is None else int(steps)
-        self._extend(self._encode(series), future, len(series) + self.future_rows(steps))
+        given, need = (0 if future is None else len(future)), self.future_rows(steps)
+        if given < need:
+            raise ValueError(
+                f"Forecaster: the future covariates {', '.join(self.future)} are needed for "
+                f"{need} row(s) after the end of the series; {given} given"
+            )
         return self.predict_at(series, np.array([len(series)]), steps, future)
 
     # ----------------------------------------------------------- save/load

@@ -34,12 +34,11 @@ def extend(
     cols: list[int],
     mean: np.ndarray,
     scale: np.ndarray,
-    need: int,
     names: tuple[str, ...],
 ) -> np.ndarray:
     """``u`` with the rows of ``future`` ``(R, K)`` (data units) after it, scaled by
-    ``mean`` and ``scale`` (the target and past covariates NaN there). ``ValueError``
-    unless ``T + R >= need`` (the last row a forecast returns) and ``future`` is whole."""
+    ``mean`` and ``scale`` (the target and past covariates NaN there); ``ValueError``
+    unless ``future`` has the ``K`` columns ``names`` and no blanks."""
     rows = 0 if future is None else len(future)
     if future is not None:
         future = np.asarray(future, dtype=np.float64).reshape(rows, -1)
@@ -48,11 +47,6 @@ def extend(
                 f"Forecaster: future covariates must be {rows} rows x {len(cols)} "
                 f"columns {list(names)} without missing values"
             )
-    if need > len(u) + rows:
-        raise ValueError(
-            f"Forecaster: the future covariates {', '.join(names)} are needed for "
-            f"{need - len(u)} row(s) after the end of the series; {rows} given"
-        )
     if not rows:
         return u
     ext = np.full((rows, u.shape[1]), np.nan)
