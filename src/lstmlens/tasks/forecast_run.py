@@ -281,7 +281,8 @@ def forecast_csv(
     series, future, cov = run_data(run, forecaster, cfg, data, "--data", **dialect)
     steps = steps or forecaster.config.horizon
     where = data if data is not None else "the run's data (pass --data with the future rows)"
-    spec = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
+    data_spec = cfg.get("data")
+    spec: dict[str, Any] = data_spec if isinstance(data_spec, dict) else {}
     date = spec.get("date") if isinstance(spec.get("date"), str) else None
     table = forecast_frame(forecaster, series, future, cov, steps, date, where)
     buffer = io.StringIO()
