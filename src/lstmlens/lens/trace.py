@@ -51,6 +51,9 @@ class Trace:
     output: Any = None  # what the model returned
     module: nn.Module | None = None
     inputs: Tensor | None = None  # what the recorded module read (None when packed)
+    #: rows that are separate windows (a forecast page): per (layer, direction) the state
+    #: ``hidden`` / ``cell`` each row's step read, shaped like the gates; None otherwise
+    before: dict[tuple[int, int], dict[str, Tensor]] | None = field(default=None, repr=False)
     _gates: dict[tuple[int, int], dict[str, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
