@@ -111,9 +111,10 @@ def inspect(
     calls: list[dict[tuple[int, int], dict[str, Tensor]]] = []
     seen: dict[str, Any] = {}
 
-    def pre_hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
+    def pre_hook(mod: nn.Module, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         x = args[0]
-        seen["lengths"] = None
+        given = kw.get("lengths", args[2] if len(args) > 2 else None)  # padded input's ends
+        seen["lengths"] = None if given is None else given.detach().to("cpu", torch.long)
         seen["inputs"] = None if isinstance(x, PackedSequence) else x.detach()
         if isinstance(x, PackedSequence):
             seen["batched"] = True
@@ -132,7 +133,7 @@ def inspect(
         calls[-1][(layer, direction)] = {k: v.detach() for k, v in gates.items()}
 
     modes = {m: m.training for m in model.modules()}
-    handle = target.register_forward_pre_hook(pre_hook)
+    handle = target.register_forward_pre_hook(pre_hook, with_kwargs=True)
     target._recorder = record
     try:
         model.eval()
