@@ -217,3 +217,28 @@ def test_classifier_compiles_whole_and_matches_eager(name):
         if clf.pooling == "last":
             summary = torch.cat([h_n[-2], h_n[-1]], -1) if clf.rnn.bidirectional else h_n[-1]
             torch.testing.assert_close(clf.head(summary), l1, atol=1e-6, rtol=1e-6)
+
+
+def test_eager_without_torchs_private_dispatch_guard_gives_the_same_results(monkeypatch):
+    """The eager bypass of the ops' Python autograd kernel is torch's private guard; without
+    it (a torch that dropped it) inference and training take the ordinary dispatch, same
+    numbers."""
+    from lstmlens.kernels.native import functions
+
+    torch.manual_seed(0)
+    layer = lstmlens.LSTM(I, H, variant="cifg", backend="native")
+    x = torch.randn(T, B, I)
+
+    def run():
+        with torch.no_grad():
+            inference = layer(x)[0]
+        layer.zero_grad()
+        layer(x)[0].square().sum().backward()
+        return inference, [p.grad.clone() for p in layer.parameters()]
+
+    with_guard = run()
+    monkeypatch.setattr(functions, "_BELOW_AUTOGRAD", None)
+    without = run()
+    torch.testing.assert_close(without[0], with_guard[0], atol=0, rtol=0)
+    for a, b in zip(without[1], with_guard[1], strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
