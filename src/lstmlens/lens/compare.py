@@ -298,7 +298,8 @@ def compare_runs(
     if not isinstance(sequences, int) or isinstance(sequences, bool) or sequences < 1:
         raise ValueError(f"compare_runs: sequences must be a positive int, got {sequences!r}")
     read = _Read(text, max_steps, sequences)
-    models, inputs = {}, {}
+    models: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
     for run in map(Path, run_dirs):
         cells, config = _load(run)
         folder = (
