@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ...cells import CellSpec
+from ...precision import check_precision
 from .. import fused, fused_gru_rnn
 from .abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
@@ -170,6 +171,8 @@ def lstm_native(
     ``precision``: ``"fp32"``, ``"bf16"`` (bfloat16 matmuls, see the module docstring) or None
     (bf16 under CPU autocast to bfloat16, else fp32).
     """
+    if precision == "bf16":
+        check_precision(precision, x.device, "lstm_native: precision 'bf16'")
     bf16 = bf16_requested(precision) and bf16_kernel()
     if bf16 and x.dtype in (torch.float32, torch.bfloat16):
         # autocast may hand over bfloat16 activations: the kernel's tensors are float32
