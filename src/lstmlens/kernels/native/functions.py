@@ -88,12 +88,24 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+#: torch (2.13) has no public way to call an operator below its autograd kernel. Under
+#: ``torch.no_grad`` the dispatcher still runs the Python autograd kernel that
+#: ``torch.library.register_autograd`` installs (it checks grad mode, then redispatches: tens of
+#: microseconds a call); ``torch.inference_mode`` skips it but makes every output an inference
+#: tensor, which autograd-recorded code refuses afterwards (``torch.nn.LSTM`` under no_grad
+#: returns ordinary tensors); ``OpOverload.redispatch`` needs the private dispatch-key sets.
+#: So eager inference and the training Function's forward use torch's own guard, the one
+#: ``torch.library`` itself uses, where it exists, and the ordinary dispatch (same results,
+#: slower) where a later torch drops it.
+_BELOW_AUTOGRAD = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
+
+
 def _below_autograd(train: bool):
     """Eager inference calls the kernel directly, skipping the ops' Python autograd formula
     (tens of microseconds a call); traced code and training keep the ordinary dispatch."""
-    if train or torch.compiler.is_compiling():
+    if train or torch.compiler.is_compiling() or _BELOW_AUTOGRAD is None:
         return contextlib.nullcontext()
-    return torch._C._AutoDispatchBelowAutograd()
+    return _BELOW_AUTOGRAD()
 
 
 class _LSTMTrain(torch.autograd.Function):
@@ -101,7 +113,7 @@ class _LSTMTrain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):
-        with torch._C._AutoDispatchBelowAutograd():
+        with _below_autograd(False):  # (grad is off in here)
             res = torch.ops.lstmlens_native.lstm_forward(
                 x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
             )
@@ -120,7 +132,7 @@ class _SimpleTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, relu, keep_h, x, h0, *w):
         ops = torch.ops.lstmlens_native
-        with torch._C._AutoDispatchBelowAutograd():
+        with _below_autograd(False):  # (grad is off in here)
             if relu is None:
                 res = ops.gru_forward(x, h0, list(w), keep_h, True)
             else:
