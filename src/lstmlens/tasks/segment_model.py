@@ -5,7 +5,7 @@ Shapes: ``B`` windows (one series or channel each), lookback ``W = N * S`` cut i
 model width ``d``.
 
     x'      = x - norm(x)                                   # RevIN-style: last value or mean
-    e       = ReLU(Linear_S->d(x'.view(B, N, S)))           # (B, N, d): one step per segment
+    e       = ReLU(Linear_S->d(x'.view(B, N, S))) [+ ctx]   # (B, N, d): one step per segment
     _, h    = RNN(e)                                        # h: (layers, B, d)
     q       = [pos_m ; chan_c]  for m < M                   # (B * M, 1, d) position (+ channel)
     out, _  = RNN(q, h repeated M times)                    # (B * M, 1, d): one batched step
@@ -101,7 +101,14 @@ class SegmentNet(nn.Module):
         self.chan = nn.Parameter(torch.randn(c.channels, d // 2)) if c.channels else None
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, c.segment))
 
-    def forward(self, x: torch.Tensor, channel: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``context`` ``(B, d)``, optional: added to every segment embedding (a series'
+        conditioning, :mod:`lstmlens.tasks.global_net`)."""
         c = self.config
         if x.ndim != 2 or x.shape[1] != c.window:
             raise ValueError(f"SegmentNet: expected input (B, {c.window}), got {tuple(x.shape)}")
@@ -110,6 +117,8 @@ class SegmentNet(nn.Module):
         B, M, d = len(x), c.out_segments, c.hidden_size
         level = NORMS[c.norm](x)  # (B, 1)
         e = self.embed((x - level).view(B, c.window // c.segment, c.segment))  # (B, N, d)
+        if context is not None:
+            e = e + context.unsqueeze(1)
         _, state = self.rnn(e)  # (layers, B, d), a pair for the LSTM
         query = self.pos.unsqueeze(0).expand(B, M, -1)  # (B, M, d or d/2)
         if self.chan is not None:
