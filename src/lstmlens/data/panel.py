@@ -187,6 +187,14 @@ def _fill(values: np.ndarray, fill: str | None, what: str, times: pd.Index) -> n
     return interpolate_missing(values)
 
 
+def _as_text_dates(column: pd.Series) -> pd.Series:
+    """A datetime column of an in-memory frame as ISO text (as a CSV holds it), so that
+    it parses as dates rather than as the nanosecond numbers behind them."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return column.dt.strftime("%Y-%m-%d %H:%M:%S").str.replace(" 00:00:00", "")
+    return column
+
+
 def _check_columns(frame: pd.DataFrame, names: list[str | None], where: str) -> None:
     columns = list(frame.columns)
     for name in names:
@@ -235,7 +243,7 @@ def from_long(
             f"series {ids.iloc[row]!r} has {date} {times[row]} more than once "
             f"(line {line_of(row)}{where})"
         )
-    parsed = parse_time(frame[date])
+    parsed = parse_time(_as_text_dates(frame[date]))
     parts, names, starts, found, shuffled = [], [], [], [], False
     groups = ids.groupby(ids, sort=False).indices  # id -> its row numbers, in file order
     for name in pd.unique(ids):  # series in the order their ids first appear
@@ -328,7 +336,7 @@ def from_wide(
     matrix = np.column_stack(columns)  # (T, N)
     found = list(notes)
     if date:
-        times = parse_time(frame[date])
+        times = parse_time(_as_text_dates(frame[date]))
         times, (matrix,) = in_order(times, [matrix], "date", where, found)
         times, (matrix,) = on_grid(times, [matrix], fill, where, found)
     else:

@@ -16,7 +16,7 @@ seasonal-naive error, period ``m``). The result keeps
   spent or the fit fails; ``skipped_baselines`` counts the reasons).
 
 The fitted baselines of all series share one time budget (``budget_s``); progress is
-reported every tenth of the series.
+reported every tenth of the series (at least every 10).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def score_panel(
     started = time.monotonic()
     per_series: list[dict[str, Any]] = []
     reasons: dict[str, Counter[str]] = {}
-    step = max(1, len(panel) // 10)
+    step = max(10, len(panel) // 10)
     for i in range(len(panel)):
         y, o = panel.series(i), int(origins[i])
         actual = y[o : o + horizon]

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
 from ..data.panel import Panel
 from ..io import save_png
@@ -24,6 +26,15 @@ __all__ = ["pick_series", "ratio_histogram_figure", "save_global_plots", "series
 
 GRID_FILE = "forecasts.png"
 RATIO_FILE = "error_ratio.png"
+
+
+def _times(panel: Panel, i: int) -> np.ndarray:
+    """The time labels of series ``i``: dates when its start and the frequency are known,
+    else step numbers."""
+    n, start = len(panel.series(i)), panel.starts[i] if panel.starts else None
+    if isinstance(start, pd.Timestamp) and panel.freq:
+        return pd.date_range(start, periods=n, freq=panel.freq).to_numpy()
+    return np.arange(n)
 
 
 def pick_series(ratios: np.ndarray, per_pick: int = 1) -> dict[str, list[int]]:
@@ -57,11 +68,11 @@ def series_grid_figure(
         axes[0].text(0.5, 0.5, "no series has a finite error ratio", ha="center")
     for ax, (label, (i,)) in zip(axes, picks.items(), strict=False):
         y, o = panel.series(i), int(origins[i])
-        lo, t = max(0, o - back), np.arange(len(y))
+        lo, t = max(0, o - back), _times(panel, i)
         ax.plot(t[lo:o], y[lo:o], color="0.3", lw=1, label="history")
         ax.plot(t[o : o + horizon], y[o : o + horizon], color="k", lw=1.5, label="actual")
         ax.plot(t[o : o + horizon], forecasts[i], color="C0", lw=1.5, label="global model")
-        ax.axvline(o - 0.5, color="0.7", lw=0.8, ls=":")
+        ax.axvline(t[o], color="0.7", lw=0.8, ls=":")
         ax.set_title(f"{label}: {panel.ids[i]} (MAE ratio to {reference} {ratios[i]:.2f})",
                      fontsize=9)  # fmt: skip
         ax.legend(fontsize=7, loc="upper left")
@@ -75,9 +86,13 @@ def ratio_histogram_figure(ratios: np.ndarray, reference: str | None) -> Figure:
     ax = fig.subplots()
     r = ratios[np.isfinite(ratios) & (ratios > 0)]
     if len(r):
-        bins = np.geomspace(r.min() * 0.99, r.max() * 1.01, 31) if r.max() > r.min() else 10
+        bins = np.geomspace(min(r.min(), 1.0) / 1.1, max(r.max(), 1.0) * 1.1, 31)
         ax.hist(r, bins=bins, color="C0", alpha=0.8)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.axvline(1.0, color="k", lw=1, label="as good as the reference")
         ax.axvline(float(np.median(r)), color="C1", lw=1, ls="--",
                    label=f"median {np.median(r):.2f}")  # fmt: skip
