@@ -250,3 +250,27 @@ def test_plain_global_net_keeps_the_segment_net_parameter_names():
     assert plain.state_dict().keys() == SegmentNet(SegmentConfig(12, 6, 6, 8)).state_dict().keys()
     with pytest.raises(ValueError, match="need series >= 1"):
         GlobalConfig(window=12, horizon=6, segment=6, id_embedding=2)
+
+
+def test_a_signal_stops_the_run_with_a_checkpoint_and_resume_finishes_it(tmp_path):
+    """SIGINT after epoch 1: the best model and config are saved, no metrics; resumed to 3
+    epochs it equals the run never stopped."""
+    import os
+    import signal
+
+    from lstmlens.train import NullReporter
+
+    class Interrupt(NullReporter):
+        def epoch_end(self, metrics):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    panel = from_long(sines(), "sku", "qty", "month")
+    run_global(panel, tmp_path / "whole", 12, 6, 12, NET, FAST, **QUICK)
+    part = tmp_path / "part"
+    stopped = run_global(panel, part, 12, 6, 12, NET, FAST, reporter=Interrupt(), **QUICK)
+    assert stopped["interrupted"] and [e["epoch"] for e in stopped["training"]["epochs"]] == [1]
+    assert (part / "model.safetensors").is_file() and not (part / "metrics.json").exists()
+    assert load_global(part)[0].config.window == 12
+    run_global(panel, part, 12, 6, 12, NET, FAST, resume=True, **QUICK)
+    a, b = weights(tmp_path / "whole"), weights(part)
+    assert all(torch.equal(a[k], b[k]) for k in a)
