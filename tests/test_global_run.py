@@ -222,6 +222,10 @@ def test_id_embedding_and_static_covariates_train_save_and_reload(tmp_path):
     metrics = run_global(panel, tmp_path, 12, 6, 12, NET | {"id_embedding": 3}, FAST, **QUICK)
     net, scaler, config = load_global(tmp_path)
     assert net.config.id_embedding == 3 and net.config.static == 2
+    import lstmlens
+
+    loaded, same = lstmlens.load_run(tmp_path)  # the public loader knows global runs
+    assert isinstance(loaded, GlobalNet) and same == config
     assert config["static"]["names"] == ["size", "region"]
     assert net.static_table.shape == (5, 2)
     np.testing.assert_allclose(net.static_table.mean(0).numpy(), 0.0, atol=1e-6)

@@ -24,7 +24,7 @@ from ..data.panel import read_frame, read_panel, refuse_repeated_dates
 from ..io import save_json_atomic, write_text
 from ..tasks.baselines import BASELINES
 from ..tasks.global_eval import GLOBAL_BASELINES
-from ..tasks.global_run import TrainOptions
+from ..tasks.global_run import TrainOptions, is_global_run
 from .argtypes import EMBED, WINDOW, comma_names
 from .common import (
     CLIError,
@@ -74,16 +74,6 @@ def wants_global(args: argparse.Namespace) -> bool:
     target = getattr(args, "target", None) or ""
     asked = ("id", "protocol", "static", "id_embedding")
     return any(getattr(args, k, None) for k in asked) or target == "all" or "," in target
-
-
-def is_global_run(run: Path) -> bool:
-    """Whether the run folder holds a global model (``config.json`` ``kind: "global"``)."""
-    import json
-
-    try:
-        return json.loads((run / "config.json").read_text()).get("kind") == "global"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def refuse_long_without_id(args: argparse.Namespace) -> None:

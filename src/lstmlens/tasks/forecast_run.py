@@ -139,8 +139,14 @@ def run_series(
         ) from None
 
 
-def load_forecast_run(run_dir: str | Path) -> tuple[Forecaster, dict[str, Any]]:
-    """The forecaster and config of a forecast run folder (``lstmlens.load_run``)."""
+def load_forecast_run(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The forecaster and config of a forecast run folder (``lstmlens.load_run``); of a
+    many-series run (``kind: "global"``), the :class:`~lstmlens.tasks.global_net.GlobalNet`."""
+    from .global_run import is_global_run, load_global
+
+    if is_global_run(run_dir):
+        net, _, config = load_global(run_dir)
+        return net, config
     return Forecaster.load(run_dir)
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -51,7 +52,7 @@ from .global_net import GlobalConfig, GlobalNet, standardise_static
 from .global_task import LOSSES, GlobalTask, predict_windows
 from .ltsf import ltsf_data, scores
 
-__all__ = ["FORMAT_VERSION", "LOSSES", "TrainOptions", "fit", "load_global", "predict",
+__all__ = ["FORMAT_VERSION", "LOSSES", "TrainOptions", "fit", "is_global_run", "load_global", "predict",
            "run_global", "run_ltsf"]  # fmt: skip
 
 FORMAT_VERSION = 1
@@ -147,6 +148,15 @@ def _save(run_dir: Path, net: GlobalNet, extra: dict[str, Any], metrics: dict | 
     save_model(run_dir, net, config)
     if metrics is not None:
         save_json_atomic(run_dir / "metrics.json", metrics)
+
+
+def is_global_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir/config.json`` says ``kind: "global"`` (False if unreadable)."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("kind") == "global"
 
 
 def load_global(run_dir: str | os.PathLike) -> tuple[GlobalNet, PanelScaler, dict[str, Any]]:
