@@ -140,6 +140,8 @@ def run_global_train(args: argparse.Namespace) -> int:
 
     cpu_device(args, "training")
     panel, net = _read(args)
+    if args.protocol and args.quantiles:
+        raise CLIError("--quantiles: the ltsf protocol scores point forecasts only")
     if args.protocol:
         ltsf_data(panel, args.window, args.horizon, args.split)  # refuses a bad split early
     else:
