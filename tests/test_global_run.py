@@ -251,6 +251,7 @@ def test_plain_global_net_keeps_the_segment_net_parameter_names():
 
     plain = GlobalNet(GlobalConfig(window=12, horizon=6, segment=6, hidden_size=8))
     assert plain.state_dict().keys() == SegmentNet(SegmentConfig(12, 6, 6, 8)).state_dict().keys()
+    GlobalConfig(window=12, horizon=6, segment=6, channels=2)  # a run saved before `series`
     with pytest.raises(ValueError, match="need series >= 1"):
         GlobalConfig(window=12, horizon=6, segment=6, id_embedding=2)
 

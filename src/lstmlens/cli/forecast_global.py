@@ -220,6 +220,8 @@ def run_global_backtest(args: argparse.Namespace) -> int:
     result = backtest_global(panel, args.folds, args.window, args.horizon, on_fold=show,
                              season=args.season, net=net, options=_options(args),
                              baselines=_baselines(args), reporter=reporter)  # fmt: skip
+    if not result["folds"]:  # a rank > 0 of a distributed run: rank 0 reports
+        return 0
     print(f"mean over {args.folds} folds:")
     for name, row in result["mean"].items():
         print(f"{name:<16} MAE {row['mae']:.4g}  sMAPE {row['smape']:.2f}  MASE {row['mase']:.3f}")

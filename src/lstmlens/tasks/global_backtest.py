@@ -5,7 +5,8 @@ and runs :func:`~lstmlens.tasks.global_run.run_global` on what is left, so each 
 tests the ``H`` points after its cut, for every series, from one origin; nothing of
 a fold's test part or later is seen by its model, its scalers or its baselines. The
 result holds each fold's aggregates (``model`` and ``baselines``, as in
-``metrics.json``) and their means over the folds (``mean``).
+``metrics.json``) and their means over the folds (``mean``); on a rank > 0 of a
+distributed run, where rank 0 alone scores, both are empty.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def backtest_global(
         if len(past) == 0:
             raise ValueError(f"backtest: fold {f + 1} of {folds} leaves no series")
         metrics = run_global(past, None, window, horizon, **run)
+        if "model" not in metrics:  # a rank > 0 of a distributed run: rank 0 scores
+            continue
         fold = {k: metrics[k] for k in ("model", "baselines", "series", "skipped")}
         results.append(fold)
         if on_fold is not None:
             on_fold(f, fold)
+    if not results:
+        return {"folds": [], "mean": {}}
     names = set.intersection(*(set(r["baselines"]) for r in results))
     mean = {"model": _mean([r["model"] for r in results])}
     mean.update({n: _mean([r["baselines"][n] for r in results]) for n in sorted(names)})

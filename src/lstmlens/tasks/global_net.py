@@ -38,7 +38,7 @@ class GlobalConfig(SegmentConfig):
         super().__post_init__()
         if min(self.series, self.id_embedding, self.static) < 0:
             raise ValueError("GlobalConfig: series, id_embedding and static must be >= 0")
-        if (self.id_embedding or self.static or self.channels) and self.series < 1:
+        if (self.id_embedding or self.static) and self.series < 1:
             raise ValueError("GlobalConfig: an id embedding or static covariates need series >= 1")
 
 
