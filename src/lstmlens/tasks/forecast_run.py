@@ -389,6 +389,9 @@ def inspect_forecast_run(
     same way): the last ``max_steps`` steps, each with the gates after its window."""
     from ..lens.pages import write_series_lens
 
+    if config.get("kind") == "global":
+        raise ValueError(f"inspect: {run_dir} is a many-series run, which has no lens page yet; "
+                         "see its forecasts.png and error_ratio.png")  # fmt: skip
     spec = config.get("data")
     if input is None and isinstance(spec, dict) and spec.get("source") == "csv":
         if not Path(str(spec.get("path"))).is_file():
