@@ -25,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ..data.panel import Panel
 from ..data.panel_windows import PanelScaler, PanelWindows, last_h_split
 from ..train.checkpoint import load_model, save_json_atomic, save_model
 from .baselines import naive, seasonal_naive
+from .global_season import SeasonalIndex
 from .ltsf import ltsf_data, scores
 from .metrics import all_metrics
 from .segment_model import SegmentConfig, SegmentNet
@@ -45,10 +46,18 @@ __all__ = ["FORMAT_VERSION", "TrainOptions", "fit", "load_global", "predict", "r
 
 FORMAT_VERSION = 1
 
-#: Training losses by name, on the standardised scale.
+
+def smape_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Symmetric MAPE as a fraction, ``mean(2 |f - y| / (|f| + |y|))``; scale-free, so
+    exact on the ``"mean"``-scaled series (no shift)."""
+    return (2 * (pred - truth).abs() / (pred.abs() + truth.abs()).clamp_min(1e-8)).mean()
+
+
+#: Training losses by name, on the scaled series.
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mae": torch.nn.functional.l1_loss,
     "mse": torch.nn.functional.mse_loss,
+    "smape": smape_loss,
 }
 
 
@@ -112,7 +121,8 @@ def fit(
         for step, (x, y, i) in enumerate(train.batches(options.batch_size, True, generator)):
             if options.max_steps_per_epoch is not None and step >= options.max_steps_per_epoch:
                 break
-            loss = loss_fn(net(x, _channels(net, i)), y)
+            out = net(x, _channels(net, i))  # (B, H), or (K, B, H) for an ensemble
+            loss = loss_fn(out, y.expand_as(out))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -220,6 +230,8 @@ def run_global(
     options: TrainOptions = TrainOptions(),
     log: Callable[[str], None] | None = None,
     val_horizons: int = 1,
+    scaling: str = "standard",
+    deseasonalise: bool = False,
 ) -> dict[str, Any]:
     """Train one model on every series' training part, forecast each series' last ``H``
     points, score per series beside naive and seasonal naive; write the run folder.
@@ -227,15 +239,25 @@ def run_global(
     ``val_horizons`` horizons before the test part validate (0: none; the best epoch is
     then the one of the lowest training loss). Series shorter than
     ``window + (2 + val_horizons) * horizon`` (one training window, validation and test)
-    are skipped and named in ``metrics["skipped"]``."""
+    are skipped and named in ``metrics["skipped"]``. ``scaling`` is the per-series
+    scaler's kind (:meth:`PanelScaler.fit`: ``"standard"`` or ``"mean"``);
+    ``deseasonalise`` divides each series by its multiplicative seasonal index
+    (:class:`~lstmlens.tasks.global_season.SeasonalIndex`, fitted on its training rows,
+    as Theta does) before scaling and multiplies the forecasts back."""
     say = log or (lambda _: None)
     panel, skipped = panel.drop_short(window + (2 + val_horizons) * horizon)
     if skipped:
         say(f"skipped {len(skipped)} series too short for one window: "
             f"{', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''}")  # fmt: skip
     split = last_h_split(panel.lengths, horizon, val=val_horizons)
-    scaler = PanelScaler.fit(panel, split.train_end)
-    z = scaler.transform(panel)
+    seasonal = (
+        SeasonalIndex.fit(panel, split.train_end, season) if deseasonalise and season else None
+    )
+    adjusted = (
+        panel if seasonal is None else replace(panel, values=panel.values / seasonal.flat(panel))
+    )
+    scaler = PanelScaler.fit(adjusted, split.train_end, scaling)
+    z = scaler.transform(adjusted)
 
     def part(name: str, stride: int = 1) -> PanelWindows:
         start, stop = split.part(name)
@@ -247,6 +269,8 @@ def run_global(
     test = part("test", stride=horizon)
     pred_z, _, which = predict(model, test)
     pred = scaler.inverse(pred_z, which)  # (n, H) original scale
+    if seasonal is not None:
+        pred = pred * seasonal.factors(which, split.val_end[which], horizon)
     per_series: list[dict[str, Any]] = []
     sums: dict[str, dict[str, list[float]]] = {}
     m = season or 1
@@ -283,5 +307,7 @@ def run_global(
         "training": history,
     }
     _save(Path(run_dir), model, {"ids": list(panel.ids), "scaler": scaler.to_dict(),
-                                 "protocol": "last", "options": asdict(options)}, metrics)  # fmt: skip
+                                 "protocol": "last", "options": asdict(options),
+                                 "season_index": None if seasonal is None else seasonal.to_dict()},
+          metrics)  # fmt: skip
     return metrics
