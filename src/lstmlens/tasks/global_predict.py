@@ -5,6 +5,9 @@ the same way) and forecast from its last ``W`` points:
 
     y_hat_i = s_i * net(z_i[T_i - W : T_i], i) + m_i          # (H,), the run's scaler
 
+(with a deseasonalised run, the inputs are divided and the forecasts multiplied by the
+series' seasonal index, as in training).
+
 With interval levels stored in the run (``--quantiles``, from the validation residuals
 ``r`` on the standardised scale, per horizon step ``h``), the quantile ``q`` is
 ``s_i * (net(...)_h + Q_q(r_h)) + m_i``. The CSV is long: one row per series and step,
@@ -31,6 +34,7 @@ import torch
 from ..data.panel import Panel, read_panel
 from ..runfiles import is_regular_file
 from .global_run import load_global
+from .global_season import SeasonalIndex
 
 __all__ = ["future_labels", "panel_forecast", "predict_csv", "run_panel"]
 
@@ -82,18 +86,24 @@ def panel_forecast(
         raise ValueError(f"no series has the {window} points one window needs")
     number = np.array([known[panel.ids[i]] for i in rows], dtype=np.int64)  # (n,) run's numbers
     x = np.stack([panel.series(i)[-window:] for i in rows])  # (n, W)
+    ends = panel.lengths[rows]  # (n,)
+    season = None
+    if config.get("season_index"):  # the network saw y / s[t mod m]; forecasts times s
+        season = SeasonalIndex.from_dict(config["season_index"])
+        x = x / season.factors(number, ends - window, window)
     z = (x - scaler.mean[number, None]) / scaler.std[number, None]
     dtype = next(net.parameters()).dtype
     with torch.no_grad():
         pred = net(torch.as_tensor(z, dtype=dtype), torch.from_numpy(number)).double().numpy()
-    point = scaler.inverse(pred, number)[:, :steps]
+    factor = np.ones((len(rows), steps)) if season is None else season.factors(number, ends, steps)
+    point = scaler.inverse(pred, number)[:, :steps] * factor
     intervals = config.get("intervals")
     if not intervals:
         return rows, point, None, (), skipped
     levels = tuple(intervals["levels"])
     spread = np.asarray(intervals["residuals"])[:steps]  # (S, Q)
-    quant = scaler.inverse(pred[:, :steps, None] + spread[None], number)  # (n, S, Q)
-    return rows, point, np.sort(quant, axis=-1), levels, skipped
+    quant = scaler.inverse(pred[:, :steps, None] + spread[None], number) * factor[..., None]
+    return rows, point, np.sort(quant, axis=-1), levels, skipped  # quant: (n, S, Q)
 
 
 def predict_csv(

@@ -33,9 +33,8 @@ import dataclasses
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +48,12 @@ from ..train.checkpoint import load_model, save_json_atomic, save_model
 from .baselines import BUDGET_S
 from .global_eval import GLOBAL_BASELINES, score_panel
 from .global_net import GlobalConfig, GlobalNet, standardise_static
-from .global_task import LOSSES, GlobalTask, predict_windows
+from .global_season import SeasonalIndex
+from .global_task import CLOCKS, LOSSES, GlobalTask, predict_windows, smape_loss, takes_series
 from .ltsf import ltsf_data, scores
 
-__all__ = ["FORMAT_VERSION", "LOSSES", "TrainOptions", "fit", "is_global_run", "load_global", "predict",
-           "run_global", "run_ltsf"]  # fmt: skip
+__all__ = ["CLOCKS", "FORMAT_VERSION", "LOSSES", "TrainOptions", "fit", "is_global_run",
+           "load_global", "predict", "run_global", "run_ltsf", "smape_loss"]  # fmt: skip
 
 FORMAT_VERSION = 1
 
@@ -70,7 +70,8 @@ class TrainOptions:
     lr: float = 1e-3  # learning rate
     loss: str = "mae"  # a key of LOSSES (SegRNN trains with the MAE)
     patience: int | None = 3  # epochs without a better validation loss before stopping
-    max_minutes: float | None = None  # stop training after this wall time
+    max_minutes: float | None = None  # stop training after this time (see clock)
+    clock: str = "wall"  # max_minutes in "wall" time or this process's "cpu" time (CLOCKS)
     max_steps_per_epoch: int | None = None  # cap on batches per epoch (huge panels)
     seed: int = 0  # weight init and window order
     optimizer: str = "adam"
@@ -80,8 +81,9 @@ class TrainOptions:
     precision: str = "fp32"
 
     def train_config(self) -> TrainConfig:
-        """The shared trainer's config."""
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        """The shared trainer's config (the time budget is the task's: any clock, and an
+        epoch may end early)."""
+        names = {f.name for f in dataclasses.fields(TrainConfig)} - {"max_minutes"}
         return TrainConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
     @classmethod
@@ -128,12 +130,13 @@ def fit(
         raise ValueError("fit: no training windows (series too short for window + horizon)")
     if reporter is None:
         reporter = _LogReporter(log) if log is not None else NullReporter()
+    if options.clock not in CLOCKS:
+        raise ValueError(f"TrainOptions: clock must be one of {sorted(CLOCKS)}")
+    budget = None if options.max_minutes is None else 60 * options.max_minutes
     alone = distributed.ranks().world_size == 1  # (ranks must take the same steps)
-    deadline = None
-    if alone and options.max_minutes is not None:
-        deadline = time.monotonic() + 60 * options.max_minutes
     task = GlobalTask(train, val, options.batch_size, options.loss, options.max_steps_per_epoch,
-                      deadline)  # fmt: skip
+                      budget, options.clock, cut_epochs=alone,
+                      series=takes_series(net))  # fmt: skip
     trainer = Trainer(net, task, options.train_config(), run_dir=run_dir, reporter=reporter,
                       spec=spec)  # fmt: skip
     result = trainer.fit(resume=resume)
@@ -278,6 +281,8 @@ def run_global(
     options: TrainOptions = TrainOptions(),
     log: Callable[[str], None] | None = None,
     val_horizons: int = 1,
+    scaling: str = "standard",
+    deseasonalise: bool = False,
     *,
     baselines: tuple[str, ...] = GLOBAL_BASELINES,
     budget_s: float | None = BUDGET_S,
@@ -295,7 +300,11 @@ def run_global(
     ``val_horizons`` horizons before the test part validate (0: none; the best epoch is
     then the one of the lowest training loss). Series shorter than
     ``window + (2 + val_horizons) * horizon`` (one training window, validation and test)
-    are skipped and named in ``metrics["skipped"]``. ``quantiles``: levels whose
+    are skipped and named in ``metrics["skipped"]``. ``scaling`` is the per-series
+    scaler's kind (:meth:`PanelScaler.fit`: ``"standard"`` or ``"mean"``);
+    ``deseasonalise`` divides each series by its multiplicative seasonal index
+    (:class:`~lstmlens.tasks.global_season.SeasonalIndex`, fitted on its training rows,
+    as Theta does) before scaling and multiplies the forecasts back. ``quantiles``: levels whose
     validation-residual quantiles are stored for ``predict`` intervals. ``spec`` (the
     caller's options, JSON) and the run's own identity must match on ``resume``;
     ``extra`` goes into ``config.json`` (e.g. the data spec ``forecast predict`` rereads).
@@ -306,8 +315,14 @@ def run_global(
         say(f"skipped {len(skipped)} series too short for one window: "
             f"{', '.join(skipped[:10])}{' ...' if len(skipped) > 10 else ''}")  # fmt: skip
     split = last_h_split(panel.lengths, horizon, val=val_horizons)
-    scaler = PanelScaler.fit(panel, split.train_end)
-    z = scaler.transform(panel)
+    seasonal = (
+        SeasonalIndex.fit(panel, split.train_end, season) if deseasonalise and season else None
+    )
+    adjusted = (
+        panel if seasonal is None else replace(panel, values=panel.values / seasonal.flat(panel))
+    )
+    scaler = PanelScaler.fit(adjusted, split.train_end, scaling)
+    z = scaler.transform(adjusted)
 
     def part(name: str, stride: int = 1) -> PanelWindows:
         start, stop = split.part(name)
@@ -316,13 +331,15 @@ def run_global(
     torch.manual_seed(options.seed)
     model = _net(panel, window, horizon, net or {})
     identity = _identity(panel, window, horizon, model, protocol="last",
-                         val_horizons=val_horizons)  # fmt: skip
+                         val_horizons=val_horizons, scaling=scaling,
+                         deseasonalise=seasonal is not None)  # fmt: skip
     val = part("val") if val_horizons else None
     history = fit(model, part("train"), val, options, log, run_dir=run_dir, resume=resume,
                   spec={"global": identity, "run": spec}, reporter=reporter)  # fmt: skip
     saved: dict[str, Any] = {"ids": list(panel.ids), "scaler": scaler.to_dict(),
                              "protocol": "last", "window": window, "horizon": horizon,
                              "season": season, "options": asdict(options),
+                             "season_index": None if seasonal is None else seasonal.to_dict(),
                              **_static_config(panel), **(extra or {})}  # fmt: skip
     if quantiles:
         spread = residual_quantiles(model, val if val is not None else part("train", horizon),
@@ -338,6 +355,8 @@ def run_global(
     pred_z, _, which = predict(model, test)
     forecasts = np.empty((len(panel), horizon))
     forecasts[which] = scaler.inverse(pred_z, which)  # (N, H) original scale
+    if seasonal is not None:
+        forecasts[which] *= seasonal.factors(which, split.val_end[which], horizon)
     scored = score_panel(panel, split.val_end, forecasts, horizon, season, baselines, budget_s,
                          say)  # fmt: skip
     metrics = {

@@ -22,13 +22,35 @@ import torch
 
 from ..data.panel_windows import PanelWindows
 
-__all__ = ["LOSSES", "GlobalTask", "predict_windows"]
+__all__ = ["CLOCKS", "LOSSES", "GlobalTask", "predict_windows", "smape_loss", "takes_series"]
 
-#: Training losses by name, on the standardised scale.
+
+def smape_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Symmetric MAPE as a fraction, ``mean(2 |f - y| / (|f| + |y|))``; scale-free, so
+    exact on the ``"mean"``-scaled series (no shift)."""
+    return (2 * (pred - truth).abs() / (pred.abs() + truth.abs()).clamp_min(1e-8)).mean()
+
+
+#: Training losses by name, on the scaled series.
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mae": torch.nn.functional.l1_loss,
     "mse": torch.nn.functional.mse_loss,
+    "smape": smape_loss,
 }
+
+#: Clocks for a time budget: wall time, or CPU time of this process (a budget that
+#: does not shrink when other processes share the cores; with one thread it is the wall
+#: time of an idle machine).
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.monotonic, "cpu": time.process_time}
+
+
+def takes_series(net: torch.nn.Module) -> bool:
+    """Whether ``net`` is called with the series numbers: a
+    :class:`~lstmlens.tasks.global_net.GlobalNet`, or a plain segment network with
+    channel embeddings."""
+    from .global_net import GlobalNet
+
+    return isinstance(net, GlobalNet) or bool(getattr(getattr(net, "config", None), "channels", 0))
 
 
 def predict_windows(
@@ -38,9 +60,10 @@ def predict_windows(
     series number of each window ``(n,)``, for every window of ``windows`` in order."""
     net.eval()
     preds, truths, which = [], [], []
+    series = takes_series(net)
     with torch.no_grad():
         for x, y, i in windows.batches(batch_size):
-            preds.append(net(x, i).numpy())
+            preds.append(net(x, i if series else None).numpy())
             truths.append(y.numpy())
             which.append(i.numpy())
     h = windows.horizon
@@ -56,9 +79,16 @@ class GlobalTask:
         batch_size: windows per step (the global batch under ``--nproc``).
         loss: a key of :data:`LOSSES`.
         max_steps: cap on the steps of one epoch (None: every window once).
-        deadline: ``time.monotonic()`` after which an epoch ends early (one process
-            only: ranks must take the same steps, so a distributed run stops at epoch
-            ends, by the trainer's ``max_minutes``).
+        budget_s: seconds of ``clock`` (a key of :data:`CLOCKS`) from the first epoch
+            on; once spent, the run stops after the epoch (:meth:`stop_reason`), and on
+            one process the epoch itself ends early (ranks must take the same steps, so
+            a distributed run stops at epoch ends only). A run cut by time does not
+            repeat exactly.
+        cut_epochs: whether a spent budget may end an epoch early.
+        series: whether the model is called with the series numbers (:func:`takes_series`).
+
+    With an ensemble the model returns ``(K, B, H)`` in training: each member is scored
+    against the same targets.
     """
 
     def __init__(
@@ -68,19 +98,35 @@ class GlobalTask:
         batch_size: int = 256,
         loss: str = "mae",
         max_steps: int | None = None,
-        deadline: float | None = None,
+        budget_s: float | None = None,
+        clock: str = "wall",
+        cut_epochs: bool = True,
+        series: bool = True,
     ) -> None:
         if loss not in LOSSES:
             raise ValueError(f"GlobalTask: loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        if clock not in CLOCKS:
+            raise ValueError(f"GlobalTask: clock must be one of {sorted(CLOCKS)}, got {clock!r}")
         if len(train) == 0:
             raise ValueError("GlobalTask: no training windows (series too short for W + H)")
         self.train, self.val = train, (val if val is not None and len(val) else None)
         self.batch_size, self.loss_fn = batch_size, LOSSES[loss]
-        self.max_steps, self.deadline = max_steps, deadline
+        self.max_steps, self.budget_s, self.cut_epochs = max_steps, budget_s, cut_epochs
+        self.clock, self.series = CLOCKS[clock], series
+        self._deadline: float | None = None
         self._losses: list[float] = []
+
+    def _out_of_time(self) -> bool:
+        return self._deadline is not None and self.clock() > self._deadline
 
     def on_epoch_start(self, epoch: int) -> None:
         self._losses = []
+        if self._deadline is None and self.budget_s is not None:
+            self._deadline = self.clock() + self.budget_s
+
+    def stop_reason(self) -> str | None:
+        """``"time"`` once the budget is spent (asked by the trainer after an epoch)."""
+        return "time" if self._out_of_time() else None
 
     def train_batches(
         self, epoch: int, generator: torch.Generator
@@ -88,13 +134,14 @@ class GlobalTask:
         for step, batch in enumerate(self.train.batches(self.batch_size, True, generator)):
             if self.max_steps is not None and step >= self.max_steps:
                 return
-            if step and self.deadline is not None and time.monotonic() > self.deadline:
+            if step and self.cut_epochs and self._out_of_time():
                 return
             yield batch
 
     def training_loss(self, model, batch) -> torch.Tensor:
         x, y, i = batch
-        loss = self.loss_fn(model(x, i), y)
+        out = model(x, i if self.series else None)  # (B, H), or (K, B, H): an ensemble
+        loss = self.loss_fn(out, y.expand_as(out))
         self._losses.append(float(loss.detach()))
         return loss
 

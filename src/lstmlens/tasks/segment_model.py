@@ -17,12 +17,16 @@ not recursive. Channel independence: each column of a wide table is a separate r
 of the batch through one shared model; an optional channel (or series) embedding
 ``chan_c`` lets the decoder tell them apart. The recurrent layer is any lstmlens
 layer (``lstm`` with any variant, ``gru``, ``rnn``).
+
+Ensemble (``members = K > 1``, after N-BEATS): ``K`` independently initialised copies
+see the same batches; in training the output is ``(K, B, H)`` (each member its own
+loss against the broadcast target), in evaluation the median over members ``(B, H)``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -63,6 +67,7 @@ class SegmentConfig:
     dropout: float = 0.0  # before the output projection
     norm: str = "last"  # a key of NORMS
     channels: int = 0  # C: channel/series embeddings (0: position embedding only)
+    members: int = 1  # K: ensemble members, the median forecast in evaluation
 
     def __post_init__(self) -> None:
         if self.segment < 1 or self.window % self.segment:
@@ -74,8 +79,10 @@ class SegmentConfig:
                 f"SegmentConfig: cell must be one of {sorted(CELLS)} and norm one of "
                 f"{sorted(NORMS)}, got {self.cell!r}, {self.norm!r}"
             )
-        if self.horizon < 1 or self.hidden_size < 2:
-            raise ValueError("SegmentConfig: horizon >= 1 and hidden_size >= 2 expected")
+        if self.horizon < 1 or self.hidden_size < 2 or self.members < 1:
+            raise ValueError(
+                "SegmentConfig: horizon >= 1, hidden_size >= 2 and members >= 1 expected"
+            )
 
     @property
     def out_segments(self) -> int:
@@ -87,8 +94,10 @@ class SegmentConfig:
 
 
 class SegmentNet(nn.Module):
-    """``forward(x, channel=None)``: ``x`` ``(B, W)`` -> ``(B, H)``; ``channel`` ``(B,)``
-    long, required when ``config.channels > 0``."""
+    """``forward(x, channel=None)``: ``x`` ``(B, W)`` -> ``(B, H)`` (``(K, B, H)`` when
+    training an ensemble); ``channel`` ``(B,)`` long, required when ``config.channels > 0``.
+    Member 0 is this module's own layers (so a single model's weights keep their names);
+    members ``1..K-1`` live in ``others``."""
 
     def __init__(self, config: SegmentConfig) -> None:
         super().__init__()
@@ -100,6 +109,8 @@ class SegmentNet(nn.Module):
         self.pos = nn.Parameter(torch.randn(c.out_segments, pos_width))  # (M, d or d/2)
         self.chan = nn.Parameter(torch.randn(c.channels, d // 2)) if c.channels else None
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, c.segment))
+        single = replace(c, members=1)
+        self.others = nn.ModuleList(SegmentNet(single) for _ in range(c.members - 1))
 
     def forward(
         self,
@@ -107,8 +118,21 @@ class SegmentNet(nn.Module):
         channel: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``context`` ``(B, d)``, optional: added to every segment embedding (a series'
-        conditioning, :mod:`lstmlens.tasks.global_net`)."""
+        """``context`` ``(B, d)``, optional: added to every segment embedding of every
+        member (a series' conditioning, :mod:`lstmlens.tasks.global_net`)."""
+        if not len(self.others):
+            return self._member(x, channel, context)
+        members = [self._member(x, channel, context)]
+        members += [m(x, channel, context) for m in self.others]
+        outs = torch.stack(members)
+        return outs if self.training else outs.quantile(0.5, dim=0)  # (K, B, H) or (B, H)
+
+    def _member(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         c = self.config
         if x.ndim != 2 or x.shape[1] != c.window:
             raise ValueError(f"SegmentNet: expected input (B, {c.window}), got {tuple(x.shape)}")
