@@ -181,10 +181,13 @@ def test_static_and_id_embedding_from_the_command_line(tmp_path):
     frame.to_csv(path, index=False)
     out = tmp_path / "run"
     argv = ["forecast", "train", str(path), "--id", "shop", "--date", "month", "--target",
-            "units", "--static", "size", "--id-embedding", "4", "--out", str(out), *TINY]  # fmt: skip
+            "units", "--static", "size", "--id-embedding", "4", "--out", str(out), *TINY,
+            "--cell", "gru", "--loss", "smape", "--scaling", "mean", "--season", "12"]  # fmt: skip
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["net"]["id_embedding"] == 4 and config["net"]["static"] == 1
+    assert config["net"]["cell"] == "gru" and config["options"]["loss"] == "smape"
+    assert config["scaler"]["mean"] == [0.0] * 4 and len(config["season_index"]["index"]) == 4
     assert config["static"]["names"] == ["size"] and config["data"]["static"] == ["size"]
     assert main(["forecast", "predict", str(out), "--output", str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == 4 * 6

@@ -24,7 +24,8 @@ from ..data.panel import read_frame, read_panel, refuse_repeated_dates
 from ..io import save_json_atomic, write_text
 from ..tasks.baselines import BASELINES
 from ..tasks.global_eval import GLOBAL_BASELINES
-from ..tasks.global_run import TrainOptions, is_global_run
+from ..tasks.global_run import LOSSES, TrainOptions, is_global_run
+from ..tasks.segment_model import CELLS
 from .argtypes import EMBED, WINDOW, comma_names
 from .common import (
     CLIError,
@@ -59,6 +60,18 @@ def add_global_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--static", type=comma_names, default=(), metavar="COLS",
         help="static covariates of a long table: numeric columns constant per series",
+    )  # fmt: skip
+    group.add_argument(
+        "--cell", choices=tuple(CELLS), default="lstm",
+        help="recurrent layer of the global model (%(default)s; --variant applies to lstm)",
+    )  # fmt: skip
+    group.add_argument(
+        "--loss", choices=tuple(LOSSES), default="mae",
+        help="training loss of the global model on the scaled series (%(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--scaling", choices=("standard", "mean"), default="standard",
+        help="per-series scaler: mean and std, or the mean absolute value (%(default)s)",
     )  # fmt: skip
     group.add_argument(
         "--protocol", choices=("ltsf",), default=None, help="the long-horizon benchmark protocol"
@@ -100,7 +113,7 @@ def _read(args: argparse.Namespace):
         raise CLIError(f"--segment {segment} must divide --window {args.window}")
     panel = read_panel(args.data, args.target, args.id, args.date, args.fill, args.sep,
                        args.decimal, args.static)  # fmt: skip
-    net = {"segment": segment, "hidden_size": args.hidden, "cell": "lstm",
+    net = {"segment": segment, "hidden_size": args.hidden, "cell": args.cell,
            "variant": args.variant, "num_layers": args.layers, "dropout": args.dropout,
            "channels": 0 if args.id else len(panel),
            "id_embedding": args.id_embedding or 0}  # fmt: skip
@@ -110,7 +123,14 @@ def _read(args: argparse.Namespace):
 def _options(args: argparse.Namespace) -> TrainOptions:
     config = train_config_from_args(args)
     return TrainOptions.from_config(config, batch_size=args.batch_size or 256,
-                                    patience=args.patience or 5)  # fmt: skip
+                                    patience=args.patience or 5, loss=args.loss)  # fmt: skip
+
+
+def _seasonal(args: argparse.Namespace) -> dict[str, Any]:
+    """Scaling, and the per-series seasonal index as the one-series path does: on when a
+    season is given (each series tested, Theta's way), off with --no-deseasonalise."""
+    return {"scaling": args.scaling,
+            "deseasonalise": bool(args.season) and not args.no_deseasonalise}  # fmt: skip
 
 
 def _baselines(args: argparse.Namespace) -> tuple[str, ...]:
@@ -163,7 +183,7 @@ def run_global_train(args: argparse.Namespace) -> int:
     else:
         metrics = run_global(panel, run_dir, args.window, args.horizon, args.season, net,
                              options, baselines=_baselines(args), quantiles=args.quantiles,
-                             **common)  # fmt: skip
+                             **_seasonal(args), **common)  # fmt: skip
     if metrics.get("interrupted"):
         print(f"interrupted: the best model so far is saved in {run_dir}; continue with --resume")
         return EXIT_INTERRUPTED
@@ -219,7 +239,8 @@ def run_global_backtest(args: argparse.Namespace) -> int:
 
     result = backtest_global(panel, args.folds, args.window, args.horizon, on_fold=show,
                              season=args.season, net=net, options=_options(args),
-                             baselines=_baselines(args), reporter=reporter)  # fmt: skip
+                             baselines=_baselines(args), reporter=reporter,
+                             **_seasonal(args))  # fmt: skip
     if not result["folds"]:  # a rank > 0 of a distributed run: rank 0 reports
         return 0
     print(f"mean over {args.folds} folds:")
