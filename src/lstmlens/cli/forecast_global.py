@@ -104,6 +104,10 @@ def _read(args: argparse.Namespace):
     written."""
     if args.data is None or args.target is None:
         raise CLIError("many series need DATA.csv and --target (COL, COL1,COL2 or all)")
+    unsupported = [o for o, v in (("--future-covariates", getattr(args, "future_covariates", ())),
+                                  ("--calendar", getattr(args, "calendar", False))) if v]  # fmt: skip
+    if unsupported:
+        raise CLIError(f"{', '.join(unsupported)}: one series only, not yet for many series")
     if args.id is None and args.target != "all" and "," not in args.target and not args.protocol:
         raise CLIError("--target names one column: give --id for a long table")
     if args.window is None:
