@@ -88,7 +88,7 @@ def score_panel(
         per_series.append(row)
         if (i + 1) % step == 0 or i + 1 == len(panel):
             say(f"scored {i + 1}/{len(panel)} series ({time.monotonic() - started:.0f} s)")
-    model = _mean_rows([r["model"] for r in per_series])
+    model: dict[str, Any] = _mean_rows([r["model"] for r in per_series])
     table: dict[str, dict[str, float]] = {}
     beats: dict[str, float] = {}
     for name in baselines:

@@ -45,6 +45,9 @@ class GlobalConfig(SegmentConfig):
 class GlobalNet(SegmentNet):
     """``forward(x, series)``: ``x`` ``(B, W)``, ``series`` ``(B,)`` long -> ``(B, H)``."""
 
+    config: GlobalConfig
+    static_table: torch.Tensor
+
     def __init__(self, config: GlobalConfig) -> None:
         super().__init__(config)
         c, width = config, config.id_embedding + config.static
@@ -61,14 +64,16 @@ class GlobalNet(SegmentNet):
                              f"{np.shape(values)}")  # fmt: skip
         self.static_table.copy_(torch.as_tensor(values, dtype=self.static_table.dtype))
 
-    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(  # type: ignore[override]  # the series number replaces the channel
+        self, x: torch.Tensor, series: torch.Tensor | None = None
+    ) -> torch.Tensor:
         c = self.config
         if series is None and (c.channels or self.context is not None):
             raise ValueError("GlobalNet: this model needs the series number of every window")
         channel = series if c.channels else None
         if self.context is None:
             return super().forward(x, channel)
-        parts = [] if self.id_table is None else [self.id_table(series)]
+        parts: list[torch.Tensor] = [] if self.id_table is None else [self.id_table(series)]
         if c.static:
             parts.append(self.static_table[series])
         ctx = self.context(torch.cat(parts, dim=-1).to(x.dtype))  # (B, d)

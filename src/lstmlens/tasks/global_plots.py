@@ -87,7 +87,7 @@ def ratio_histogram_figure(ratios: np.ndarray, reference: str | None) -> Figure:
     r = ratios[np.isfinite(ratios) & (ratios > 0)]
     if len(r):
         bins = np.geomspace(min(r.min(), 1.0) / 1.1, max(r.max(), 1.0) * 1.1, 31)
-        ax.hist(r, bins=bins, color="C0", alpha=0.8)
+        ax.hist(r, bins=list(bins), color="C0", alpha=0.8)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ScalarFormatter())

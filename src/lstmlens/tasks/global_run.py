@@ -137,7 +137,8 @@ def fit(
     task = GlobalTask(train, val, options.batch_size, options.loss, options.max_steps_per_epoch,
                       budget, options.clock, cut_epochs=alone,
                       series=takes_series(net))  # fmt: skip
-    trainer = Trainer(net, task, options.train_config(), run_dir=run_dir, reporter=reporter,
+    trainer = Trainer(net, task, options.train_config(),
+                      run_dir=None if run_dir is None else Path(run_dir), reporter=reporter,
                       spec=spec)  # fmt: skip
     result = trainer.fit(resume=resume)
     net.eval()
@@ -175,7 +176,7 @@ def _net(panel: Panel, window: int, horizon: int, net: dict[str, Any]) -> Global
     static = 0 if panel.static is None else panel.static.shape[1]
     model = GlobalNet(GlobalConfig(window=window, horizon=horizon, series=len(panel),
                                    static=static, **net))  # fmt: skip
-    if static:
+    if panel.static is not None and static:
         model.set_static(standardise_static(panel.static)[0])
     return model
 
