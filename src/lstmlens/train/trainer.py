@@ -19,6 +19,10 @@ Epochs count from 1, in the task hooks as in the history. One epoch is::
     best weights kept in memory if val_loss < best_val_loss (early stopping counts the others)
     run_dir's checkpoint pair, then run_dir/metrics.jsonl, written atomically
 
+A task may also say when to stop: an optional ``stop_reason() -> str | None`` is asked
+after every epoch (rank 0's answer holds for every rank); a string ends the run with
+that reason (e.g. the task's own time budget on another clock).
+
 The checkpoint (:mod:`lstmlens.train.checkpoint`: a pair that survives a kill at
 any instant) holds everything the next epoch depends on (weights, best weights,
 optimizer and scheduler state, early-stopping counters, history and the
@@ -52,6 +56,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..precision import check_precision
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_JSON,
@@ -144,6 +149,7 @@ class Trainer:
         if not self._params:
             raise ValueError("Trainer: the model has no trainable parameters")
         self._device = self._params[0].device
+        check_precision(self.config.precision, self._device, "Trainer: precision 'bf16'")
         self._train_model = self._wrap(model)
         self._first_share = True
 
@@ -381,6 +387,9 @@ class Trainer:
             return "completed"
         if elapsed is not None and cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes:
             return "max_minutes"
+        asked = getattr(self.task, "stop_reason", None)
+        if elapsed is not None and callable(asked):  # after an epoch: the task's own reason
+            return distributed.from_main(asked, self.ranks)
         return None
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
