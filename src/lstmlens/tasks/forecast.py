@@ -219,7 +219,10 @@ class Forecaster:
             self._anchor_cache = {key: statistical_anchor(
                 u[:, 0], self.ets_fit_end, every, steps, self.season, self.anchor
             )}  # fmt: skip
-        return self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
+        out = self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"Forecaster: the {self.anchor} anchor is not finite")
+        return out
 
     def _training_set(
         self, u: np.ndarray, origins: np.ndarray, stop: int
@@ -351,7 +354,9 @@ class Forecaster:
         self.net.eval()
         self.correction_ratio = correction_ratio(self.net, x_va, y_va, c.quantiles)
         x_cal, y_cal = x_va, y_va  # the net's errors are honest on validation only
-        trusted = len(val_origins) >= FALLBACK_ORIGINS and self.correction_ratio < FALLBACK_RATIO
+        # covariates carry what the anchor cannot see: then the validation ratio alone decides
+        enough = len(val_origins) >= FALLBACK_ORIGINS or bool(series.covariate_names)
+        trusted = enough and self.correction_ratio < FALLBACK_RATIO
         self.kept_correction = trusted or not c.fallback or not c.relative
         if not self.kept_correction:
             self.net.zero_heads()  # the net did not beat its anchor clearly on validation

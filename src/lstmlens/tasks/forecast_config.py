@@ -43,7 +43,8 @@ ANCHOR_MAX_SEASON = 52
 #: The net's correction is kept only when its validation MAE is below this share of its
 #: anchor's, measured from at least ``FALLBACK_ORIGINS`` validation origins (``fallback``);
 #: otherwise the forecast is the bare anchor. On half A of the M3 sample (8 or 12
-#: validation origins) no share kept a correction that helped on the test part.
+#: validation origins) no share kept a correction that helped on the test part. With
+#: covariates (which the anchor cannot see) the share alone decides.
 FALLBACK_RATIO = 0.9
 FALLBACK_ORIGINS = 30
 #: Default lookback without a season (the classic "previous 30 steps").
