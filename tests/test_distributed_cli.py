@@ -46,11 +46,11 @@ def test_forecast_train_on_two_processes_equals_one_and_resume_needs_the_same_n(
     assert main([*args, "--out", str(tmp_path / "two"), "--nproc", "2"]) == 0
     one = load_file(str(tmp_path / "one" / "model.safetensors"))
     two = load_file(str(tmp_path / "two" / "model.safetensors"))
-    # float32: summation order differs (two half-batch means vs one mean); Adam turns that
-    # rounding into up to one lr step (3e-3) on the few weights whose gradient is near zero
-    # (the float64 library tests hold 1e-10). 1e-5 held before the anchored ensemble forecaster.
-    flat = sorted(x for k in one for x in (one[k] - two[k]).abs().flatten().tolist())
-    assert flat[-1] <= 3e-3 and flat[int(0.9 * len(flat))] <= 1e-5
+    # float32, 2 epochs of Adam: every weight within 1e-5 (measured: 3e-8). The last training
+    # windows' targets past the training part are NaN; each rank's loss is weighted by its
+    # known targets, so the arithmetic is one process's up to float32 rounding.
+    for k in one:
+        assert (one[k] - two[k]).abs().max() <= 1e-5, k
     assert files(tmp_path / "two") == files(tmp_path / "one")  # rank 0's files only
     assert json.loads((tmp_path / "two" / "checkpoint.json").read_text())["world_size"] == 2
     capfd.readouterr()

@@ -9,7 +9,10 @@ A *task* is any object with
 * ``validate(model) -> dict[str, float]`` with at least ``"val_loss"``; called
   under ``torch.no_grad()`` with the model in eval mode;
 * optionally ``on_epoch_start(epoch)`` (e.g. reset a hidden state carried
-  across batches for truncated BPTT).
+  across batches for truncated BPTT);
+* optionally ``loss_weight(batch) -> float``: how many terms ``training_loss``
+  averages over (e.g. the known targets, or the summed class weights); used
+  to weight each rank's share when distributed (default: the batch's rows).
 
 Epochs count from 1, in the task hooks as in the history. One epoch is::
 
@@ -102,7 +105,8 @@ class Trainer:
     ``DistributedDataParallel`` (:class:`~lstmlens.train.distributed.DistributedModel`:
     calling it or a ``forward*`` method goes through DDP); every rank draws the same batches from the
     same seeded generator and trains on its share of each (rows split by
-    ``torch.tensor_split``), its mean loss weighted by ``N n_r / n``, so that the
+    ``torch.tensor_split``), its mean loss weighted by ``N n_r / n`` (``n_r``, ``n``:
+    the task's ``loss_weight`` of the share and of the batch, else their rows), so that the
     averaged gradient is the gradient of the whole batch's mean loss: N
     processes equal one process at the same (global) batch size. Validation
     metrics are averaged over the ranks, so early stopping and the schedule
@@ -315,7 +319,8 @@ class Trainer:
         return record
 
     def _share(self, batch: Any) -> tuple[Any, float]:
-        """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss.
+        """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss
+        (``n_r``, ``n``: the task's ``loss_weight`` of the share and the batch, else rows).
 
         Every tensor of the batch (a tensor, or a tuple/list of them and other
         values) whose first dimension is the batch's ``n`` rows is split by
@@ -340,16 +345,18 @@ class Trainer:
         self._first_share = False
         bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
         lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
-        weight = world * len(bounds) / n
 
         def cut(t: Any) -> Any:
             ok = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == n
             return t[lo:hi] if ok else t
 
         shared = [cut(t) for t in items]
-        if not isinstance(batch, (tuple, list)):
-            return shared[0], weight
-        return type(batch)(shared), weight
+        mine = type(batch)(shared) if isinstance(batch, (tuple, list)) else shared[0]
+        terms = getattr(self.task, "loss_weight", None)
+        if not callable(terms) or not len(bounds):
+            return mine, world * len(bounds) / n
+        total = float(terms(batch))
+        return mine, world * float(terms(mine)) / total if total > 0 else 0.0
 
     def _commit(self, record: dict[str, Any], elapsed: float) -> str | None:
         """Make a validated epoch part of the run: schedule, early stopping, files, report."""
