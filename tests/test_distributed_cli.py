@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from lstmlens import load_run
 from lstmlens.cli import launch
 from lstmlens.cli.main import main
+from lstmlens.tasks.forecast_model import ForecastTask
+from lstmlens.train.checkpoint import load_checkpoint
 from test_cli_forecast import TINY, write_csv
 
 pytestmark = pytest.mark.slow
@@ -91,3 +99,85 @@ def test_a_port_in_use_is_one_line():
         port = s.getsockname()[1]
         with pytest.raises(ValueError, match=f"port {port} on 127.0.0.1 is already in use"):
             launch.distributed.launch(print, nproc=2, port=port)
+
+
+def test_a_killed_worker_ends_the_command_with_one_line_naming_it(tmp_path, capfd, monkeypatch):
+    """Rank 1 SIGKILLed in epoch 2: exit 1 and one line naming rank 1 and SIGKILL (never rank
+    0's follow-on gloo error, which waits until the launcher has seen the death; rank 0 then
+    prints nothing); rank 0's last checkpoint loads."""
+    import torch.distributed as dist
+
+    real = ForecastTask.train_batches
+
+    def dying(self, epoch, generator):  # (inherited by the forked workers)
+        if epoch == 2 and dist.get_rank() == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, epoch, generator)
+
+    monkeypatch.setattr(ForecastTask, "train_batches", dying)
+    data = write_csv(tmp_path / "d.csv")
+    run = tmp_path / "r"
+    args = ["forecast", "train", str(data), "--target", "sales", *TINY, "--epochs", "50"]
+    capfd.readouterr()
+    assert main([*args, "--no-lens", "--baselines", "none", "--out", str(run), "--nproc", "2"]) == 1
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("lstmlens: error: worker rank 1 failed (exit code -9): ")
+    assert "SIGKILL" in err[0]
+    _, state = load_checkpoint(run)
+    assert state["epoch"] == 1 and state["world_size"] == 2
+
+
+def _children(pid: int) -> list[int]:
+    """The pids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            if (
+                d.name.isdigit()
+                and int((d / "stat").read_bytes().rsplit(b")", 1)[1].split()[1]) == pid
+            ):
+                out.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_on_the_launcher_stops_every_worker_and_the_run_loads(tmp_path):
+    """``lstmlens forecast train --nproc 2`` in a subprocess; SIGINT to the launcher alone once
+    rank 0's first checkpoint is there: exit 130, "interrupted" on its last line, no worker
+    left running, and ``load_run`` loads the folder (rank 0 saved the model of that epoch).
+    The workers are forked (as in the other tests here), which also checks that a forked
+    worker gets the default signal handlers back from torch's agent."""
+    data = write_csv(tmp_path / "d.csv")
+    run = tmp_path / "r"
+    code = (
+        "import sys; from lstmlens.cli import launch; launch.START_METHOD = 'fork'; "
+        "from lstmlens.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["forecast", "train", str(data), "--target", "sales", *TINY, "--epochs", "500"]
+    argv += ["--no-lens", "--baselines", "none", "--out", str(run), "--nproc", "2"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    p = subprocess.Popen([sys.executable, "-c", code, *argv], env=env, start_new_session=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        checkpoint = run / "checkpoint.json"
+        while not (checkpoint.exists() and json.loads(checkpoint.read_text())["epoch"] >= 1):
+            assert p.poll() is None, p.communicate()
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        workers = _children(p.pid)
+        assert len(workers) == 2
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert err.splitlines()[-1] == "lstmlens: interrupted"
+    assert "Traceback" not in err and "death signal" not in err
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()]
+    forecaster, config = load_run(run)
+    assert config["task"] == "forecast" and forecaster.net is not None

@@ -136,18 +136,18 @@ class Trainer:
         self.task = task
         self.config = TrainConfig() if config is None else config
         self.run_dir = None if run_dir is None else Path(run_dir)
-        if process_group is None:
-            self.ranks = distributed.init_from_environment()
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("Trainer: the model has no trainable parameters")
+        self._device = self._params[0].device
+        if process_group is None:  # (gloo for a CPU model, nccl for a CUDA one)
+            self.ranks = distributed.init_from_environment(device=self._device)
         else:
             self.ranks = distributed.ranks(process_group)
         main = self.ranks.is_main
         self.reporter = NullReporter() if reporter is None or not main else reporter
         self.spec = None if spec is None else dict(spec)
         self._saved_epoch: int | None = None  # epoch of the last checkpoint this trainer wrote
-        self._params = [p for p in model.parameters() if p.requires_grad]
-        if not self._params:
-            raise ValueError("Trainer: the model has no trainable parameters")
-        self._device = self._params[0].device
         self._train_model = self._wrap(model)
         self._first_share = True
 
