@@ -268,6 +268,105 @@ def test_single_process_defaults():
     assert D.backend_for("cpu") == "gloo" and D.backend_for("cuda:0") == "nccl"
 
 
+class _Joined(Exception):
+    """Raised by the stand-in ``init_process_group`` once it has noted the backend."""
+
+
+@pytest.fixture
+def machine_with_cuda(monkeypatch):
+    """CUDA and nccl 'present', a torchrun environment set; ``init_process_group`` notes the
+    backend it is asked for (and raises :class:`_Joined`); returns the list of notes."""
+    chosen: list = []
+
+    def init(backend, **kwargs):
+        chosen.append(backend)
+        raise _Joined
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: chosen.append(f"set_device({i})"))
+    monkeypatch.setattr(dist, "is_nccl_available", lambda: True)
+    monkeypatch.setattr(dist, "init_process_group", init)
+    env = {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "h",
+        "MASTER_PORT": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return chosen
+
+
+def test_nccl_only_for_a_model_on_cuda(machine_with_cuda, tmp_path):
+    """A CPU model on a machine with CUDA trains over gloo (the trainer, the launcher and a
+    ``train`` command under torchrun with ``--device auto``); a CUDA device gets nccl."""
+    chosen = machine_with_cuda
+    with pytest.raises(_Joined):
+        Trainer(torch.nn.Linear(2, 1), _NoTask())
+    assert chosen == ["gloo"]
+    with pytest.raises(_Joined):
+        D.init_from_environment(device="cuda")
+    assert chosen[1:] == ["set_device(1)", "nccl"]
+    from lstmlens.cli.main import main
+    from test_cli_forecast import TINY, write_csv
+
+    data = write_csv(tmp_path / "d.csv")
+    with pytest.raises(_Joined):
+        main(["forecast", "train", str(data), "--target", "sales", *TINY, "--device", "auto",
+              "--out", str(tmp_path / "r")])  # fmt: skip
+    assert chosen[3:] == ["gloo"] and not (tmp_path / "r").exists()
+
+
+def test_the_launcher_hands_its_workers_the_backend_of_the_device(monkeypatch):
+    import torch.distributed.launcher.api as api
+
+    seen: list = []
+    monkeypatch.setattr(api, "elastic_launch", lambda config, entry: lambda *a: seen.append(a))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    D.launch(print, nproc=2)
+    D.launch(print, nproc=2, device="cuda")
+    assert [a[-1] for a in seen] == ["gloo", "nccl"]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
+def test_a_failing_rank_waits_until_its_dead_peer_is_reaped(monkeypatch):
+    """A killed peer is a zombie until its launcher reaps it: wait_for_dead_peers returns only
+    then (so the launcher sees that death first); with a live peer it returns at once."""
+    import subprocess
+    import threading
+
+    peer = subprocess.Popen(["sleep", "30"])
+    monkeypatch.setitem(D._PEERS, os.getpid(), {1: peer.pid})
+    peer.kill()  # (not reaped: a zombie)
+    reaper = threading.Timer(0.5, peer.wait)
+    reaper.start()
+    started = time.monotonic()
+    assert D.wait_for_dead_peers() == [1]
+    assert time.monotonic() - started >= 0.45 and peer.returncode == -9
+    reaper.join()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        monkeypatch.setitem(D._PEERS, os.getpid(), {1: alive.pid})
+        started = time.monotonic()
+        assert D.wait_for_dead_peers(settle=0.1) == []
+        assert time.monotonic() - started < 2
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+class _NoTask:
+    def train_batches(self, epoch, generator):
+        return []
+
+    def training_loss(self, model, batch):
+        return torch.zeros(())
+
+    def validate(self, model):
+        return {"val_loss": 0.0}
+
+
 def test_launch_refuses_bad_nproc_and_a_busy_port():
     import socket
 
