@@ -181,3 +181,62 @@ def test_ctrl_c_on_the_launcher_stops_every_worker_and_the_run_loads(tmp_path):
     assert not [w for w in workers if Path(f"/proc/{w}").exists()]
     forecaster, config = load_run(run)
     assert config["task"] == "forecast" and forecaster.net is not None
+
+
+def test_bad_input_under_many_processes_is_one_line_exit_2(tmp_path, capfd, monkeypatch):
+    """More processes than rows in a batch (every rank fails alike; rank 0's line is the one
+    printed, nothing trained); a torchrun environment whose MASTER_PORT is in use (nothing
+    written)."""
+    data = write_csv(tmp_path / "d.csv")
+    args = ["forecast", "train", str(data), "--target", "sales", *TINY, "--no-lens"]
+    run = tmp_path / "few"
+    capfd.readouterr()
+    assert main([*args, "--batch-size", "1", "--out", str(run), "--nproc", "2"]) == 2
+    err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lstmlens")]
+    assert err == [
+        "lstmlens: error: Trainer: 2 processes but a batch of only 1 rows (samples or streams): "
+        "use at most 1 processes or a larger batch"
+    ]
+    assert not (run / "model.safetensors").exists()
+    assert load_checkpoint(run)[1].get("tensors") is None  # (the claim's "nothing trained")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        env = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1"}
+        for name, value in {**env, "MASTER_PORT": str(port)}.items():
+            monkeypatch.setenv(name, value)
+        assert main([*args, "--out", str(tmp_path / "busy")]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [
+        f"lstmlens: error: torch.distributed: port in use (MASTER_ADDR=127.0.0.1 "
+        f"MASTER_PORT={port}); pick a free one"
+    ]
+    assert not (tmp_path / "busy").exists()
+
+
+def test_torchrun_gives_the_weights_of_nproc_2(tmp_path):
+    """``torchrun --standalone --nproc-per-node 2 -m lstmlens.cli.main forecast train ...``
+    (a subprocess; torchrun spawns its workers) writes the same weights, bit for bit, and
+    the same set of files as ``--nproc 2``."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    command = (
+        [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    )
+    data = write_csv(tmp_path / "d.csv")
+    args = ["forecast", "train", str(data), "--target", "sales", *TINY, "--epochs", "2"]
+    args += ["--no-lens", "--baselines", "none"]
+    assert main([*args, "--out", str(tmp_path / "nproc"), "--nproc", "2"]) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [*command, "--standalone", "--nproc-per-node", "2", "-m", "lstmlens.cli.main", *args,
+         "--out", str(tmp_path / "torchrun")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    one = load_file(str(tmp_path / "nproc" / "model.safetensors"))
+    two = load_file(str(tmp_path / "torchrun" / "model.safetensors"))
+    assert one.keys() == two.keys() and all(torch.equal(one[k], two[k]) for k in one)
+    assert files(tmp_path / "torchrun") == files(tmp_path / "nproc")

@@ -87,6 +87,8 @@ def run_command(
             return func(args)
     except Exception:
         distributed.wait_for_dead_peers()  # a dead peer is the cause: the launcher names it
+        if int(env["RANK"]) != 0:
+            distributed.wait_for_main()  # bad input: rank 0 fails alike and prints the line
         raise
     finally:
         if joined:

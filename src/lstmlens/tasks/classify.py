@@ -168,6 +168,10 @@ class ClassifyTask:
         order = torch.randperm(len(self.train), generator=generator).tolist()
         return list(_batches(self.train, order, self.batch_size))
 
+    def batch_rows(self) -> int:
+        """Rows of a full batch (a distributed run needs at least one per process)."""
+        return min(self.batch_size, len(self.train))
+
     def loss_weight(self, batch: tuple[Tensor, Tensor, Tensor]) -> float:
         """What the weighted mean loss divides by: the batch's summed class weights."""
         y = batch[2]

@@ -18,7 +18,8 @@ elastic launcher (:mod:`lstmlens.train.launcher`, re-exported here as
 * :func:`note_local_peers` and :func:`wait_for_dead_peers`: a rank that fails
   because a peer on its machine died (gloo: "connection closed by peer") waits
   until the launcher has seen that death, so that the launcher names the dead
-  rank, not the survivor's follow-on error.
+  rank, not the survivor's follow-on error; :func:`wait_for_main` lets rank 0
+  fail first on bad input (its one line is the one the user sees).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "ranks",
     "reduce_mean",
     "wait_for_dead_peers",
+    "wait_for_main",
 ]
 
 #: What ``torchrun`` (and :func:`launch`) tell each worker.
@@ -136,7 +138,8 @@ def init_from_environment(
     trains on. Does nothing (and returns rank 0 of 1) when no variable is set,
     and returns the current ranks when the group already exists. Every
     collective of the group then fails after ``timeout`` seconds instead of
-    waiting for ever.
+    waiting for ever. A port in use or an unreachable rendezvous is a one-line
+    ``ValueError``.
     """
     env = environment()
     if dist.is_available() and dist.is_initialized():
@@ -146,7 +149,14 @@ def init_from_environment(
     backend = backend or backend_for(device)
     if backend == "nccl":
         torch.cuda.set_device(int(env["LOCAL_RANK"]))
-    dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    except dist.DistNetworkError as e:  # rank 0 hosts the store on MASTER_ADDR:MASTER_PORT
+        where = f"MASTER_ADDR={env['MASTER_ADDR']} MASTER_PORT={env['MASTER_PORT']}"
+        if "EADDRINUSE" in str(e):
+            raise ValueError(f"torch.distributed: port in use ({where}); pick a free one") from None
+        first = " ".join(str(e).split())
+        raise ValueError(f"torch.distributed: cannot join the group at {where}: {first}") from None
     return ranks()
 
 
@@ -304,6 +314,26 @@ def wait_for_dead_peers(grace: float = 10.0, settle: float = 0.2) -> list[int]:
     finally:
         restore()
     return sorted(dead)
+
+
+def wait_for_main(grace: float = 10.0) -> None:
+    """A rank > 0 whose command failed: wait while rank 0 of this machine still runs (at most
+    ``grace`` seconds, with SIGTERM's default action).
+
+    Bad input fails every rank alike, and rank 0 alone prints its one-line error
+    (the others' output is silenced); waiting lets rank 0 fail first, so that the
+    launcher reports rank 0 and adds no line of its own.
+    """
+    main = _PEERS.get(os.getpid(), {}).get(0)
+    if main is None:
+        return
+    start = time.monotonic()
+    restore = _default_sigterm()
+    try:
+        while _process_state(main) is not None and time.monotonic() - start < grace:
+            time.sleep(0.01)
+    finally:
+        restore()
 
 
 def _process_state(pid: int) -> str | None:

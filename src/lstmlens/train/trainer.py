@@ -10,6 +10,8 @@ A *task* is any object with
   under ``torch.no_grad()`` with the model in eval mode;
 * optionally ``on_epoch_start(epoch)`` (e.g. reset a hidden state carried
   across batches for truncated BPTT);
+* optionally ``batch_rows() -> int``: the rows of a full batch, checked against
+  the number of processes before anything is written;
 * optionally ``loss_weight(batch) -> float``: how many terms ``training_loss``
   averages over (e.g. the known targets, or the summed class weights); used
   to weight each rank's share when distributed (default: the batch's rows).
@@ -165,6 +167,7 @@ class Trainer:
         With ``resume=True`` the run continues from ``run_dir``'s checkpoint
         exactly; the model's current weights are replaced by the checkpoint's.
         """
+        self._check_rows(self._batch_rows())
         with contextlib.ExitStack() as claimed:
 
             def claim() -> None:  # rank 0 alone touches the folder; the others hear how it went
@@ -337,11 +340,8 @@ class Trainer:
                 f"Trainer: cannot split a batch of {type(batch).__name__} across {world} processes"
             )
         n = sizes[0]
-        if self._first_share and n < world:  # (the first batch is a full one)
-            raise ValueError(
-                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
-                f"streams): use at most {n} processes or a larger batch"
-            )
+        if self._first_share:  # (the first batch is a full one)
+            self._check_rows(n)
         self._first_share = False
         bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
         lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
@@ -357,6 +357,19 @@ class Trainer:
             return mine, world * len(bounds) / n
         total = float(terms(batch))
         return mine, world * float(terms(mine)) / total if total > 0 else 0.0
+
+    def _batch_rows(self) -> int | None:
+        rows = getattr(self.task, "batch_rows", None)
+        return int(rows()) if callable(rows) else None
+
+    def _check_rows(self, n: int | None) -> None:
+        """Every process needs at least one row of a full batch."""
+        world = self.ranks.world_size
+        if n is not None and n < world:
+            raise ValueError(
+                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
+                f"streams): use at most {n} processes or a larger batch"
+            )
 
     def _commit(self, record: dict[str, Any], elapsed: float) -> str | None:
         """Make a validated epoch part of the run: schedule, early stopping, files, report."""
