@@ -354,7 +354,11 @@ def _default_sigterm() -> Callable[[], None]:
         saved = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except ValueError:  # not the main thread
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, saved)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, saved)
+
+    return restore
 
 
 def __getattr__(name: str) -> Any:  # the launcher lives in its own module
