@@ -18,6 +18,7 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -32,8 +33,11 @@ from .distributed import (
     note_local_peers,
     wait_for_dead_peers,
 )
+from .signals import stopped_by_signal
 
 __all__ = ["WorkerFailedError", "launch"]
+
+EXIT_STOPPED = 130  # a worker whose trainer was stopped by the agent's SIGINT/SIGTERM
 
 
 class WorkerFailedError(RuntimeError):
@@ -80,7 +84,10 @@ def _worker(
     init_from_environment(timeout, backend=backend)
     note_local_peers()
     try:
-        return fn(*args)
+        result = fn(*args)
+        if stopped_by_signal():  # the agent stops the workers: it awaits no result (nor
+            sys.exit(EXIT_STOPPED)  # would the child end before it has read one)
+        return result
     except Exception:
         wait_for_dead_peers()  # a peer's death, if that is the cause, is reported first
         raise
