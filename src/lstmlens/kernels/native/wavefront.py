@@ -42,6 +42,16 @@ def chunks_for(steps: int, layers: int) -> int:
     return max(1, min(MAX_CHUNKS, steps // MIN_CHUNK_STEPS))
 
 
+def _tracing() -> bool:
+    """Inside torch.compile / torch.export / jit or ONNX tracing (the op has no fake kernel)."""
+    return (
+        torch.compiler.is_compiling()
+        or torch.compiler.is_exporting()
+        or torch.jit.is_tracing()
+        or torch.onnx.is_in_onnx_export()
+    )
+
+
 def _gate_recurrent(layer) -> bool:
     return layer.spec.variant.full_gate_recurrence
 
@@ -62,8 +72,8 @@ class Wavefront:
             return Support(False, f"it runs float32/float64 on CPU, got {x.dtype} on {x.device}")
         if bf16_requested(None) and bf16_kernel():
             return Support(False, "it does not run bf16 matmuls (autocast to bfloat16 is on)")
-        if torch.compiler.is_compiling():
-            return Support(False, "it does not run under torch.compile")
+        if _tracing():
+            return Support(False, "it does not run under torch.compile, export or tracing")
         if x.shape[1] == 0:
             return Support(False, "the batch is empty")
         return Support(True)
