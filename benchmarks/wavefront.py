@@ -42,7 +42,9 @@ def cpu_model() -> str:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown CPU"
-    return next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if "Model name" in ln), "?")
+    return next(
+        (ln.split(":", 1)[1].strip() for ln in text.splitlines() if "Model name" in ln), "?"
+    )
 
 
 def models(shape) -> dict[str, torch.nn.Module]:

@@ -12,7 +12,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmlens import GRU, LSTM
 from lstmlens.kernels import schedule
 from lstmlens.kernels.native import loader
-from lstmlens.kernels.native.wavefront import MIN_STEP_WORK, Wavefront, chunks_for
+from lstmlens.kernels.native.wavefront import (
+    MIN_DIRECTION_WORK,
+    MIN_STEP_WORK,
+    Wavefront,
+    chunks_for,
+)
 from lstmlens.variants import PRESETS
 
 TOL = 1e-10
@@ -55,7 +60,7 @@ def run(backend, schedule_, *, layers=2, bi=False, packed=False, T=19, B=3, I=4,
 def assert_same(a, b, tol=TOL):
     assert len(a) == len(b)
     for k, (u, v) in enumerate(zip(a, b)):
-        torch.testing.assert_close(u, v, rtol=tol, atol=tol, msg=lambda m: f"tensor {k}: {m}")
+        torch.testing.assert_close(u, v, rtol=tol, atol=tol, msg=lambda m, k=k: f"tensor {k}: {m}")
 
 
 CASES = {
@@ -144,10 +149,10 @@ def test_gradcheck(bi):
 # -- the choice -----------------------------------------------------------------------------
 
 
-def big(layers=2, bi=False, **kw):
-    B, H = 16, 64  # B * 4H * H = 262144 multiply-adds per step
-    assert B * 4 * H * H < MIN_STEP_WORK <= 4 * B * 4 * H * H
-    return LSTM(H, 2 * H, layers, bidirectional=bi, backend="native", **kw), torch.randn(2, B, H)
+def big(layers=2, bi=False, T=24, **kw):
+    B, H = 16, 64  # B * 4H * H = 2**18 multiply-adds per step
+    assert B * 4 * H * H >= MIN_STEP_WORK and 24 * B * 4 * H * H >= MIN_DIRECTION_WORK
+    return LSTM(H, H, layers, bidirectional=bi, backend="native", **kw), torch.randn(T, B, H)
 
 
 @pytest.fixture
@@ -175,10 +180,16 @@ def test_auto_takes_the_wavefront_where_it_helps(threads, layers, bi, n_threads,
     assert m.last_schedule == want
 
 
-def test_auto_keeps_small_steps_sequential(threads):
+def test_auto_keeps_small_or_short_stacks_sequential(threads):
     threads(2)
     m = LSTM(8, 8, 2, backend="native")
-    m(torch.randn(5, 2, 8))
+    m(torch.randn(30, 2, 8))
+    assert m.last_schedule == "sequential"  # small steps
+    m, x = big(T=23)  # one chunk: nothing would overlap
+    m(x)
+    assert m.last_schedule == "sequential"
+    m, x = big(layers=1, bi=True, T=3)  # 3 steps a direction: less than starting a thread
+    m(x)
     assert m.last_schedule == "sequential"
 
 
@@ -214,8 +225,8 @@ def test_schedules_are_a_registry():
 
 
 def test_chunks():
-    assert chunks_for(100, 2) == 12 and chunks_for(1000, 3) == 16
-    assert chunks_for(5, 2) == 1 and chunks_for(100, 1) == 1
+    assert chunks_for(100, 2) == 8 and chunks_for(50, 3) == 4 and chunks_for(1000, 2) == 8
+    assert chunks_for(23, 2) == 1 and chunks_for(100, 1) == 1
 
 
 def test_the_op_checks_its_arguments():

@@ -57,7 +57,9 @@ class _StackTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: StackPlan, x, h0, c0, *w):
         with torch._C._AutoDispatchBelowAutograd():
-            res = torch.ops.lstmlens_native.lstm_stack_forward(x, h0, c0, list(w), *plan.args(), True)
+            res = torch.ops.lstmlens_native.lstm_stack_forward(
+                x, h0, c0, list(w), *plan.args(), True
+            )
         ctx.plan, ctx.n_w = plan, len(w)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, *w, *res[3:])

@@ -7,10 +7,16 @@ sequential schedule draws them (per layer: each direction's zoneout / recurrent-
 then the dropout mask between layers, as ``F.dropout`` draws it), so a seed gives the same masks
 and the same results (up to rounding: the chunks' weight gradients are summed).
 
-``auto`` picks it (:meth:`Wavefront.helps`) when torch may use two or more threads, the stack
-has two or more layers or is bidirectional, and one step's recurrent product is large enough
-that a chain's own work outweighs handing chunks between threads (:data:`MIN_STEP_WORK`,
-measured by ``benchmarks/wavefront.py``).
+``auto`` picks it (:meth:`Wavefront.helps`) when torch may use two or more threads and
+either the layer is bidirectional with at least :data:`MIN_DIRECTION_WORK` multiply-adds of
+recurrent product per direction (``T * B * 4H * P``: two threads start per layer), or the
+stack has two or more layers, enough steps for two chunks, and at least :data:`MIN_STEP_WORK`
+multiply-adds per step (``B * 4H * P``: each chunk handed between threads costs a few fixed
+kernel calls). ``benchmarks/wavefront.py --crossover`` measures both.
+
+With full gate recurrence (``fgr``) the gate state starts at zero on each call of the one-layer
+kernel, so the steps are not cut into chunks: an ``fgr`` stack runs its directions at once but
+its layers one after another.
 """
 
 from __future__ import annotations
@@ -23,15 +29,18 @@ from ..registry import Support
 from .functions import bf16_kernel, bf16_requested
 from .stack import lstm_stack_native
 
-__all__ = ["MIN_STEP_WORK", "Wavefront", "chunks_for"]
+__all__ = ["MIN_DIRECTION_WORK", "MIN_STEP_WORK", "Wavefront", "chunks_for"]
 
 #: multiply-adds of one step's recurrent product (B * 4H * P) below which ``auto`` keeps the
-#: layers sequential: under it, threads handing chunks over cost more than they save
-MIN_STEP_WORK = 1 << 20
-#: steps per chunk of the wavefront, at least (fewer chunks: less pipeline fill and drain per
-#: call but more per-chunk overhead; at most MAX_CHUNKS)
-MIN_CHUNK_STEPS = 8
-MAX_CHUNKS = 16
+#: layers of a stack sequential: under it, the fixed cost of each chunk outweighs the overlap
+MIN_STEP_WORK = 1 << 18
+#: multiply-adds of one direction's whole recurrent product (T * B * 4H * P) below which
+#: ``auto`` runs a bidirectional layer's directions one after another
+MIN_DIRECTION_WORK = 1 << 20
+#: steps per chunk of the wavefront, at least, and chunks at most: fewer chunks mean more
+#: pipeline fill and drain (chunks + layers - 1 chunk-times), more mean more fixed cost
+MIN_CHUNK_STEPS = 12
+MAX_CHUNKS = 8
 
 
 def chunks_for(steps: int, layers: int) -> int:
@@ -81,10 +90,13 @@ class Wavefront:
     def helps(self, layer, x: Tensor) -> bool:
         if torch.get_num_threads() < 2:
             return False
-        if not layer.bidirectional and (layer.num_layers < 2 or _gate_recurrent(layer)):
-            return False  # one chain (fgr: its gate state cannot be handed between chunks)
-        P = layer.proj_size or layer.hidden_size
-        return x.shape[1] * 4 * layer.hidden_size * P >= MIN_STEP_WORK
+        T, B = x.shape[0], x.shape[1]
+        step = B * 4 * layer.hidden_size * (layer.proj_size or layer.hidden_size)
+        if layer.bidirectional:
+            return T * step >= MIN_DIRECTION_WORK
+        if _gate_recurrent(layer) or chunks_for(T, layer.num_layers) < 2:
+            return False  # one chain at a time (fgr: its gate state cannot cross chunks)
+        return step >= MIN_STEP_WORK
 
     def run(self, layer, kernel, x: Tensor, states0: list[Tensor], pad):
         T, B = x.shape[0], x.shape[1]
