@@ -4,7 +4,9 @@ torch.nn.LSTM runs at torch's default thread count (or --threads); the native ke
 layers one after another (``sequential``) and as a wavefront (``wavefront``: layers pipelined
 over chunks of steps, both directions at once, one thread per chain), plus ``auto`` (whatever
 the measured rule picks). Every implementation is warmed up, then all are timed in interleaved
-rounds (medians); ratios are to torch.nn.LSTM in the same run. Shapes are (B, T, I, H).
+rounds (medians of wall time, and of the process's CPU time); ratios are to torch.nn.LSTM in
+the same run. Shapes are (B, T, I, H). Run it on a quiet machine: on a loaded one, threads
+waiting at OpenMP barriers inflate the 2-thread wall times many-fold.
 
     .venv/bin/python benchmarks/wavefront.py [--repeats 7] [--threads N] [--quick]
         [--crossover]   # also a sweep of small shapes: where the wavefront starts to pay
@@ -13,13 +15,14 @@ rounds (medians); ratios are to torch.nn.LSTM in the same run. Shapes are (B, T,
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
+import time
 
 import torch
 
 from lstmlens import LSTM
-from lstmlens.bench import time_interleaved
 from lstmlens.kernels.native import status
 
 #: (B, T, I, H, layers, bidirectional): issue 16's stacked and bidirectional shapes, and one
@@ -58,13 +61,34 @@ def models(shape) -> dict[str, torch.nn.Module]:
     return out
 
 
-def bench(shape, repeats: int) -> list[tuple[str, str, float, float, str]]:
+def timed(steps: dict, repeats: int, warmup: int = 2) -> dict[str, tuple[float, float]]:
+    """Median (wall ms, CPU ms of this process) of each step, interleaved rounds after warm-up.
+
+    CPU time counts every thread's work: on a loaded machine it still shows what the
+    wavefront costs over running the layers one by one, where wall time mostly shows the load.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            step()
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {n: (statistics.median(wall[n]), statistics.median(cpu[n])) for n in steps}
+
+
+def bench(shape, repeats: int) -> list[tuple[str, str, float, float, float, str]]:
     B, T, I, H, _, _ = shape
     x = torch.randn(T, B, I)
+    mods = models(shape)
     rows = []
     for mode in ("train", "infer"):
         steps = {}
-        for name, m in models(shape).items():
+        for name, m in mods.items():
             if mode == "train":
 
                 def step(m=m):
@@ -76,12 +100,12 @@ def bench(shape, repeats: int) -> list[tuple[str, str, float, float, str]]:
                     with torch.inference_mode():
                         m(x)
 
-            steps[name] = (step, m)
-        medians = time_interleaved({k: v[0] for k, v in steps.items()}, repeats, warmup=2)
-        base = medians["torch.nn.LSTM"]
-        for name, ms in medians.items():
-            ran = getattr(steps[name][1], "last_schedule", None) or ""
-            rows.append((mode, name, ms, ms / base, ran))
+            steps[name] = step
+        medians = timed(steps, repeats)
+        base = medians["torch.nn.LSTM"][0]
+        for name, (ms, cpu) in medians.items():
+            ran = getattr(mods[name], "last_schedule", None) or ""
+            rows.append((mode, name, ms, ms / base, cpu, ran))
     return rows
 
 
@@ -102,14 +126,14 @@ def main() -> None:
         shapes += CROSSOVER
     repeats = 2 if args.quick else args.repeats
     print(f"CPU: {cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print("| (B, T, I, H) | layers | bidir | mode | implementation | ms | x torch | ran |")
-    print("|---|---:|---|---|---|---:|---:|---|")
+    print("| (B, T, I, H) | layers | bidir | mode | implementation | ms | x torch | CPU ms | ran |")
+    print("|---|---:|---|---|---|---:|---:|---:|---|")
     for shape in shapes:
         B, T, I, H, layers, bi = shape
-        for mode, name, ms, ratio, ran in bench(shape, repeats):
+        for mode, name, ms, ratio, cpu, ran in bench(shape, repeats):
             print(
                 f"| {(B, T, I, H)} | {layers} | {'yes' if bi else 'no'} | {mode} | {name} "
-                f"| {ms:.1f} | {ratio:.2f} | {ran} |",
+                f"| {ms:.1f} | {ratio:.2f} | {cpu:.1f} | {ran} |",
                 flush=True,
             )
 

@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmlens import GRU, LSTM
 from lstmlens.kernels import schedule
 from lstmlens.kernels.native import loader
+from lstmlens.kernels.native.abi import LSTM_SLOTS, lstm_config
 from lstmlens.kernels.native.wavefront import (
     MIN_DIRECTION_WORK,
     MIN_STEP_WORK,
@@ -235,9 +236,24 @@ def test_the_op_checks_its_arguments():
     m = LSTM(3, 4, 2, dtype=torch.float64)
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     h0 = torch.zeros(2, 2, 4, dtype=torch.float64)
-    from lstmlens.kernels.native.abi import lstm_config
-
     w = [p.detach() for p in m.parameters()]  # not the slot list: too few weights
     with pytest.raises(RuntimeError, match="lstmlens native LSTM stack: expected 26 weights"):
         ops.lstm_stack_forward(x, h0, h0, w, lstm_config(m.spec, False), 2, 1, 2,
                                [None] * 2, [None] * 2, [None] * 2, [None], None, False)  # fmt: skip
+
+
+def test_an_error_inside_a_chain_reaches_the_caller():
+    """The reverse direction's chain gathers with ``rev``: a bad index fails on that thread."""
+    torch.manual_seed(0)
+    m = LSTM(3, 4, 1, bidirectional=True, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    h0 = torch.zeros(2, 2, 4, dtype=torch.float64)
+    rev = torch.full((5, 2), 99, dtype=torch.long)
+    w = []
+    for d in range(2):
+        p = m.layer_parameters(0, d)
+        w += [p[n].detach() if n in p else x.new_empty(0) for n in LSTM_SLOTS]
+    with pytest.raises(RuntimeError, match="index"):
+        torch.ops.lstmlens_native.lstm_stack_forward(
+            x, h0, h0, w, lstm_config(m.spec, False), 1, 2, 1,
+            [None] * 2, [None] * 2, [None] * 2, [], rev, False)  # fmt: skip
