@@ -257,3 +257,23 @@ def test_an_error_inside_a_chain_reaches_the_caller():
         torch.ops.lstmlens_native.lstm_stack_forward(
             x, h0, h0, w, lstm_config(m.spec, False), 1, 2, 1,
             [None] * 2, [None] * 2, [None] * 2, [], rev, False)  # fmt: skip
+
+
+@pytest.mark.parametrize("bi", [False, True], ids=["stacked", "bidirectional"])
+def test_vanilla_on_the_wavefront_equals_torch(bi):
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(3, 5, 2, batch_first=True, bidirectional=bi, proj_size=2,
+                        dtype=torch.float64)  # fmt: skip
+    m = LSTM.from_torch(ref, backend="native", schedule="wavefront")
+    x = torch.randn(3, 26, 3, dtype=torch.float64)
+    packed = pack_padded_sequence(x, torch.tensor([26, 7, 19]), batch_first=True,
+                                  enforce_sorted=False)  # fmt: skip
+    results = []
+    for model in (ref, m):
+        model.zero_grad()
+        out, (h, c) = model(packed)
+        out = pad_packed_sequence(out, batch_first=True)[0]
+        (out.sum() + (h**2).sum() + c.sum()).backward()
+        results.append([out, h, c, *(p.grad for p in model.parameters())])
+    assert m.last_schedule == "wavefront"
+    assert_same(results[1], results[0])
