@@ -18,6 +18,7 @@ of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
 """
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -50,7 +51,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--minutes", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="/tmp/ltsf_etth1")
+    parser.add_argument(
+        "--clock", default="cpu", help="--minutes of cpu (this process) or wall time"
+    )
+    parser.add_argument("--run-dir", default="/tmp/ltsf_etth1")
+    parser.add_argument(
+        "--results", default=None, help="append this horizon to RESULTS.json and rewrite RESULTS.md"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         raise SystemExit(f"skipped: {DATA} not found")
@@ -59,7 +66,7 @@ def main() -> None:
     started = time.perf_counter()
     metrics = run_ltsf(
         panel,
-        args.out,
+        args.run_dir,
         args.window,
         args.horizon,
         "8640,2880,2880",
@@ -76,6 +83,7 @@ def main() -> None:
             lr=args.lr,
             patience=3,
             max_minutes=args.minutes,
+            clock=args.clock,
         ),  # fmt: skip
         log=print,
     )
@@ -88,6 +96,49 @@ def main() -> None:
     for name, row in REFERENCE.items():
         if args.horizon in row:
             print(f"{name + ' (published)':<28} MSE {row[args.horizon]:.3f}")
+    if args.results:
+        _record(Path(args.results), args, metrics, wall)
+
+
+def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> None:
+    """Keep this horizon's figures in ``OUT.json`` (by horizon) and rewrite ``OUT.md``."""
+    training = metrics["training"]
+    epochs = training["epochs"]
+    best = min(epochs, key=lambda e: e["val_loss"])["epoch"] if epochs else 0
+    doc = (
+        json.loads(out.with_suffix(".json").read_text())
+        if out.with_suffix(".json").exists()
+        else {}
+    )
+    doc[str(args.horizon)] = {
+        "mse": metrics["model"]["mse"], "mae": metrics["model"]["mae"],
+        "naive": metrics["baselines"]["naive"], "test_windows": metrics["test_windows"],
+        "epochs": len(epochs), "best_epoch": best, "stopped": training["stopped"],
+        "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
+        "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
+    }  # fmt: skip
+    names = list(REFERENCE)
+    lines = ["# ETTh1, --protocol ltsf --window 96 --split 8640,2880,2880 --target all", "",
+             "Test MSE / MAE on the z-normalised scale, every test window (stride 1); the "
+             "published rows are MSE (SegRNN repository README, L = 96).", "",
+             "| H | lstmlens MSE | MAE | " + " | ".join(names) + " | epochs (best) | train s | cap |",
+             "|---" * (6 + len(names)) + "|"]  # fmt: skip
+    for h, row in sorted(doc.items(), key=lambda kv: int(kv[0])):
+        ref = " | ".join(f"{REFERENCE[n].get(int(h), float('nan')):.3f}" for n in names)
+        lines.append(f"| {h} | {row['mse']:.3f} | {row['mae']:.3f} | {ref} | "
+                     f"{row['epochs']} ({row['best_epoch']}) | {row['train_seconds']:.0f} | "
+                     f"{row['options']['minutes']:g} min {row['options'].get('clock', 'wall')} |")  # fmt: skip
+    lines += ["", f"CPU: {_cpu()}, 1 torch thread, shared machine (timings pessimistic).", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".json", json.dumps(doc, indent=1) + "\n"), (".md", "\n".join(lines))):
+        tmp = out.with_suffix(suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(out.with_suffix(suffix))
+
+
+def _cpu() -> str:
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    return next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "?")
 
 
 if __name__ == "__main__":

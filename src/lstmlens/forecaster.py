@@ -134,7 +134,7 @@ class Forecaster:
             if run_dir is None:  # a scratch folder, removed with this object
                 run_dir = tempfile.mkdtemp(prefix="lstmlens-forecaster-")
                 weakref.finalize(self, shutil.rmtree, run_dir, ignore_errors=True)
-            folder = prepare_run_dir(run_dir, force=overwrite)
+            folder = prepare_run_dir(Path(run_dir), force=overwrite)
             reporter = Reporter(quiet=self.quiet, log_path=folder / "train.log")
             result = prepared.fit(folder, reporter, lens=self.lens)
         except (ValueError, CLIError) as err:
@@ -261,7 +261,7 @@ class Forecaster:
         from .tasks.forecast import Forecaster as Model
 
         try:
-            model, cfg = Model.load(run_dir)
+            model, cfg = Model.load(Path(run_dir))
         except ValueError as err:
             raise ValueError(f"Forecaster.load: {err}") from None
         fc = cls(horizon=model.config.horizon)

@@ -4,7 +4,9 @@ Shapes (as in torch): ``N`` batch, ``L`` sequence length, ``D`` = 2 if bidirecti
 ``H_in`` input features, ``H_cell`` = hidden_size, ``H_out`` = proj_size or hidden_size.
 
 * input: ``(L, N, H_in)``, ``(N, L, H_in)`` with ``batch_first``, ``(L, H_in)`` unbatched, or a
-  ``PackedSequence`` (then the output is packed too).
+  ``PackedSequence`` (then the output is packed too), or a padded batch with ``lengths`` (B,)
+  passed to ``forward``: packing's meaning without packing (the output stays padded, zeros past
+  each length), which ``torch.compile(fullgraph=True)`` traces.
 * ``h_0`` / ``h_n``: ``(D * num_layers, N, H_out)``; ``c_0`` / ``c_n``: ``(D * num_layers, N, H_cell)``.
 * output: ``(L, N, D * H_out)`` (or batch-first / unbatched / packed like the input).
 
@@ -15,6 +17,10 @@ one of the registered kernels (:mod:`lstmlens.kernels.registry`): ``"reference"`
 per-step loop over the cell, the oracle), ``"fused"`` (one autograd Function with a
 hand-derived backward), ``"native"`` (the same scheme compiled in C++), ...; ``"auto"`` takes
 the first registered one that runs this input here, and ``layer.last_backend`` says which ran.
+How the layer-directions are scheduled is a registry too (:mod:`lstmlens.kernels.schedule`):
+``"sequential"`` (the loop in :meth:`RecurrentBase._stack`) or ``"wavefront"`` (the native
+kernel runs the stack's layers and directions concurrently); ``schedule="auto"`` picks by a
+measured rule and ``layer.last_schedule`` says which ran.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .kernels import registry
+from .kernels import schedule as _schedules
 from .kernels.registry import Backend
 
 __all__ = ["LayerRecorder", "RecurrentBase"]
@@ -58,6 +65,7 @@ class RecurrentBase(nn.Module):
         backend: str = "auto",
         device: Any = None,
         dtype: torch.dtype | None = None,
+        schedule: str = "auto",
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -81,6 +89,9 @@ class RecurrentBase(nn.Module):
         if backend != registry.AUTO and backend not in registry.names():
             choices = (registry.AUTO, *registry.names())
             raise ValueError(f"{name}: backend must be one of {choices}, got {backend!r}")
+        if schedule != registry.AUTO and schedule not in _schedules.names():
+            choices = (registry.AUTO, *_schedules.names())
+            raise ValueError(f"{name}: schedule must be one of {choices}, got {schedule!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout={dropout} and num_layers=1: dropout acts between layers, "
@@ -93,6 +104,8 @@ class RecurrentBase(nn.Module):
         self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
         self._recorder: LayerRecorder | None = None
         self.last_backend: str | None = None  # the backend that ran the latest forward
+        self.schedule = schedule  # how the layer-directions run: "auto", "sequential", ...
+        self.last_schedule: str | None = None  # the schedule that ran the latest forward
         self._names: list[list[dict[str, str]]] = []  # [layer][direction] canonical -> attribute
         D = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
@@ -146,20 +159,29 @@ class RecurrentBase(nn.Module):
         """No-op, for code written for ``torch.nn.LSTM`` (there is no cuDNN weight buffer here)."""
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
-        seq = self._time_major(input)  # x: (T, B, I)
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Any = None, lengths: Tensor | None = None
+    ) -> tuple[Any, Any]:
+        """``lengths`` (B,) with a padded batched ``input``: each sequence ends there (the
+        packed input's meaning, without packing: the output stays padded, zeros past each
+        length, and ``torch.compile`` traces it whole)."""
+        seq = self._time_major(input, lengths)  # x: (T, B, I)
         x = seq.x
         states0 = self._initial_states(hx, x.shape[1], seq.batched, x)
         kernel = self._select_kernel(x)
         pad = _Padding.of(seq.lengths, x)
-        output, states = self._stack(kernel, x, states0, pad)
+        output, states = self._select_schedule(kernel, x).run(self, kernel, x, states0, pad)
         if not seq.batched:
             states = tuple(s.squeeze(1) for s in states)
         return self._restore_layout(output, seq, pad), (states if len(states) > 1 else states[0])
 
-    def _time_major(self, input: Tensor | PackedSequence) -> _Sequence:
+    def _time_major(
+        self, input: Tensor | PackedSequence, lengths: Tensor | None = None
+    ) -> _Sequence:
         """Any accepted input -> time-major ``x`` (T, B, I), checked, with what undoes it."""
         name = type(self).__name__
+        if lengths is not None:
+            return _padded(name, self._time_major(input), lengths)
         if isinstance(input, PackedSequence):
             x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
             seq = _Sequence(x, True, lengths, input.sorted_indices, input.unsorted_indices)
@@ -206,10 +228,20 @@ class RecurrentBase(nn.Module):
             self.last_backend = kernel.name
         return kernel
 
+    def _select_schedule(self, kernel: Backend, x: Tensor) -> _schedules.Schedule:
+        """The registered schedule that runs the stack (recorded in ``last_schedule``)."""
+        chosen = _schedules.select(
+            self.schedule, self, kernel, x, self._recorder is not None, type(self).__name__
+        )
+        if self.last_schedule != chosen.name:
+            self.last_schedule = chosen.name
+        return chosen
+
     def _stack(
         self, kernel: Backend, x: Tensor, states0: list[Tensor], pad: _Padding
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """Every layer and direction: ``(output (T, B, D*H_out), (h_n[, c_n]))``."""
+        """Every layer and direction, one after another (the ``sequential`` schedule):
+        ``(output (T, B, D*H_out), (h_n[, c_n]))``."""
         D = self.num_directions
         finals: list[list[Tensor]] = [[] for _ in range(self._state_count)]
         layer_in = x
@@ -243,7 +275,7 @@ class RecurrentBase(nn.Module):
             output = output * pad.valid  # padded steps read as zeros, as in torch
         if not seq.batched:
             return output.squeeze(1)
-        if seq.lengths is not None:
+        if seq.lengths is not None and not seq.padded:
             return _repack(output, seq.lengths, seq.sorted_idx, seq.unsorted_idx)
         return output.transpose(0, 1) if self.batch_first else output
 
@@ -336,6 +368,7 @@ class RecurrentBase(nn.Module):
             ("bidirectional", False),
             ("proj_size", 0),
             ("backend", "auto"),
+            ("schedule", "auto"),
         ):
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)!r}"
@@ -358,9 +391,33 @@ class _Sequence:
 
     x: Tensor  # (T, B, I)
     batched: bool
-    lengths: Tensor | None = None  # (B,), packed input only
+    lengths: Tensor | None = None  # (B,), packed input or padded input with lengths
     sorted_idx: Tensor | None = None
     unsorted_idx: Tensor | None = None
+    padded: bool = False  # lengths came with a padded tensor: the output stays padded
+
+
+def _padded(name: str, seq: _Sequence, lengths: Tensor) -> _Sequence:
+    """A checked padded batch ``seq`` with its ``lengths`` (B,) (bad ones: one-line errors)."""
+    if seq.lengths is not None:
+        raise ValueError(f"{name}: lengths go with a padded tensor, not a PackedSequence")
+    if not seq.batched:
+        raise ValueError(f"{name}: lengths need a batched (3-D) input, got an unbatched one")
+    if not isinstance(lengths, Tensor) or lengths.dtype.is_floating_point or lengths.is_complex():
+        raise TypeError(f"{name}: lengths must be an integer tensor (B,), got {lengths!r:.60}")
+    T, B = seq.x.shape[0], seq.x.shape[1]
+    if lengths.shape != (B,):
+        raise ValueError(
+            f"{name}: lengths must have shape ({B},) for a batch of {B}, got {tuple(lengths.shape)}"
+        )
+    lengths = lengths.to("cpu", torch.long)
+    if (
+        not torch.compiler.is_compiling()
+        and B
+        and not bool(((lengths >= 1) & (lengths <= T)).all())
+    ):
+        raise ValueError(f"{name}: lengths must be in [1, {T}], got {lengths.tolist()}")
+    return _Sequence(seq.x, True, lengths, padded=True)
 
 
 @dataclass(frozen=True)
@@ -374,8 +431,10 @@ class _Padding:
     @classmethod
     def of(cls, lengths: Tensor | None, x: Tensor) -> _Padding:
         T = x.shape[0]
-        if lengths is None or not bool((lengths < T).any()):
+        if lengths is None:
             return cls()
+        if not torch.compiler.is_compiling() and not bool((lengths < T).any()):
+            return cls()  # (a data-dependent shortcut: a trace keeps the masks)
         steps = torch.arange(T).unsqueeze(1)  # (T, 1)
         valid_b = steps < lengths.unsqueeze(0)  # (T, B)
         valid = valid_b.to(device=x.device, dtype=x.dtype).unsqueeze(-1)  # (T, B, 1)

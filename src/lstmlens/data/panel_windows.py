@@ -71,9 +71,15 @@ class PanelScaler:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, panel: Panel, train_end: np.ndarray) -> PanelScaler:
-        """Fit each series on its rows ``[0, train_end[i])`` only (population std; a
-        constant series gets std 1)."""
+    def fit(cls, panel: Panel, train_end: np.ndarray, kind: str = "standard") -> PanelScaler:
+        """Fit each series on its rows ``[0, train_end[i])`` only.
+
+        ``kind="standard"``: mean and population std (a constant series gets std 1).
+        ``kind="mean"``: no shift, divide by the mean absolute value (GluonTS's mean
+        scaler), ``z_i = y_i / mean|y_i|``; scale-free losses (sMAPE) stay exact on ``z``.
+        """
+        if kind not in ("standard", "mean"):
+            raise ValueError(f"PanelScaler.fit: kind must be standard or mean, got {kind!r}")
         train_end = np.asarray(train_end, dtype=np.int64)
         if np.any(train_end < 1) or np.any(train_end > panel.lengths):
             raise ValueError("PanelScaler.fit: every series needs 1 <= train_end <= its length")
@@ -82,6 +88,9 @@ class PanelScaler:
         keep = position < train_end[which]  # training rows only
         rows, values = which[keep], panel.values[keep]
         count = train_end.astype(np.float64)
+        if kind == "mean":
+            level = np.bincount(rows, np.abs(values), minlength=n) / count
+            return cls(mean=np.zeros(n), std=np.where(level > 1e-12, level, 1.0))
         mean = np.bincount(rows, values, minlength=n) / count  # two passes: exact
         std = np.sqrt(np.bincount(rows, (values - mean[rows]) ** 2, minlength=n) / count)
         std = np.where(std > 1e-12 * np.maximum(1.0, np.abs(mean)), std, 1.0)

@@ -54,7 +54,9 @@ def data_spec(
     ``sep`` and ``decimal`` are the file's dialect (None: detected). The keys
     ``future_covariates`` and ``calendar`` appear only when used (old specs stay as they were)."""
     Covariates(tuple(covariates), tuple(future_covariates))  # past and future disjoint
-    known = {"future_covariates": list(future_covariates)} if future_covariates else {}
+    known: dict[str, Any] = (
+        {"future_covariates": list(future_covariates)} if future_covariates else {}
+    )
     known.update({"calendar": True} if calendar else {})
     if data is None:
         given = [

@@ -5,7 +5,7 @@ Shapes: ``B`` windows (one series or channel each), lookback ``W = N * S`` cut i
 model width ``d``.
 
     x'      = x - norm(x)                                   # RevIN-style: last value or mean
-    e       = ReLU(Linear_S->d(x'.view(B, N, S)))           # (B, N, d): one step per segment
+    e       = ReLU(Linear_S->d(x'.view(B, N, S))) [+ ctx]   # (B, N, d): one step per segment
     _, h    = RNN(e)                                        # h: (layers, B, d)
     q       = [pos_m ; chan_c]  for m < M                   # (B * M, 1, d) position (+ channel)
     out, _  = RNN(q, h repeated M times)                    # (B * M, 1, d): one batched step
@@ -17,12 +17,16 @@ not recursive. Channel independence: each column of a wide table is a separate r
 of the batch through one shared model; an optional channel (or series) embedding
 ``chan_c`` lets the decoder tell them apart. The recurrent layer is any lstmlens
 layer (``lstm`` with any variant, ``gru``, ``rnn``).
+
+Ensemble (``members = K > 1``, after N-BEATS): ``K`` independently initialised copies
+see the same batches; in training the output is ``(K, B, H)`` (each member its own
+loss against the broadcast target), in evaluation the median over members ``(B, H)``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -63,6 +67,7 @@ class SegmentConfig:
     dropout: float = 0.0  # before the output projection
     norm: str = "last"  # a key of NORMS
     channels: int = 0  # C: channel/series embeddings (0: position embedding only)
+    members: int = 1  # K: ensemble members, the median forecast in evaluation
 
     def __post_init__(self) -> None:
         if self.segment < 1 or self.window % self.segment:
@@ -74,8 +79,10 @@ class SegmentConfig:
                 f"SegmentConfig: cell must be one of {sorted(CELLS)} and norm one of "
                 f"{sorted(NORMS)}, got {self.cell!r}, {self.norm!r}"
             )
-        if self.horizon < 1 or self.hidden_size < 2:
-            raise ValueError("SegmentConfig: horizon >= 1 and hidden_size >= 2 expected")
+        if self.horizon < 1 or self.hidden_size < 2 or self.members < 1:
+            raise ValueError(
+                "SegmentConfig: horizon >= 1, hidden_size >= 2 and members >= 1 expected"
+            )
 
     @property
     def out_segments(self) -> int:
@@ -87,8 +94,10 @@ class SegmentConfig:
 
 
 class SegmentNet(nn.Module):
-    """``forward(x, channel=None)``: ``x`` ``(B, W)`` -> ``(B, H)``; ``channel`` ``(B,)``
-    long, required when ``config.channels > 0``."""
+    """``forward(x, channel=None)``: ``x`` ``(B, W)`` -> ``(B, H)`` (``(K, B, H)`` when
+    training an ensemble); ``channel`` ``(B,)`` long, required when ``config.channels > 0``.
+    Member 0 is this module's own layers (so a single model's weights keep their names);
+    members ``1..K-1`` live in ``others``."""
 
     def __init__(self, config: SegmentConfig) -> None:
         super().__init__()
@@ -100,8 +109,30 @@ class SegmentNet(nn.Module):
         self.pos = nn.Parameter(torch.randn(c.out_segments, pos_width))  # (M, d or d/2)
         self.chan = nn.Parameter(torch.randn(c.channels, d // 2)) if c.channels else None
         self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, c.segment))
+        single = replace(c, members=1)
+        self.others = nn.ModuleList(SegmentNet(single) for _ in range(c.members - 1))
 
-    def forward(self, x: torch.Tensor, channel: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``context`` ``(B, d)``, optional: added to every segment embedding of every
+        member (a series' conditioning, :mod:`lstmlens.tasks.global_net`)."""
+        if not len(self.others):
+            return self._member(x, channel, context)
+        members = [self._member(x, channel, context)]
+        members += [m(x, channel, context) for m in self.others]
+        outs = torch.stack(members)
+        return outs if self.training else outs.quantile(0.5, dim=0)  # (K, B, H) or (B, H)
+
+    def _member(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         c = self.config
         if x.ndim != 2 or x.shape[1] != c.window:
             raise ValueError(f"SegmentNet: expected input (B, {c.window}), got {tuple(x.shape)}")
@@ -110,6 +141,8 @@ class SegmentNet(nn.Module):
         B, M, d = len(x), c.out_segments, c.hidden_size
         level = NORMS[c.norm](x)  # (B, 1)
         e = self.embed((x - level).view(B, c.window // c.segment, c.segment))  # (B, N, d)
+        if context is not None:
+            e = e + context.unsqueeze(1)
         _, state = self.rnn(e)  # (layers, B, d), a pair for the LSTM
         query = self.pos.unsqueeze(0).expand(B, M, -1)  # (B, M, d or d/2)
         if self.chan is not None:

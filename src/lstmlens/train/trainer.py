@@ -24,6 +24,10 @@ Epochs count from 1, in the task hooks as in the history. One epoch is::
     best weights kept in memory if val_loss < best_val_loss (early stopping counts the others)
     run_dir's checkpoint pair, then run_dir/metrics.jsonl, written atomically
 
+A task may also say when to stop: an optional ``stop_reason() -> str | None`` is asked
+after every epoch (rank 0's answer holds for every rank); a string ends the run with
+that reason (e.g. the task's own time budget on another clock).
+
 The checkpoint (:mod:`lstmlens.train.checkpoint`: a pair that survives a kill at
 any instant) holds everything the next epoch depends on (weights, best weights,
 optimizer and scheduler state, early-stopping counters, history and the
@@ -57,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..precision import check_precision
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_JSON,
@@ -150,6 +155,7 @@ class Trainer:
         self.reporter = NullReporter() if reporter is None or not main else reporter
         self.spec = None if spec is None else dict(spec)
         self._saved_epoch: int | None = None  # epoch of the last checkpoint this trainer wrote
+        check_precision(self.config.precision, self._device, "Trainer: precision 'bf16'")
         self._train_model = self._wrap(model)
         self._first_share = True
 
@@ -401,6 +407,9 @@ class Trainer:
             return "completed"
         if elapsed is not None and cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes:
             return "max_minutes"
+        asked = getattr(self.task, "stop_reason", None)
+        if elapsed is not None and callable(asked):  # after an epoch: the task's own reason
+            return distributed.from_main(asked, self.ranks)
         return None
 
     def _snapshot(self) -> dict[str, torch.Tensor]:
