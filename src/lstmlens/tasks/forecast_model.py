@@ -119,7 +119,9 @@ class ForecastNet(nn.Module):
     @torch.no_grad()
     def zero_heads(self) -> None:
         """Set every member's head to zero: the forecast becomes its anchor."""
-        for head in [self.head, *(member[1] for member in self.others)]:
+        heads: list[nn.Module] = [self.head, *(m[1] for m in self.others)]  # type: ignore[index]
+        for head in heads:
+            assert isinstance(head, nn.Linear)
             head.weight.zero_()
             head.bias.zero_()
 
