@@ -22,6 +22,7 @@ from ..tasks.classify_run import (
     load_classifier,
     prepare_classifier,
 )
+from ..train.distributed import check_share
 from .argtypes import BATCH, EMBED, VOCAB, WINDOW
 from .common import (
     CLIError,
@@ -153,6 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     config = train_config_from_args(args)
     prepared = prepare_classifier(spec, options, config)  # bad input stops here: nothing written
+    check_share(len(prepared.task.train), "training sequences")
     resume_spec = run_spec(args, files=("data",))  # what --resume must match
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=resume_spec)
     reporter = reporter_from_args(args, run_dir)

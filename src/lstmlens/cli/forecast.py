@@ -19,6 +19,7 @@ from typing import Any
 
 from ..io import save_json_atomic, write_text
 from ..tasks.baselines import BASELINES
+from ..train.distributed import check_share
 from .argtypes import BATCH, FOLDS, MEMBERS, ROWS, STEPS, WINDOW, cap_note
 from .common import (
     ALL_MODEL_OPTIONS,
@@ -293,6 +294,7 @@ def run_train(args: argparse.Namespace) -> int:
     cpu_device(args, "training")
     train = train_config_from_args(args)
     prepared = prepare_forecast(_spec(args), _forecast_config(args), train, args.baselines)
+    check_share(prepared.training_windows(), "training windows")
     options = run_spec(args, files=("data",))  # what --resume must match
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)

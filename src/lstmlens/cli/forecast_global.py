@@ -26,6 +26,7 @@ from ..tasks.baselines import BASELINES
 from ..tasks.global_eval import GLOBAL_BASELINES
 from ..tasks.global_run import LOSSES, TrainOptions, is_global_run
 from ..tasks.segment_model import CELLS
+from ..train.distributed import check_share
 from .argtypes import EMBED, WINDOW, comma_names
 from .common import (
     CLIError,
@@ -166,10 +167,12 @@ def run_global_train(args: argparse.Namespace) -> int:
     panel, net = _read(args)
     if args.protocol and args.quantiles:
         raise CLIError("--quantiles: the ltsf protocol scores point forecasts only")
-    if args.protocol:
-        ltsf_data(panel, args.window, args.horizon, args.split)  # refuses a bad split early
+    if args.protocol:  # a bad split, too few windows or series: refused before --out
+        windows = len(ltsf_data(panel, args.window, args.horizon, args.split).train)
+        check_share(windows, "training windows")
     else:
-        panel.drop_short(args.window + 3 * args.horizon)  # none long enough: refused here
+        kept, _ = panel.drop_short(args.window + 3 * args.horizon)
+        check_share(len(kept), "series long enough to train on")
     options = _options(args)
     spec = run_spec(args, files=("data",))  # what --resume must match (checked by the trainer)
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume)

@@ -72,11 +72,12 @@ def run_command(
     """Run ``func(args)`` as one process, as N launched workers, or as a ``torchrun`` worker."""
     env = distributed.environment()  # a half-set environment: one-line ValueError
     nproc = getattr(args, "nproc", 1)
+    world = nproc if env is None else int(env["WORLD_SIZE"])
+    if env is not None and nproc not in (1, world):
+        raise CLIError(f"--nproc {nproc}, but this command is one of {world} torchrun processes")
+    _check_batch(args, world)  # known here: refused before any worker starts
     if env is None:
         return func(args) if nproc == 1 else _launch(args, argv)
-    world = int(env["WORLD_SIZE"])
-    if nproc not in (1, world):
-        raise CLIError(f"--nproc {nproc}, but this command is one of {world} torchrun processes")
     joined = not distributed.ranks().distributed
     distributed.init_from_environment(device=_train_device(args))
     distributed.note_local_peers()
@@ -95,6 +96,17 @@ def run_command(
             import torch.distributed as dist
 
             dist.destroy_process_group()
+
+
+def _check_batch(args: argparse.Namespace, world: int) -> None:
+    """More processes than rows (or streams) in one batch: refused in the launcher itself.
+
+    What the data gives (series, samples, streams) is known only once a worker has read it;
+    each command checks that with :func:`~lstmlens.train.distributed.check_share` before it
+    claims ``--out``."""
+    batch = getattr(args, "batch_size", None)
+    if world > 1 and isinstance(batch, int):
+        distributed.check_share(batch, "rows per batch (--batch-size)", world)
 
 
 def _train_device(args: argparse.Namespace) -> str:

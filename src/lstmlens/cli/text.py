@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..train.distributed import check_share
 from .argtypes import BATCH, EMBED, LENGTH, ROWS, SEED, VOCAB, WINDOW, cap_note
 from .common import (
     ALL_MODEL_OPTIONS,
@@ -153,6 +154,7 @@ def train(args: argparse.Namespace) -> int:
     )
     resume_from = Path(args.out) if args.resume else None
     prepared = prepare_text(args.corpus, options, train_config_from_args(args), resume_from)
+    check_share(prepared.task.batch_rows(), "parallel token streams")
     resume_spec = run_spec(args, files=("corpus",))  # what --resume must match
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=resume_spec)
     reporter = reporter_from_args(args, run_dir)

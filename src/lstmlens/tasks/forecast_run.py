@@ -19,6 +19,7 @@ after the last target value) or calendar features of the dates (``calendar``); s
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -151,6 +152,15 @@ class PreparedForecast:
         then which kind each covariate is."""
         kinds = covariate_lines(self.forecaster, self.covariates)
         return "\n".join([describe(self.series), *self.series.notes, *kinds])
+
+    def training_windows(self) -> int:
+        """How many training windows the fit will draw (at least one per process), found on
+        a copy of the forecaster whose data-decided settings are filled in as ``fit`` does."""
+        probe = copy.deepcopy(self.forecaster)
+        probe._resolve(self.series, self.split)
+        c, m = probe.config, probe.season or 1
+        probe.indices = np.zeros(m if c.deseasonalise or c.anchor == "seasonal" else 1)
+        return len(probe._origins(0, self.split.train_end))
 
     def fit(
         self,

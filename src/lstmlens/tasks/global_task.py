@@ -128,6 +128,10 @@ class GlobalTask:
         """``"time"`` once the budget is spent (asked by the trainer after an epoch)."""
         return "time" if self._out_of_time() else None
 
+    def batch_rows(self) -> int:
+        """Windows of a full batch (a distributed run needs at least one per process)."""
+        return min(self.batch_size, len(self.train))
+
     def train_batches(
         self, epoch: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

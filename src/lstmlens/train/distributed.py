@@ -43,6 +43,7 @@ __all__ = [
     "DistributedModel",
     "Ranks",
     "backend_for",
+    "check_share",
     "environment",
     "from_main",
     "gather_objects",
@@ -125,6 +126,21 @@ def ranks(group: Any = None) -> Ranks:
         return Ranks()
     local = int(os.environ.get("LOCAL_RANK", dist.get_rank(group)))
     return Ranks(dist.get_rank(group), dist.get_world_size(group), local, group)
+
+
+def check_share(count: int, what: str, world: int | None = None) -> None:
+    """Refuse more processes than ``count`` ``what`` (series, streams, samples): every rank
+    needs at least one. ``world``: the number of processes (default: this group's size).
+
+    Call it once the data is read and before anything is written, so that bad input
+    leaves no run folder behind. Raises ``ValueError`` naming both counts.
+    """
+    world = ranks().world_size if world is None else world
+    if count < world:
+        raise ValueError(
+            f"{world} processes but only {count} {what}: every process needs at least one; "
+            f"use at most {count} processes (--nproc {max(count, 1)})"
+        )
 
 
 def init_from_environment(
