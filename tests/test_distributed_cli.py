@@ -21,6 +21,8 @@ from lstmlens.cli.main import main
 from lstmlens.tasks.forecast_model import ForecastTask
 from lstmlens.train.checkpoint import load_checkpoint
 from test_cli_forecast import TINY, write_csv
+from test_cli_forecast_global import TINY as GLOBAL
+from test_cli_forecast_global import _long
 
 pytestmark = pytest.mark.slow
 
@@ -187,21 +189,22 @@ def test_ctrl_c_on_the_launcher_stops_every_worker_and_the_run_loads(tmp_path):
 
 
 def test_bad_input_under_many_processes_is_one_line_exit_2(tmp_path, capfd, monkeypatch):
-    """More processes than rows in a batch (every rank fails alike; rank 0's line is the one
-    printed, nothing trained); a torchrun environment whose MASTER_PORT is in use (nothing
-    written)."""
-    data = write_csv(tmp_path / "d.csv")
-    args = ["forecast", "train", str(data), "--target", "sales", *TINY, "--no-lens"]
+    """More processes than the data gives (known once the workers have read it: every rank
+    fails alike before --out is claimed; rank 0's line is the one printed, nothing written);
+    a torchrun environment whose MASTER_PORT is in use (nothing written)."""
+    panel = _long(tmp_path, n=1)  # one series for two processes
     run = tmp_path / "few"
     capfd.readouterr()
-    assert main([*args, "--batch-size", "1", "--out", str(run), "--nproc", "2"]) == 2
+    assert main(["forecast", "train", str(panel), "--id", "shop", "--date", "month", "--target",
+                 "units", *GLOBAL, "--out", str(run), "--nproc", "2"]) == 2  # fmt: skip
     err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lstmlens")]
     assert err == [
-        "lstmlens: error: Trainer: 2 processes but a batch of only 1 rows (samples or streams): "
-        "use at most 1 processes or a larger batch"
+        "lstmlens: error: 2 processes but only 1 series long enough to train on: every process "
+        "needs at least one; use at most 1 processes (--nproc 1)"
     ]
-    assert not (run / "model.safetensors").exists()
-    assert load_checkpoint(run)[1].get("tensors") is None  # (the claim's "nothing trained")
+    assert not run.exists()
+    data = write_csv(tmp_path / "d.csv")
+    args = ["forecast", "train", str(data), "--target", "sales", *TINY, "--no-lens"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()

@@ -294,7 +294,9 @@ def run_train(args: argparse.Namespace) -> int:
     cpu_device(args, "training")
     train = train_config_from_args(args)
     prepared = prepare_forecast(_spec(args), _forecast_config(args), train, args.baselines)
-    check_share(prepared.training_windows(), "training windows")
+    windows = prepared.training_windows()
+    check_share(windows, "training windows")
+    check_share(prepared.forecaster.config.batch_for(windows), "windows per batch")
     options = run_spec(args, files=("data",))  # what --resume must match
     run_dir = prepare_run_dir(args.out, force=args.force, resume=args.resume, spec=options)
     reporter = reporter_from_args(args, run_dir)
