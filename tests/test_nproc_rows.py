@@ -145,3 +145,18 @@ def test_the_forecasters_window_count_is_the_one_it_trains_on(extra, tmp_path, m
     argv = [*COMMANDS["forecast"](tmp_path), "--epochs", "1", "--baselines", "none", *extra]
     assert main([*argv, "--out", str(tmp_path / "run")]) == 0
     assert counted == trained and counted[0] > 0
+
+
+def test_the_global_task_tells_the_trainer_its_batch_rows():
+    """``GlobalTask.batch_rows``: the trainer refuses more processes than windows per batch
+    (the library's own check, for a script that skips the CLI's)."""
+    import torch
+
+    from lstmlens.data.panel_windows import PanelWindows
+    from lstmlens.tasks.global_task import GlobalTask
+
+    z = torch.arange(20, dtype=torch.float32)
+    windows = PanelWindows(z, np.array([0, 20]), np.array([0]), np.array([20]), 8, 4)
+    assert len(windows) == 20 - 8 - 4 + 1
+    assert GlobalTask(windows, None, batch_size=4).batch_rows() == 4
+    assert GlobalTask(windows, None, batch_size=64).batch_rows() == len(windows)
