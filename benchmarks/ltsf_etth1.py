@@ -6,15 +6,20 @@ mean/std, lookback 96, every test window scored (stride 1), MSE/MAE on the norma
 scale. The model is the segment-wise recurrent network of
 :mod:`lstmlens.tasks.segment_model` (SegRNN's recipe: segments of 48, GRU of width 512,
 last-value normalisation, channel embeddings, dropout 0.5, MAE loss, Adam 1e-3), trained under a
-wall-time cap with the weights of the best validation epoch kept.
+time cap (``--clock cpu``: CPU seconds of this process, so that a loaded machine does not
+shrink the budget; with one thread it is the wall time of an idle machine) with the weights
+of the best validation epoch kept.
 
-    .venv/bin/python benchmarks/ltsf_etth1.py [--horizon 96] [--hidden 512] [--segment 48]
-        [--cell gru] [--minutes 8] [--epochs 30] [--threads 1] [--out /tmp/ltsf_etth1]
+    PYTHONPATH=src nice -n 10 python benchmarks/ltsf_etth1.py --horizon 336 [--hidden 512]
+        [--segment 48] [--cell gru] [--minutes 8] [--clock cpu] [--epochs 30] [--threads 1]
+        [--run-dir /tmp/ltsf_etth1] [--results benchmarks/results/ltsf_etth1]
 
 Published test MSE (SegRNN repository README, L = 96, full test set) in ``REFERENCE``.
 Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 512,
 segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
 of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
+Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-minute wall
+cap, 3 epochs, best 1); H = 720 in ``benchmarks/results/ltsf_etth1.md``.
 """
 
 import argparse

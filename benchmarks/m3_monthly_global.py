@@ -79,7 +79,7 @@ def baseline_smape(parts: list[np.ndarray], names: tuple[str, ...]) -> tuple[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="score on the tuning part")
-    parser.add_argument("--window", type=int, default=36)
+    parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--segment", type=int, default=6)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--cell", default="gru")
@@ -88,11 +88,11 @@ def main() -> None:
     parser.add_argument("--loss", default="smape", help="training loss: smape|mae|mse")
     parser.add_argument("--norm", default="last", help="window level: last|mean|none")
     parser.add_argument("--deseasonalise", type=int, default=1, help="1: as Theta, 0: no")
-    parser.add_argument("--members", type=int, default=1, help="ensemble size (median)")
+    parser.add_argument("--members", type=int, default=5, help="ensemble size (median)")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--minutes", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
