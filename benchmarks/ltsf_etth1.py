@@ -122,6 +122,19 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
         "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
         "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
     }  # fmt: skip
+    _write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    _write_atomic(out.with_suffix(".md"), _table(doc))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _table(doc: dict) -> str:
+    """The markdown table of every horizon recorded in ``doc``."""
     names = list(REFERENCE)
     lines = ["# ETTh1, --protocol ltsf --window 96 --split 8640,2880,2880 --target all", "",
              "Test MSE / MAE on the z-normalised scale, every test window (stride 1); the "
@@ -134,11 +147,7 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
                      f"{row['epochs']} ({row['best_epoch']}) | {row['train_seconds']:.0f} | "
                      f"{row['options']['minutes']:g} min {row['options'].get('clock', 'wall')} |")  # fmt: skip
     lines += ["", f"CPU: {_cpu()}, 1 torch thread, shared machine (timings pessimistic).", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, text in ((".json", json.dumps(doc, indent=1) + "\n"), (".md", "\n".join(lines))):
-        tmp = out.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out.with_suffix(suffix))
+    return "\n".join(lines)
 
 
 def _cpu() -> str:
