@@ -1,4 +1,5 @@
-"""Inference speed of a deployed model: eager lstmlens (native kernel) against ONNX Runtime.
+"""Inference speed of a deployed model: eager lstmlens (native kernel), torch.compile,
+AOTInductor and ONNX Runtime.
 
 One thread everywhere (``torch.set_num_threads(1)``, ONNX Runtime ``intra_op_num_threads=1``),
 float32, eval mode, no grad. For each model a batch of ``B`` sequences of length ``T`` is run
@@ -11,12 +12,21 @@ repeatedly; the table gives the median time of one call, the latency per sequenc
 * the demo forecaster (``lstmlens forecast train`` defaults: window 30, one feature,
   hidden 32, linear head) forecasting one series (B = 1) and a backtest's 256 windows.
 
-The ``compile ms/call`` column is ``torch.compile(model, fullgraph=True, dynamic=False)``
-(inductor) of the same model: the kernels are ``torch.library`` custom ops
-(:mod:`lstmlens.kernels.native.ops`), so the whole model is one graph around them;
-``compile/eager`` < 1 means the compiled model is faster. Compilation time is not counted.
+Columns: ``compile`` is ``torch.compile(model, fullgraph=True, dynamic=False)`` (inductor) of
+the same model under ``torch.no_grad()``, ``compile, inference_mode`` the same compiled model
+called under ``torch.inference_mode()`` (what a server does: the custom ops' Python autograd
+kernel is skipped; eager lstmlens skips it under no_grad already); with ``--aoti``,
+``AOTI`` is ``torch.export`` + AOTInductor (``torch._inductor.aoti_compile_and_package``), the
+compiled model without Python around it (a minute or more to build per model). The kernels
+are ``torch.library`` custom ops (:mod:`lstmlens.kernels.native.ops`), so every compiled form
+is one graph around them. A ratio < 1 means faster than eager. Compilation is not timed.
 
-    .venv/bin/python benchmarks/deploy.py [--seconds 1.0] [--quick]
+All implementations of one model are timed in interleaved rounds (eager, compiled, ...,
+eager, compiled, ...) and the median over rounds is reported, so that a load that changes
+during the run touches all of them alike.
+
+    .venv/bin/python benchmarks/deploy.py [--seconds 1.0] [--quick] [--aoti]
+        [--only "B=32 T=30,forecaster B=1"]
 """
 
 import argparse
@@ -60,16 +70,23 @@ MODELS = {
 }
 
 
-def median_seconds(fn, budget: float) -> float:
-    fn()  # warm up (builds, allocations)
-    fn()
-    times, spent = [], 0.0
-    while spent < budget or len(times) < 5:
-        t0 = time.perf_counter()
+def interleaved(fns: dict, budget: float, rounds: int = 10) -> dict[str, float]:
+    """Seconds per call of each of ``fns`` (name -> callable): the median over ``rounds``
+    interleaved rounds of the median call in each, ``budget`` seconds per callable in all."""
+    for fn in fns.values():  # warm up (builds, allocations, a compiled model's first calls)
         fn()
-        times.append(time.perf_counter() - t0)
-        spent += times[-1]
-    return statistics.median(times)
+        fn()
+    per_round: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times, spent = [], 0.0
+            while spent < budget / rounds or len(times) < 3:
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+                spent += times[-1]
+            per_round[name].append(statistics.median(times))
+    return {name: statistics.median(v) for name, v in per_round.items()}
 
 
 def session(path: Path):
@@ -80,9 +97,9 @@ def session(path: Path):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def measure(name: str, factory, shape, budget: float, folder: Path) -> tuple[float, ...]:
-    """Seconds per call: eager, compiled, ONNX Runtime; the largest difference of their
-    outputs from eager's."""
+def measure(factory, shape, budget: float, folder: Path, aoti: bool) -> tuple[dict, float]:
+    """Seconds per call by implementation, and the largest difference of any output from
+    eager's."""
     B, T, I = shape  # noqa: E741
     model = factory().eval()
     batch_first = isinstance(model, ForecastNet)
@@ -91,29 +108,44 @@ def measure(name: str, factory, shape, budget: float, folder: Path) -> tuple[flo
                                 folder / "m.onnx", check=False)  # fmt: skip
     sess = session(path)
     feeds = {sess.get_inputs()[0].name: x.numpy()}
+    first = lambda out: out[0] if isinstance(out, tuple) else out  # noqa: E731
     with torch.no_grad():
-
-        def eager():
-            return model(x)
-
-        want = eager()
-        want = want[0] if isinstance(want, tuple) else want
-        got = sess.run(None, feeds)[0]
-        diff = float(np.abs(got - want.numpy()).max())
-        t_eager = median_seconds(eager, budget)
+        want = first(model(x))
         compiled = torch.compile(model, fullgraph=True, dynamic=False)
-        got_c = compiled(x)
-        got_c = got_c[0] if isinstance(got_c, tuple) else got_c
-        diff = max(diff, float((got_c - want).abs().max()))
-        t_compiled = median_seconds(lambda: compiled(x), budget)
-    t_onnx = median_seconds(lambda: sess.run(None, feeds), budget)
-    return t_eager, t_compiled, t_onnx, diff
+        outputs = [sess.run(None, feeds)[0], first(compiled(x)).numpy()]
+        fns = {
+            "eager": lambda: model(x),
+            "compile": lambda: compiled(x),
+        }
+        if aoti:
+            program = torch.export.export(model, (x,))
+            package = torch._inductor.aoti_compile_and_package(
+                program, package_path=str(folder / "m.pt2")
+            )
+            runner = torch._inductor.aoti_load_package(package)
+            outputs.append(first(runner(x)).numpy())
+            fns["AOTI"] = lambda: runner(x)
+    diff = max(float(np.abs(o - want.numpy()).max()) for o in outputs)
+
+    def under(context, fn):
+        def call():
+            with context():
+                return fn()
+
+        return call
+
+    timed = {name: under(torch.no_grad, fn) for name, fn in fns.items()}
+    timed["compile, inference_mode"] = under(torch.inference_mode, fns["compile"])
+    timed["ORT"] = lambda: sess.run(None, feeds)
+    return interleaved(timed, budget * len(timed)), diff
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell (1.0)")
     parser.add_argument("--quick", action="store_true", help="0.1 s per cell (a smoke run)")
+    parser.add_argument("--aoti", action="store_true", help="also AOTInductor (slow to build)")
+    parser.add_argument("--only", default="", help="comma-separated parts of model names")
     args = parser.parse_args()
     budget = 0.1 if args.quick else args.seconds
     torch.set_num_threads(1)
@@ -135,18 +167,28 @@ def main() -> int:
         "eager backend: "
         + ("native (compiled kernel)" if state.ok else f"fused: {state.summary()}")
     )
-    head = ("model", "eager ms/call", "ms/seq", "seq/s", "compile ms/call", "compile/eager",
-            "ORT ms/call", "ms/seq", "seq/s", "ORT/eager", "max |diff|")  # fmt: skip
+    names = ["compile", "compile, inference_mode"] + (["AOTI"] if args.aoti else []) + ["ORT"]
+    head = ["model", "eager ms/call", "ms/seq", "seq/s"]
+    for name in names:
+        head += [f"{name} ms/call", f"{name}/eager"]
+    head += ["ORT seq/s", "max |diff|"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    wanted = [w.strip() for w in args.only.split(",")] if args.only else None
     with tempfile.TemporaryDirectory() as tmp:
         for name, (factory, shape) in MODELS.items():
-            t_e, t_c, t_o, diff = measure(name, factory, shape, budget, Path(tmp))
+            if wanted and not any(w in name for w in wanted):
+                continue
+            t, diff = measure(factory, shape, budget, Path(tmp), args.aoti)
             B = shape[0]
-            cells = [f"{1e3 * t_e:.3f}", f"{1e3 * t_e / B:.4f}", f"{B / t_e:,.0f}",
-                     f"{1e3 * t_c:.3f}", f"{t_c / t_e:.2f}",
-                     f"{1e3 * t_o:.3f}", f"{1e3 * t_o / B:.4f}", f"{B / t_o:,.0f}",
-                     f"{t_o / t_e:.2f}", f"{diff:.1e}"]  # fmt: skip
+            cells = [
+                f"{1e3 * t['eager']:.3f}",
+                f"{1e3 * t['eager'] / B:.4f}",
+                f"{B / t['eager']:,.0f}",
+            ]
+            for other in names:
+                cells += [f"{1e3 * t[other]:.3f}", f"{t[other] / t['eager']:.2f}"]
+            cells += [f"{B / t['ORT']:,.0f}", f"{diff:.1e}"]
             print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

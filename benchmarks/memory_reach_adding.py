@@ -1,64 +1,71 @@
 """Memory reach on the adding problem: how far back a trained RNN, GRU and LSTM still listen.
 
-Trains each cell with the ``lstmlens longrange adding`` recipe (hidden 64, batch 32, Adam
-lr 3e-2, gradient clip 1, forget bias 1, same batches for every cell) at ``--length`` T,
-stopping at test MSE < 0.01 or after ``--steps``, then measures
-``lstmlens.lens.memory_reach(model, x, T - 1)`` on ``--sequences`` test sequences and
-reports, per cell, the median over sequences of reach_k / reach_0 at the chosen lags. It
-writes the comparison page (:func:`lstmlens.lens.compare.compare_page`) to ``--html``.
+Races the cells with the ``lstmlens longrange adding`` recipe (hidden 64, batch 32, Adam
+lr 3e-2, gradient clip 1, same batches for every cell; the LSTM's forget gate starts as
+``--forget-init``) at ``--length`` T, each stopping at test MSE < 0.01 or after ``--steps``,
+and saves the race as a run folder in ``--out`` (what ``lstmlens longrange adding --out``
+writes). The page is then made from that folder exactly as ``lstmlens inspect OUT --compare
+--html PAGE`` makes it (:func:`lstmlens.lens.compare.compare_runs`: the median over 50 test
+sequences of reach_k / reach_0 at t = T - 1, float64), and its table is printed.
+
+Two diagnostics follow, on the same sequences: the median of reach_k / reach_0 at the
+first *marked* step (the value the answer needs, lag ``k = T - 1 - t1`` in ``T/2..T-1``),
+and the share of reach_0 that the value and the marker channel carry at the last step.
 
     nice .venv/bin/python benchmarks/memory_reach_adding.py [--length 100] [--steps 3000]
-        [--cells rnn,gru,lstm] [--html docs/memory_reach.html] [--models DIR]
+        [--cells rnn,gru,lstm] [--forget-init chrono] [--seed 0] [--full]
+        [--out runs/reach-adding] [--html docs/memory_reach.html]
 
-With ``--models DIR``, trained weights are kept in DIR and reused on the next run.
+An existing ``--out`` folder is reused (not retrained); pass ``--force`` to race again.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import math
-import time
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from lstmlens.lens import memory_reach
+from lstmlens import load_run
+from lstmlens.lens.compare import compare_runs
 from lstmlens.tasks.longrange import make_task
-from lstmlens.tasks.longrange_compare import LongRangeModel
+from lstmlens.tasks.longrange_compare import FORGET_INITS, CompareConfig, format_table
+from lstmlens.tasks.longrange_run import race
+
+SEQUENCES = 50  # what compare_runs reads per raced cell (its default)
 
 
-def train(
-    task, cell: str, steps: int, lr: float, full: bool, seed: int = 0
-) -> tuple[nn.Module, float, int]:
-    """The longrange recipe; returns (model, test MSE, steps taken)."""
-    torch.manual_seed(seed)
-    model = LongRangeModel(task, cell, 64, forget_bias=1.0)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    stream = torch.Generator().manual_seed(seed)
-    test = task.sample(500, torch.Generator().manual_seed(seed + 1_000_003))
-    mse, step = math.nan, 0
-    started = time.monotonic()
-    while step < steps:
-        batch = task.sample(32, stream)
-        loss = task.loss(model(batch.inputs), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        if step % 100 == 0 or step == steps:
-            with torch.no_grad():
-                mse = float(task.loss(model.eval()(test.inputs), test))
-            model.train()
-            print(
-                f"{cell:>5} step {step:>5}  test MSE {mse:.4g}  {time.monotonic() - started:.0f}s"
-            )
-            if mse < 0.01 and not full:
-                break
-    return model.eval(), mse, step
+def page_table(page: str) -> dict[str, list[str]]:
+    """The reach table of a comparison page: model -> its cells after the name."""
+    table = page.split('id="reach-table"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr><td>([^<]*)</td>(.*?)</tr>", table)
+    return {name: re.findall(r"<td>([^<]*)</td>", cells) for name, cells in rows}
+
+
+def diagnostics(model: torch.nn.Module, xs: torch.Tensor) -> tuple[float, float, float]:
+    """Median over ``xs`` (N, T, 2) of reach at the first marked step / reach_0, and of the
+    value and marker channels' share of reach_0 (float64, the top layer's output)."""
+    rnn = copy.deepcopy(model.rnn).double()
+    marked, value, marker = [], [], []
+    for x in xs.double():
+        seq = x[None].clone().requires_grad_(True)  # (1, T, 2)
+        out, _ = rnn(seq)
+        last = out.shape[1] - 1
+        rows = [
+            torch.autograd.grad(out[0, last, d], seq, retain_graph=True)[0][0]
+            for d in range(out.shape[-1])
+        ]
+        jac = torch.stack(rows)  # (D, T, 2): d y_last[d] / d x_s[c]
+        reach_0 = jac[:, last].norm()
+        first = int(torch.nonzero(x[:, 1])[0])
+        marked.append(float(jac[:, first].norm() / reach_0))
+        value.append(float(jac[:, last, 0].norm() / reach_0))
+        marker.append(float(jac[:, last, 1].norm() / reach_0))
+    return float(np.median(marked)), float(np.median(value)), float(np.median(marker))
 
 
 def main() -> None:
@@ -67,61 +74,50 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--cells", default="rnn,gru,lstm")
     p.add_argument("--lr", type=float, default=3e-2, help="Adam's learning rate (3e-2)")
+    p.add_argument("--forget-init", choices=FORGET_INITS, default="chrono")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full", action="store_true", help="train all --steps, even once solved")
-    p.add_argument("--sequences", type=int, default=20)
-    p.add_argument("--lags", default="10,30,60,90")
-    p.add_argument("--html", type=Path, default=None)
-    p.add_argument("--models", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=Path("runs/reach-adding"))
+    p.add_argument("--force", action="store_true", help="race again into an existing --out")
+    p.add_argument("--html", type=Path, default=Path("memory_reach.html"))
     args = p.parse_args()
     torch.set_num_threads(1)
     task = make_task("adding", args.length)
-    lags = [int(k) for k in args.lags.split(",")]
-    xs = task.sample(args.sequences, torch.Generator().manual_seed(7)).inputs  # (N, T, 2)
-    models, rows = {}, []
-    for cell in args.cells.split(","):
-        saved = (
-            args.models / f"{cell}-T{args.length}-lr{args.lr:g}{'-full' if args.full else ''}.pt"
-            if args.models
-            else None
+    if args.force and args.out.exists():
+        shutil.rmtree(args.out)
+    if not (args.out / "config.json").exists():
+        config = CompareConfig(
+            steps=args.steps,
+            lr=args.lr,
+            seed=args.seed,
+            forget_init=args.forget_init,
+            stop_when_solved=not args.full,
         )
-        if saved is not None and saved.exists():
-            model = LongRangeModel(task, cell, 64)
-            model.load_state_dict(torch.load(saved, weights_only=True))
-            model.eval()
-            test = task.sample(500, torch.Generator().manual_seed(1_000_003))
-            with torch.no_grad():
-                mse, steps = float(task.loss(model(test.inputs), test)), -1
-        else:
-            model, mse, steps = train(task, cell, args.steps, args.lr, args.full)
-            if saved is not None:
-                saved.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(model.state_dict(), saved)
-        t = args.length - 1
-        wide = copy.deepcopy(model).double()  # float64: a saturated RNN's reach underflows float32
-        ratios = np.stack([(r := memory_reach(wide, x[None].double(), t)) / r[0] for x in xs])
-        median = np.median(ratios, axis=0)
-        rows.append((cell, mse, steps, [median[k] for k in lags]))
-        models[f"{cell} (test MSE {mse:.3g})"] = wide
+        show = lambda cell, r: print(
+            f"{cell:>5} step {int(r['step']):>5}  test {r['test_loss']:.4g}"
+        )  # noqa: E731
+        results = race(task, {}, args.cells.split(","), config, show, args.out)
+        print(format_table(task, results))
+    models, config = load_run(args.out)
+    page = compare_runs([args.out], args.html).read_text(encoding="utf-8")
+    compare = config["compare"]
     print(
-        f"\nadding problem, T = {args.length}: median over {args.sequences} test sequences of "
-        f"reach_k / reach_0 at t = T - 1 (float64), Adam lr {args.lr:g}"
+        f"\nadding problem, T = {args.length}, forget init {compare.get('forget_init', 'constant')}"
+        f", seed {compare['seed']}: the page {args.html} made from {args.out} (median over "
+        f"{SEQUENCES} test sequences of reach_k / reach_0 at t = T - 1, float64)"
     )
-    print("| cell | test MSE | steps | " + " | ".join(f"k = {k}" for k in lags) + " |")
-    print("|---" * (3 + len(lags)) + "|")
-    for cell, mse, steps, values in rows:
-        cells = " | ".join(f"{v:.2e}" for v in values)
-        print(f"| {cell} | {mse:.4f} | {steps if steps >= 0 else 'saved'} | {cells} |")
-    if args.html is not None:
-        from lstmlens.lens.compare import compare_page
-        from lstmlens.lens.html import write_page
-
-        page = compare_page(
-            models,
-            xs[0][None].double(),
-            title=f"Memory reach on the adding problem, T = {args.length}",
-        )
-        write_page(page, args.html)
-        print(f"wrote {args.html}")
+    table = page_table(page)
+    head = page.split('id="reach-table"')[1].split("</tr>")[0]
+    print("| " + " | ".join(re.findall(r"<th>([^<]*)</th>", head)) + " |")
+    print("|---" * (len(next(iter(table.values()))) + 1) + "|")
+    for name, cells in table.items():
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    xs = task.sample(SEQUENCES, torch.Generator().manual_seed(0)).inputs  # the page's sequences
+    print("\n| cell | reach at the first marked step / reach_0 | value / marker share of reach_0 |")
+    print("|---|---|---|")
+    for cell, model in models.items():
+        marked, value, marker = diagnostics(model, xs)
+        print(f"| {cell} | {marked:.2e} | {value:.2f} / {marker:.2f} |")
 
 
 if __name__ == "__main__":

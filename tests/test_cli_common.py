@@ -39,7 +39,8 @@ def test_default_train_options_give_the_default_config():
     assert (args.quiet, args.force, args.resume) == (False, False, False)
 
 
-def test_train_options_reach_the_config():
+def test_train_options_reach_the_config(monkeypatch):
+    monkeypatch.setattr("lstmlens.precision.native_bf16", lambda: True)  # else refused
     argv = "--epochs 7 --max-minutes 2.5 --seed 3 --lr 0.01 --optimizer sgd --weight-decay 0.1"
     argv += " --schedule cosine --clip 0 --patience 4 --precision bf16 --variant cifg --layers 2"
     args = train_parser().parse_args(argv.split())

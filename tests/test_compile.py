@@ -169,14 +169,76 @@ def test_language_model_compiles_whole():
     _forward_equal(model.eval(), tokens)
 
 
-def test_classifier_compiles_to_the_eager_output():
-    """The classifier packs its sequences, which dynamo refuses to trace (torch marks
-    ``pack_padded_sequence`` as skipped): it compiles with graph breaks, not whole."""
+CLASSIFIERS = {
+    "numeric, last": {"input_size": 2},
+    "numeric, bidirectional 2 layers, mean": {
+        "input_size": 2,
+        "bidirectional": True,
+        "num_layers": 2,
+        "pooling": "mean",
+    },
+    "text, cifg": {"vocab_size": 11, "embed_dim": 3, "variant": "cifg"},
+}
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_classifier_compiles_whole_and_matches_eager(name):
+    """The classifier hands the layer its padded batch with ``lengths`` (no packing, which
+    dynamo refuses): fullgraph compiles it; logits and every gradient equal eager's, and
+    the logits equal those of the same layer fed the packed batch."""
+    from torch.nn.utils.rnn import pack_padded_sequence
+
     from lstmlens.tasks.classify import SequenceClassifier
 
     torch.manual_seed(0)
-    clf = SequenceClassifier({"num_classes": 3, "input_size": 2, "hidden_size": 5}).eval()
-    x, lengths = torch.randn(4, 7, 2), torch.tensor([7, 3, 5, 7])
-    compiled = torch.compile(clf, dynamic=False, backend="aot_eager")
-    with torch.no_grad():
-        torch.testing.assert_close(compiled(x, lengths), clf(x, lengths), atol=1e-5, rtol=1e-5)
+    config = {"num_classes": 3, "hidden_size": 5, **CLASSIFIERS[name]}
+    clf = SequenceClassifier(config)
+    lengths = torch.tensor([7, 3, 5, 1])
+    pad = torch.arange(7)[None, :] >= lengths[:, None]  # (B, L) past each end
+    if clf.text:
+        x = torch.randint(1, 11, (4, 7)).masked_fill(pad, 0)
+    else:
+        x = torch.randn(4, 7, 2).masked_fill(pad[..., None], 0.0)
+    compiled = torch.compile(clf, fullgraph=True, dynamic=False, backend="aot_eager")
+    results = []
+    for fn in (clf, compiled):
+        clf.zero_grad()
+        logits = fn(x, lengths)
+        (logits**2).sum().backward()
+        results.append((logits.detach(), [p.grad.clone() for p in clf.parameters()]))
+    (l1, g1), (l2, g2) = results
+    torch.testing.assert_close(l2, l1, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g2, g1, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():  # the packed path of the same layer gives the same summary
+        inputs = clf.embed(x) if clf.text else (x - clf.mean) / clf.std
+        packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        _, (h_n, _) = clf.rnn(packed)
+        if clf.pooling == "last":
+            summary = torch.cat([h_n[-2], h_n[-1]], -1) if clf.rnn.bidirectional else h_n[-1]
+            torch.testing.assert_close(clf.head(summary), l1, atol=1e-6, rtol=1e-6)
+
+
+def test_eager_without_torchs_private_dispatch_guard_gives_the_same_results(monkeypatch):
+    """The eager bypass of the ops' Python autograd kernel is torch's private guard; without
+    it (a torch that dropped it) inference and training take the ordinary dispatch, same
+    numbers."""
+    from lstmlens.kernels.native import functions
+
+    torch.manual_seed(0)
+    layer = lstmlens.LSTM(I, H, variant="cifg", backend="native")
+    x = torch.randn(T, B, I)
+
+    def run():
+        with torch.no_grad():
+            inference = layer(x)[0]
+        layer.zero_grad()
+        layer(x)[0].square().sum().backward()
+        return inference, [p.grad.clone() for p in layer.parameters()]
+
+    with_guard = run()
+    monkeypatch.setattr(functions, "_BELOW_AUTOGRAD", None)
+    without = run()
+    torch.testing.assert_close(without[0], with_guard[0], atol=0, rtol=0)
+    for a, b in zip(without[1], with_guard[1], strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)

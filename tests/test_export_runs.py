@@ -123,7 +123,8 @@ def test_classify_predict_through_onnxruntime(runs, capsys):
 
 @pytest.mark.slow
 def test_exported_programs(runs, capsys):
-    """forecast: the same pass as the ONNX graph; language: one step; classify: refused."""
+    """forecast: the same pass as the ONNX graph; language: one step; classify: the eager
+    logits on another batch size and length."""
     cli(capsys, "export", str(runs / "fc"), "--format", "exported-program",
         "--output", str(runs / "fc.pt2"))  # fmt: skip
     program = torch.export.load(str(runs / "fc.pt2")).module()
@@ -141,10 +142,23 @@ def test_exported_programs(runs, capsys):
     h = torch.zeros(1, 3, 8)
     logits, h1, _ = step(torch.tensor([[1], [2], [3]]), h, h)
     assert logits.shape[:2] == (3, 1) and h1.shape == (1, 3, 8)
-    status = main(["export", str(runs / "cls"), "--format", "exported-program",
-                   "--output", str(runs / "cls.pt2")])  # fmt: skip
-    err = capsys.readouterr().err
-    assert status == 2 and "custom ops" in err and len(err.strip().splitlines()) == 1
+    for run in ("cls", "tcls"):  # numeric and text: the padded batch with its lengths
+        cli(capsys, "export", str(runs / run), "--format", "exported-program",
+            "--output", str(runs / f"{run}.pt2"))  # fmt: skip
+        program = torch.export.load(str(runs / f"{run}.pt2")).module()
+        from lstmlens.tasks.classify_run import load_classifier
+
+        model, _ = load_classifier(runs / run)
+        torch.manual_seed(0)
+        lengths = torch.tensor([9, 4, 6])  # batch 3 and length 9: traced with 2 and 4
+        if model.text:
+            x = torch.randint(1, model.embed.num_embeddings, (3, 9))
+        else:
+            x = torch.randn(3, 9, model.rnn.input_size)
+        with torch.no_grad():
+            logits, probabilities = program(x, lengths)
+            torch.testing.assert_close(logits, model(x, lengths), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(probabilities.sum(-1), torch.ones(3))
 
 
 def one_line_error(capsys, argv, needle) -> None:

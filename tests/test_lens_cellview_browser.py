@@ -157,6 +157,54 @@ def test_gru_cell_view_obeys_its_rule_and_a_scatter_click_selects_the_unit(brows
         page.close()
 
 
+class _Windows:
+    """A stand-in forecaster for :func:`lstmlens.lens.pages.window_trace`: ``net`` reads
+    the ``W`` rows of ``x`` (T, F) before each origin."""
+
+    def __init__(self, net, x, window):
+        self.net, self.x, self.window = net, x, window
+
+    def inputs(self, series, origins):
+        return torch.stack([self.x[o - self.window : o] for o in origins])  # (n, W, F)
+
+
+def test_forecast_page_cell_view_reads_the_state_before_in_the_same_window(browser, tmp_path):
+    """Rows of a forecast page are separate windows: h(t-1), c(t-1) are the window's own
+    state one step before its end, not the previous row's."""
+    from lstmlens.lens.html import series_page
+    from lstmlens.lens.pages import window_trace
+
+    torch.manual_seed(0)
+    net, window = LSTM(2, 5, batch_first=True), 6
+    x = torch.randn(40, 2)  # (T, F)
+    origins = np.arange(window, 40)
+    trace = window_trace(_Windows(net, x, window), None, origins)
+    path = tmp_path / "forecast.html"
+    write_page(series_page(trace, x[window - 1 : -1, 0].numpy(), reach_steps=0), path)
+    page = Page(browser, path.as_uri())
+    try:
+        unit, row = 3, 11
+        page.js(
+            f"(() => {{ const s = document.getElementById('unit'); s.value = '{unit}';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        page.js(
+            f"(() => {{ const s = document.getElementById('step'); s.value = '{row}';"
+            " s.dispatchEvent(new Event('change')); })()"
+        )
+        got = _numbers(page)
+        with torch.no_grad():
+            _, (h_read, c_read) = net(x[None, origins[row] - window : origins[row] - 1])
+        assert got["h_prev"] == pytest.approx(float(h_read[0, 0, unit]), abs=2e-4)
+        assert got["c_prev"] == pytest.approx(float(c_read[0, 0, unit]), abs=2e-4)
+        assert got["c"] == pytest.approx(got["f"] * got["c_prev"] + got["i"] * got["g"], abs=1e-3)
+        caption = page.js("document.getElementById('cell-captions').textContent")
+        assert "one step earlier in that window" in caption
+        assert page.errors() == []
+    finally:
+        page.close()
+
+
 @pytest.mark.parametrize("shown", [None, 70])
 def test_pattern_search_finds_the_planted_places_first(browser, tmp_path, shown):
     """Units 2, 5 and 7 fire together on every 'bear' (and nowhere else): select one 'bear'.

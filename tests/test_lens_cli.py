@@ -151,10 +151,11 @@ def forecast_run(tmp_path_factory):
     return run, data, y, temp
 
 
-def _window_ends(run, y, temp, first: int):
+def _window_ends(run, y, temp, first: int, drop: int = 0):
     """The LSTM's (h, c) at the last step of each window ending at t >= first, computed
     without the lens: scale with the saved scaler, take the target relative to the last
-    value of the window, and run the plain forward of the saved LSTM."""
+    value of the window, and run the plain forward of the saved LSTM (on all but the last
+    ``drop`` rows of each window: ``drop=1`` gives the state the last step read)."""
     from lstmlens.tasks.forecast import Forecaster
 
     fc, config = Forecaster.load(run)
@@ -169,7 +170,7 @@ def _window_ends(run, y, temp, first: int):
         x = u[t - WINDOW + 1 : t + 1].copy()  # (W, 2): the rows up to t
         x[:, 0] -= u[t, 0]
         windows.append(x)
-    x = torch.tensor(np.stack(windows), dtype=torch.float32)  # (N, W, 2)
+    x = torch.tensor(np.stack(windows), dtype=torch.float32)[:, : WINDOW - drop]  # (N, W', 2)
     with torch.no_grad():
         _, (h_n, c_n) = fc.net.lstm(x)  # (1, N, H) each
     return h_n[0].double().numpy(), c_n[0].double().numpy()
@@ -215,6 +216,14 @@ def test_inspect_forecast_run_writes_the_series_page_and_pngs(
     for sigmoid in ("input", "forget", "output"):
         values = _decode(data["arrays"][f"0/0/{sigmoid}"], steps)
         assert values.min() >= 0 and values.max() <= 1 and values.std() > 0
+    # each row is its own window: the state its step read is one step earlier in that window
+    assert data["cell"]["before"] is True and data["cell"]["consecutive"] is False
+    h_read, c_read = _window_ends(run, y, temp, WINDOW - 1, drop=1)
+    for name, want in (("hidden", h_read), ("cell", c_read)):
+        got = _decode(data["arrays"][f"0/0/before_{name}"], steps)
+        np.testing.assert_allclose(got, want, atol=1.5 * np.abs(want).max() / 32767 + 1e-6)
+    i, f, g = (_decode(data["arrays"][f"0/0/{n}"], steps) for n in ("input", "forget", "candidate"))
+    np.testing.assert_allclose(f * c_read + i * g, c, atol=1e-3)  # c = f c_read + i g per row
     names = {p.name for p in pngs.iterdir()}
     assert names == {"gates_l0.png", "cell_l0.png", "saturation.png"}
     assert all((pngs / n).read_bytes()[:4] == b"\x89PNG" for n in names)

@@ -1,11 +1,13 @@
 """Long-range tasks: generator structure and baselines, the cell race, and the CLI."""
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from lstmlens import load_run
 from lstmlens.cli.main import main
 from lstmlens.tasks.longrange import (
     AddingProblem,
@@ -197,6 +199,31 @@ def test_cells_and_forget_bias():
     build_recurrent("nfg", 2, H, forget_bias=1.0)  # no forget gate: nothing to bias
 
 
+def test_chrono_initialisation_spreads_the_forget_times_over_the_task_length():
+    H, T = 2000, 100
+    torch.manual_seed(0)
+    layer = build_recurrent("lstm", 2, H, forget_init="chrono", length=T)
+    b_ih, b_hh = layer.bias_ih_l0.detach(), layer.bias_hh_l0.detach()  # rows i, f, g, o
+    b_f, b_i = b_ih[H : 2 * H], b_ih[:H]
+    torch.testing.assert_close(b_i, -b_f)
+    assert b_hh[: 2 * H].abs().max() == 0 and b_hh[2 * H :].abs().max() > 0  # g, o: torch's
+    times = b_f.exp()  # log U(1, T - 1) -> U(1, T - 1)
+    assert times.min() >= 1 and times.max() <= T - 1
+    assert abs(float(times.mean()) - T / 2) < 2.0  # mean of U(1, 99) is 50, sd of mean ~0.6
+    cifg = build_recurrent("cifg", 2, 50, forget_init="chrono", length=T)
+    f = 1 - torch.sigmoid(cifg.bias_ih_l0[:50].detach())  # f = 1 - i = σ(-b_i) = σ(b_f)
+    assert f.min() >= torch.sigmoid(torch.tensor(0.0)) - 1e-6  # b_f = log U(1, 99) >= 0
+    torch.manual_seed(0)
+    nfg, plain = build_recurrent("nfg", 2, 4, forget_init="chrono"), None
+    torch.manual_seed(0)
+    plain = build_recurrent("nfg", 2, 4)
+    torch.testing.assert_close(nfg.bias_ih_l0, plain.bias_ih_l0)  # no forget gate: untouched
+    with pytest.raises(ValueError, match="forget_init"):
+        build_recurrent("lstm", 2, 4, forget_init="chrnoo")
+    with pytest.raises(ValueError, match="forget_init"):
+        CompareConfig(forget_init="zero")
+
+
 # ---------------------------------------------------------------------------- the race
 
 
@@ -294,3 +321,17 @@ def test_cli_bad_input_is_one_line_exit_2(argv, message, capsys):
     out, err = capsys.readouterr()
     assert status == 2 and out == ""
     assert err.startswith("lstmlens: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_cli_forget_init_is_saved_with_the_run(tmp_path, capsys):
+    out = tmp_path / "race"
+    argv = ["longrange", "adding", "--length", "12", "--cells", "lstm", "--steps", "1"]
+    argv += ["--hidden", "4", "--test-size", "4", "--quiet", "--forget-init", "chrono"]
+    assert main([*argv, "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert config["compare"]["forget_init"] == "chrono"
+    models, _ = load_run(out)
+    assert isinstance(models["lstm"], LongRangeModel)
+    capsys.readouterr()
+    assert main([*argv[:-1], "warm"]) == 2
+    assert "--forget-init" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from lstmlens.kernels import registry
 from lstmlens.kernels.native import functions, loader
 from lstmlens.kernels.native.functions import lstm_native
 from lstmlens.kernels.reference import lstm_reference
+from lstmlens.precision import native_bf16
 from lstmlens.variants import PRESETS, Variant, resolve_variant
 
 OPTIONS = {  # option name -> CellSpec fields and which masks the kernel gets
@@ -344,6 +345,8 @@ def test_compile_error_is_a_build_failure(tmp_path):
 def _need_bf16():
     if not loader.status().bf16:
         pytest.skip("this torch has no MKL bfloat16 GEMM: the native kernel runs fp32 only")
+    if not native_bf16():
+        pytest.skip("this CPU has no native bfloat16: precision='bf16' is refused here")
 
 
 @pytest.mark.parametrize("variant,option", [("vanilla", "plain"), ("cifg", "zoneout"),

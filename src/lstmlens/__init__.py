@@ -9,6 +9,7 @@ from . import export as export
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
 from .cells import RNNCell as RNNCell
+from .forecaster import Forecaster as Forecaster
 from .io import load_run as load_run
 from .kernels.registry import backends as backends
 from .layers import GRU as GRU
@@ -23,6 +24,7 @@ from .variants import Variant as Variant
 __version__ = "0.1.0"
 
 __all__ = [
+    "Forecaster",
     "GRU",
     "GRUCell",
     "LSTM",

@@ -4,7 +4,9 @@ Shapes (as in torch): ``N`` batch, ``L`` sequence length, ``D`` = 2 if bidirecti
 ``H_in`` input features, ``H_cell`` = hidden_size, ``H_out`` = proj_size or hidden_size.
 
 * input: ``(L, N, H_in)``, ``(N, L, H_in)`` with ``batch_first``, ``(L, H_in)`` unbatched, or a
-  ``PackedSequence`` (then the output is packed too).
+  ``PackedSequence`` (then the output is packed too), or a padded batch with ``lengths`` (B,)
+  passed to ``forward``: packing's meaning without packing (the output stays padded, zeros past
+  each length), which ``torch.compile(fullgraph=True)`` traces.
 * ``h_0`` / ``h_n``: ``(D * num_layers, N, H_out)``; ``c_0`` / ``c_n``: ``(D * num_layers, N, H_cell)``.
 * output: ``(L, N, D * H_out)`` (or batch-first / unbatched / packed like the input).
 
@@ -146,8 +148,13 @@ class RecurrentBase(nn.Module):
         """No-op, for code written for ``torch.nn.LSTM`` (there is no cuDNN weight buffer here)."""
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
-        seq = self._time_major(input)  # x: (T, B, I)
+    def forward(
+        self, input: Tensor | PackedSequence, hx: Any = None, lengths: Tensor | None = None
+    ) -> tuple[Any, Any]:
+        """``lengths`` (B,) with a padded batched ``input``: each sequence ends there (the
+        packed input's meaning, without packing: the output stays padded, zeros past each
+        length, and ``torch.compile`` traces it whole)."""
+        seq = self._time_major(input, lengths)  # x: (T, B, I)
         x = seq.x
         states0 = self._initial_states(hx, x.shape[1], seq.batched, x)
         kernel = self._select_kernel(x)
@@ -157,9 +164,13 @@ class RecurrentBase(nn.Module):
             states = tuple(s.squeeze(1) for s in states)
         return self._restore_layout(output, seq, pad), (states if len(states) > 1 else states[0])
 
-    def _time_major(self, input: Tensor | PackedSequence) -> _Sequence:
+    def _time_major(
+        self, input: Tensor | PackedSequence, lengths: Tensor | None = None
+    ) -> _Sequence:
         """Any accepted input -> time-major ``x`` (T, B, I), checked, with what undoes it."""
         name = type(self).__name__
+        if lengths is not None:
+            return _padded(name, self._time_major(input), lengths)
         if isinstance(input, PackedSequence):
             x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
             seq = _Sequence(x, True, lengths, input.sorted_indices, input.unsorted_indices)
@@ -243,7 +254,7 @@ class RecurrentBase(nn.Module):
             output = output * pad.valid  # padded steps read as zeros, as in torch
         if not seq.batched:
             return output.squeeze(1)
-        if seq.lengths is not None:
+        if seq.lengths is not None and not seq.padded:
             return _repack(output, seq.lengths, seq.sorted_idx, seq.unsorted_idx)
         return output.transpose(0, 1) if self.batch_first else output
 
@@ -358,9 +369,33 @@ class _Sequence:
 
     x: Tensor  # (T, B, I)
     batched: bool
-    lengths: Tensor | None = None  # (B,), packed input only
+    lengths: Tensor | None = None  # (B,), packed input or padded input with lengths
     sorted_idx: Tensor | None = None
     unsorted_idx: Tensor | None = None
+    padded: bool = False  # lengths came with a padded tensor: the output stays padded
+
+
+def _padded(name: str, seq: _Sequence, lengths: Tensor) -> _Sequence:
+    """A checked padded batch ``seq`` with its ``lengths`` (B,) (bad ones: one-line errors)."""
+    if seq.lengths is not None:
+        raise ValueError(f"{name}: lengths go with a padded tensor, not a PackedSequence")
+    if not seq.batched:
+        raise ValueError(f"{name}: lengths need a batched (3-D) input, got an unbatched one")
+    if not isinstance(lengths, Tensor) or lengths.dtype.is_floating_point or lengths.is_complex():
+        raise TypeError(f"{name}: lengths must be an integer tensor (B,), got {lengths!r:.60}")
+    T, B = seq.x.shape[0], seq.x.shape[1]
+    if lengths.shape != (B,):
+        raise ValueError(
+            f"{name}: lengths must have shape ({B},) for a batch of {B}, got {tuple(lengths.shape)}"
+        )
+    lengths = lengths.to("cpu", torch.long)
+    if (
+        not torch.compiler.is_compiling()
+        and B
+        and not bool(((lengths >= 1) & (lengths <= T)).all())
+    ):
+        raise ValueError(f"{name}: lengths must be in [1, {T}], got {lengths.tolist()}")
+    return _Sequence(seq.x, True, lengths, padded=True)
 
 
 @dataclass(frozen=True)
@@ -374,8 +409,10 @@ class _Padding:
     @classmethod
     def of(cls, lengths: Tensor | None, x: Tensor) -> _Padding:
         T = x.shape[0]
-        if lengths is None or not bool((lengths < T).any()):
+        if lengths is None:
             return cls()
+        if not torch.compiler.is_compiling() and not bool((lengths < T).any()):
+            return cls()  # (a data-dependent shortcut: a trace keeps the masks)
         steps = torch.arange(T).unsqueeze(1)  # (T, 1)
         valid_b = steps < lengths.unsqueeze(0)  # (T, B)
         valid = valid_b.to(device=x.device, dtype=x.dtype).unsqueeze(-1)  # (T, B, 1)

@@ -74,10 +74,14 @@ def _forecast_sizes(c: Mapping[str, Any]) -> tuple[RnnSizes, dict[str, tuple[int
 
 
 def _forecast_consistent(c: Mapping[str, Any]) -> str | None:
-    features = c["net"]["input_size"]
+    # known-future covariates add S inputs each (tasks/forecast.py); the scaler has 1 + C
+    known = c["net"]["out_steps"] * len(c.get("future_covariates", []))
+    features = c["net"]["input_size"] - known
     for key in ("mean", "scale"):
         if len(c["scaler"][key]) != features:
             return f"scaler.{key} has {len(c['scaler'][key])} entries for {features} input features"
+    if not set(c.get("future_covariates", [])) <= set(c["covariates"]):
+        return "future_covariates must be among the covariates"
     return None
 
 
@@ -109,6 +113,7 @@ _FORECAST_OPTIONS: dict[str, Spec] = {
     "seasonal_indices": Reals(MAX_WINDOW),
     "calibration": Reals(1000),
     "ets_fit_end": Int(1, 10**9, optional=True),
+    "future_covariates": Texts(MAX_FEATURES),
 }
 FORECAST = register(
     RunSchema(

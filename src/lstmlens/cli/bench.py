@@ -1,15 +1,18 @@
 """``lstmlens bench``: the kernel table, every variant against ``torch.nn.LSTM`` in one run.
 
-    lstmlens bench [--shapes "B,T,I,H;B,T,I,H"] [--variants vanilla,cifg,...]
-                   [--backend NAME,...|all] [--modes train,infer] [--repeats N]
+    lstmlens bench [--shapes "B,T,I,H[,L][,bi];..."] [--variants vanilla,cifg,...]
+                   [--backend NAME,...|all] [--modes train,infer] [--repeats N] [--threads N]
 
-Default: the three shapes of docs/design.md, every preset variant and ``layer_norm`` on the
-kernel ``auto`` runs here (the native one where it is built), forward+backward ("train") and
-inference, 5 rounds. ``--backend`` takes any registered kernel backend, several, or ``all``. Each row gives the median
-time, its ratio to ``torch.nn.LSTM`` at the same shape and mode, and the GFLOP/s of the
-implementation's own matmuls. All implementations of a (shape, mode) run in turn, round after
-round, so load from other programs hits them alike. The table goes to stdout, progress to
-stderr.
+Default: the three shapes of docs/design.md plus (64,100,256,256) with 2 layers and
+(32,200,128,256) bidirectional, every preset variant and ``layer_norm`` on the kernel ``auto``
+runs here (the native one where it is built), forward+backward ("train") and inference, 5
+rounds, torch's default thread count. ``--backend`` takes any registered kernel backend,
+several, or ``all``. Each row gives the median time, its ratio to ``torch.nn.LSTM`` at the same
+shape and mode, the GFLOP/s of the implementation's own matmuls and their percentage of this
+machine's fp32 matmul peak, measured first in the same run at the same thread count (the
+caption line also gives the bf16 peak where the CPU has native bf16). Every implementation is
+warmed up first; all of a (shape, mode) then run in turn, round after round, so load from
+other programs hits them alike. The table goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
@@ -20,9 +23,17 @@ from typing import Any
 
 import torch
 
-from ..bench import DESIGN_SHAPES, KERNEL_VARIANTS, default_impls, format_table, run_benchmark
+from ..bench import (
+    DESIGN_SHAPES,
+    KERNEL_VARIANTS,
+    Shape,
+    default_impls,
+    format_table,
+    matmul_peak,
+    run_benchmark,
+)
 from ..kernels import registry
-from .argtypes import REPEATS
+from .argtypes import REPEATS, THREADS
 from .common import CLIError
 
 __all__ = ["parse_shapes", "register", "run"]
@@ -30,20 +41,26 @@ __all__ = ["parse_shapes", "register", "run"]
 MODES = ("train", "infer")
 
 
-def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
-    """``"64,100,256,256;32,30,1,64"`` -> [(64, 100, 256, 256), (32, 30, 1, 64)]."""
+def parse_shapes(text: str) -> list[Shape]:
+    """``"64,100,256,256;64,100,256,256,2;32,200,128,256,1,bi"`` -> :class:`Shape` s: B, T, I,
+    H, then optionally the number of layers and ``bi`` for a bidirectional stack."""
     shapes = []
     for part in text.split(";"):
         if not part.strip():
             continue
-        fields = part.split(",")
+        fields = [f.strip() for f in part.split(",")]
+        bi = fields[-1] == "bi"
+        fields = fields[:-1] if bi else fields
         try:
             values = tuple(int(f) for f in fields)
         except ValueError:
             values = ()
-        if len(values) != 4 or min(values) < 1:
-            raise CLIError(f"bench: --shapes wants B,T,I,H (four integers >= 1), got {part!r}")
-        shapes.append(values)
+        if len(values) not in (4, 5) or min(values) < 1:
+            raise CLIError(
+                f"bench: --shapes wants B,T,I,H[,LAYERS][,bi] (integers >= 1), got {part!r}"
+            )
+        B, T, I, H = values[:4]
+        shapes.append(Shape(B, T, I, H, values[4] if len(values) == 5 else 1, bi))
     if not shapes:
         raise CLIError(f"bench: --shapes wants at least one B,T,I,H, got {text!r}")
     return shapes
@@ -67,7 +84,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--shapes",
         metavar="B,T,I,H;...",
-        help="batch, steps, input and hidden sizes (the three shapes of docs/design.md)",
+        help="batch, steps, input and hidden sizes, optionally layers and bi, e.g. "
+        '"64,100,256,256,2;32,200,128,256,1,bi" (the shapes of docs/design.md, a 2-layer and a '
+        "bidirectional one)",
     )
     p.add_argument(
         "--variants",
@@ -83,6 +102,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--modes", default="train,infer", metavar="train,infer", help="(both)")
     p.add_argument("--repeats", type=REPEATS, default=5, metavar="N", help="rounds (5)")
+    p.add_argument(
+        "--threads",
+        type=THREADS,
+        default=0,
+        metavar="N",
+        help="torch threads for every implementation and the peak; 0 keeps torch's default (0)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=run)
     return p
@@ -108,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         backends = list(registry.names())
     elif args.backend is not None:
         backends = _names(args.backend, registry.names(), "--backend")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     quiet = args.quiet
     if not quiet:
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
@@ -115,9 +143,13 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(r):
         if not quiet:
-            print(f"  {r.shape} {r.mode:5s} {r.impl:20s} {r.ms:9.1f} ms  x{r.ratio:.2f}",
+            print(f"  {r.shape.label()} {r.mode:5s} {r.impl:20s} {r.ms:9.1f} ms  x{r.ratio:.2f}",
                   file=sys.stderr)  # fmt: skip
 
-    rows = run_benchmark(shapes, default_impls(backends, variants), modes, args.repeats, progress)
-    print(format_table(rows))
+    peak = matmul_peak()
+    if not quiet:
+        print(peak.line(), file=sys.stderr)
+    impls = default_impls(backends, variants)
+    rows = run_benchmark(shapes, impls, modes, args.repeats, progress, peak)
+    print(format_table(rows, peak))
     return 0

@@ -348,7 +348,15 @@ def add_threads_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The :class:`TrainConfig` that the options of :func:`add_train_args` describe."""
+    """The :class:`TrainConfig` that the options of :func:`add_train_args` describe;
+    ``--precision bf16`` on a CPU without native bfloat16 is refused here, before anything is
+    written (:mod:`lstmlens.precision`)."""
+    from ..precision import check_precision
+
+    try:  # training runs on the CPU in this release
+        check_precision(args.precision, "cpu", "--precision bf16")
+    except ValueError as e:
+        raise CLIError(str(e)) from None
     return TrainConfig(
         epochs=args.epochs,
         max_minutes=args.max_minutes,

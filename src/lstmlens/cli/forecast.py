@@ -56,7 +56,10 @@ MODEL = tuple(o for o in ALL_MODEL_OPTIONS if o != "bidirectional")
 TRAIN_EXAMPLE = """example:
   lstmlens forecast train sales.csv --target units --date day --window 30 --horizon 7 --out runs/sales
   lstmlens forecast train --out runs/demo   (the co2 default)"""
-PREDICT_EXAMPLE = "example:\n  lstmlens forecast predict runs/sales --steps 14 --output next.csv"
+PREDICT_EXAMPLE = """example:
+  lstmlens forecast predict runs/sales --steps 14 --output next.csv
+  lstmlens forecast predict runs/sales --data sales_and_promos.csv   (with --future-covariates:
+    the file's rows after the last target value hold them, the target left blank)"""
 BACKTEST_EXAMPLE = "example:\n  lstmlens forecast backtest sales.csv --target units --folds 3"
 
 
@@ -73,7 +76,25 @@ def _add_data_args(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--date", help="date column (default: the first column if it holds dates; '' for none)"
     )
-    data.add_argument("--covariates", type=comma_names, default=(), help="extra input columns: a,b")
+    data.add_argument(
+        "--covariates",
+        type=comma_names,
+        default=(),
+        help="past-only input columns: a,b (held at their last value when a forecast rolls)",
+    )
+    data.add_argument(
+        "--future-covariates",
+        type=comma_names,
+        default=(),
+        metavar="COLS",
+        help="columns known in advance (holidays, promotions): predict reads them from the "
+        "rows after the last target value",
+    )
+    data.add_argument(
+        "--calendar",
+        action="store_true",
+        help="calendar features of the dates (month, day of week, hour, ... by frequency)",
+    )
     data.add_argument(
         "--fill", choices=("interpolate",), default=None, help="fill missing values linearly"
     )
@@ -189,7 +210,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         actions, "predict", "forecast past the end of the data with a run", PREDICT_EXAMPLE
     )
     pred.add_argument("run", metavar="RUN", help="a run folder of forecast train")
-    pred.add_argument("--data", default=None, help="the series (default: the training data)")
+    pred.add_argument(
+        "--data",
+        default=None,
+        help="the series, then the future rows of known-future covariates (default: the "
+        "training data)",
+    )
     pred.add_argument(
         "--steps", type=STEPS, default=None, help=cap_note("steps (the horizon)", STEPS)
     )
@@ -219,7 +245,15 @@ def _spec(args: argparse.Namespace) -> dict:
     from ..tasks.forecast_run import data_spec
 
     return data_spec(
-        args.data, args.target, args.date, tuple(args.covariates), args.fill, args.sep, args.decimal
+        args.data,
+        args.target,
+        args.date,
+        tuple(args.covariates),
+        args.fill,
+        args.sep,
+        args.decimal,
+        tuple(args.future_covariates),
+        args.calendar,
     )
 
 
@@ -272,10 +306,10 @@ def run_predict(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
-    text, steps, series = forecast_csv(
+    text, steps, series, kinds = forecast_csv(
         run, args.data, args.steps, sep=args.sep, decimal=args.decimal
     )
-    for note in series.notes:
+    for note in (*series.notes, *kinds):
         print(note, file=sys.stderr)
     if args.output is None:
         sys.stdout.write(text)

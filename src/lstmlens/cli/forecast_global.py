@@ -65,6 +65,10 @@ def run_global_train(args: argparse.Namespace) -> int:
     """Read the panel, check it, claim the run folder, train, score, print the summary."""
     if args.data is None or args.target is None:
         raise CLIError("many series need DATA.csv and --target (COL, COL1,COL2 or all)")
+    unsupported = [o for o, v in (("--future-covariates", getattr(args, "future_covariates", ())),
+                                  ("--calendar", getattr(args, "calendar", False))) if v]  # fmt: skip
+    if unsupported:
+        raise CLIError(f"{', '.join(unsupported)}: one series only, not yet for many series")
     if args.id is None and args.target != "all" and "," not in args.target and not args.protocol:
         raise CLIError("--target names one column: give --id for a long table")
     segment = args.segment or next(s for s in _SEGMENTS if args.window % s == 0)

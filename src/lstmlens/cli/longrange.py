@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..io import save_json_atomic
 from ..tasks.longrange import TASKS, make_task
-from ..tasks.longrange_compare import CELLS, CompareConfig, format_table
+from ..tasks.longrange_compare import CELLS, FORGET_INITS, CompareConfig, format_table
 from ..tasks.longrange_run import race, results_json
 from .argtypes import BATCH, EPOCHS, SEED, WINDOW
 from .common import (
@@ -141,6 +141,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="save the trained cells in this run folder")
     parser.add_argument("--force", action="store_true", help="replace the run in --out")
     add_model_args(parser, ("hidden", "forget_bias"))
+    parser.add_argument(
+        "--forget-init",
+        choices=FORGET_INITS,
+        default=CompareConfig.forget_init,
+        help="how the LSTMs' forget gates start: constant (add --forget-bias) or chrono "
+        "(Tallec & Ollivier 2018: b_f ~ log U(1, T-1), b_i = -b_f) (%(default)s)",
+    )
     parser.set_defaults(hidden=CompareConfig.hidden_size, forget_bias=CompareConfig.forget_bias)
     add_device_arg(parser)
     add_threads_arg(parser)
@@ -175,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         lr=defaults["lr"] if args.lr is None else args.lr,
         clip_norm=args.clip or None,
         forget_bias=args.forget_bias,
+        forget_init=args.forget_init,
         eval_every=args.eval_every,
         test_size=args.test_size,
         seed=args.seed,

@@ -172,8 +172,11 @@ def _parse_dates(column: pd.Series) -> pd.DatetimeIndex:
 
 
 def _as_numbers(column: pd.Series) -> pd.Series | None:
-    """The column as numbers if every non-blank cell is one, else ``None``."""
-    if pd.api.types.is_bool_dtype(column.dtype):
+    """The column as numbers if every non-blank cell is one, else ``None`` (also for a
+    column of pandas dates, which ``to_numeric`` would turn into nanoseconds)."""
+    if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(
+        column.dtype
+    ):
         return None
     if pd.api.types.is_numeric_dtype(column.dtype):
         return column

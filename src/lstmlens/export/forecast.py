@@ -71,6 +71,8 @@ def check_known(fc: Any) -> None:
                 raise ValueError(
                     f"the ONNX exporter does not know the forecast option {f.name}={value!r} yet"
                 )
+    if getattr(fc, "future", ()):
+        raise ValueError("the ONNX exporter does not know known-future covariates yet")
     if np.any(np.asarray(getattr(fc, "indices", [0.0])) != 0) or getattr(fc, "calibration", []):
         raise ValueError("the ONNX exporter does not know seasonal indices or calibration yet")
     children = {k for k, v in fc.net.named_children() if k != "others" or len(v)}

@@ -11,10 +11,10 @@ Two programs, written with ``torch.export.save``:
   (:mod:`lstmlens.export.forecast`): ``history`` (B, W, F) float64 -> ``forecast`` (B, S, Q)
   (the window W is the model's own);
 * language: ``(tokens (B, T), h0, c0) -> (logits (B, T, V), h_n, c_n)``: a prompt or one
-  generation step (T = 1).
-
-A classifier packs its sequences (``pack_padded_sequence``: shapes that depend on the
-lengths' values), which torch.export cannot trace: its run is refused with one line.
+  generation step (T = 1);
+* classify: ``(x (B, L, F) float32 or tokens (B, L) int64, lengths (B,) int64) ->
+  (logits, probabilities (B, C))``: the padded batch with its lengths, as the classifier
+  hands it to its layer (masks, no packing), so batch and length are both dynamic.
 Load with :func:`load_program` (it loads the kernel first, so the ops are known), or
 ``torch.export.load(PATH).module()`` after importing lstmlens and loading the kernel.
 """
@@ -29,7 +29,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["PROGRAMS", "ForecastServing", "exported_program_run", "load_program"]
+__all__ = [
+    "PROGRAMS",
+    "ClassifyServing",
+    "ForecastServing",
+    "exported_program_run",
+    "load_program",
+]
 
 
 class ForecastServing(nn.Module):
@@ -105,6 +111,36 @@ def _language(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
     return LanguageStep(model), (example, h, c), (tokens, {1: batch}, {1: batch})
 
 
+class ClassifyServing(nn.Module):
+    """A classifier on ``(x or tokens, lengths) -> (logits, probabilities)``."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        logits = self.model(x, lengths)
+        return logits, logits.softmax(-1)
+
+
+def _classify(run: Path) -> tuple[nn.Module, tuple[Tensor, ...], tuple]:
+    from ..tasks.classify_run import load_classifier
+
+    model, _ = load_classifier(run)
+    model.rnn.backend = _backend()
+    steps = 4
+    if model.text:
+        example = torch.ones(2, steps, dtype=torch.long)
+    else:
+        example = torch.zeros(2, steps, model.rnn.input_size)
+    batch = torch.export.Dim("batch")
+    x_dims: dict[int, Any] = {0: batch}
+    if model.rnn.backend == "native":
+        x_dims[1] = torch.export.Dim("steps", min=1, max=1 << 20)
+    lengths = torch.tensor([steps, steps - 1])
+    return ClassifyServing(model), (example, lengths), (x_dims, {0: batch})
+
+
 def _backend() -> str:
     """The native kernel's custom ops where it can be had, else the (unrolled) reference loop."""
     from ..kernels.native.ops import ready
@@ -116,6 +152,7 @@ def _backend() -> str:
 PROGRAMS: dict[str, Callable[[Path], tuple[nn.Module, tuple[Tensor, ...], tuple]]] = {
     "forecast": _forecast,
     "language": _language,
+    "classify": _classify,
 }
 
 
@@ -125,9 +162,8 @@ def exported_program_run(run: Path, task: str, output: Path) -> Path:
 
     if task not in PROGRAMS:
         raise ValueError(
-            f"exported-program: a {task} run packs its sequences, whose shapes depend on their "
-            "lengths' values: torch.export cannot trace that, even through lstmlens' custom "
-            "ops; use --format onnx"
+            f"exported-program: no program for a {task} run; these tasks have one: "
+            f"{', '.join(PROGRAMS)} (use --format onnx)"
         )
     module, example, shapes = PROGRAMS[task](run)
     module.eval()

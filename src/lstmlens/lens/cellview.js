@@ -53,10 +53,13 @@
 
   // the numbers of one step, by key: [symbol, value, meaning]
   function numbers(s, t) {
-    // the step before t: t - 1, or t + 1 in the reverse direction of a bidirectional layer
+    // the step before t: t - 1, or t + 1 in the reverse direction of a bidirectional layer;
+    // rows that are separate windows carry the state their step read (before_hidden, ...)
     const prev = info.consecutive ? t + (s.direction === 1 ? 1 : -1) : NaN;
+    const before = (g) => (info.before ? api.at(api.values(s.layer, s.direction, "before_" + g), t, s.unit)
+                                       : info.consecutive ? get(s, prev, g) : NaN);
     const h = get(s, t, "hidden");
-    const hPrev = info.consecutive ? get(s, prev, "hidden") : NaN;
+    const hPrev = before("hidden");
     if (data.kind === "rnn") return { h_prev: ["h(t-1)", hPrev, "the state before"], h: ["h(t)", h, "the new state"] };
     if (data.kind === "gru") {
       const r = get(s, t, "reset"), z = get(s, t, "update"), n = get(s, t, "candidate");
@@ -66,7 +69,7 @@
     }
     const i = get(s, t, "input"), f = get(s, t, "forget"), g = get(s, t, "candidate"), o = get(s, t, "output");
     const c = get(s, t, "cell");
-    const cPrev = info.consecutive ? get(s, prev, "cell") : NaN;
+    const cPrev = before("cell");
     const use = info.layerNorm ? (info.proj ? NaN : h) : o * act(c, v.outputActivation);
     return {
       h_prev: ["h(t-1)", hPrev, "the short-term memory before"], c_prev: ["c(t-1)", cPrev, "the long-term memory before"],
@@ -80,7 +83,8 @@
 
   function captions(s, t, n) {
     const out = [];
-    if (!info.consecutive) out.push("Each step of this page is a separate window, so the state before it is not shown.");
+    if (info.before) out.push("Each step of this page is the last step of its own window: the memory before is the state one step earlier in that window.");
+    else if (!info.consecutive) out.push("Each step of this page is a separate window, so the state before it is not shown.");
     if (s.direction === 1) out.push("Reverse direction: this layer reads the sequence backwards, so the step before t is t+1.");
     const first = s.direction === 1 ? api.T - 1 : 0;
     if (t === first && info.consecutive) out.push("At the first step the memory before is taken as zero (the initial state).");

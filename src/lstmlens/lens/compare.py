@@ -1,38 +1,45 @@
 r"""Several models on one page: their memory reach (log scale) and gate saturation side by side.
 
-:func:`compare_page` takes named models and one input sequence each (or one for all) and
-returns a self-contained HTML page (inline SVG, a few lines of JavaScript, no network):
+:func:`compare_page` takes named models and their input (one sequence, or a list of
+sequences, per model or for all) and returns a self-contained HTML page (inline SVG, a few
+lines of JavaScript, no network):
 
 - **Memory reach**: for each model, :func:`~lstmlens.lens.memory_reach` at the output step
   ``t`` (default the last), drawn relative to its value at lag 0,
   :math:`\mathrm{reach}_k / \mathrm{reach}_0`, on a log scale, all models on one chart, with
-  a table of the values at a few lags. A plain RNN's curve falls by orders of magnitude
-  within tens of steps (the vanishing gradient); an LSTM's stays up.
+  a table of the values at a few lags. Given several sequences, the curve is the median
+  over them of that ratio at each lag (curves aligned by lag, cut to the shortest). A plain
+  RNN's curve falls by orders of magnitude within tens of steps (the vanishing gradient);
+  an LSTM's stays up. Reach is computed on a float64 copy of each model: a plain RNN's
+  falls below float32's smallest number within a few dozen steps.
 - **Saturation** (Karpathy, Johnson & Fei-Fei 2015): per model and sigmoid gate of its
-  top layer, one point per unit at (fraction of steps shut < 0.1, fraction open > 0.9);
-  clicking a point selects that unit and names it.
+  top layer, one point per unit at (fraction of steps shut < 0.1, fraction open > 0.9) over
+  its first sequence; clicking a point selects that unit and names it.
+
+:func:`compare_runs` does the same for run folders (``lstmlens inspect RUN ... --compare``):
+a text run reads one text, a long-range race contributes every cell it raced, each read on
+``sequences`` test sequences of its task.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import json
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from .compare_svg import reach_figure, saturation_svg
 from .reach import memory_reach
 from .stats import SIGMOID_GATES, one_sequence, saturation
 from .trace import inspect
 
-__all__ = ["compare_page", "compare_runs", "reach_figure"]
+__all__ = ["compare_page", "compare_runs", "reach_figure", "relative_reach"]
 
-PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
-FLOOR = 1e-30  # the lowest value drawn on the log axis; smaller (and zero) reach sits on it
 LAGS = (1, 10, 30, 60, 90, 200, 500)
 
 _CSS = """
@@ -75,94 +82,6 @@ _SCRIPT = """
 """
 
 
-def _log(v: float) -> float:
-    return math.log10(max(v, FLOOR))
-
-
-def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int = 380) -> str:
-    """Inline SVG: each curve (reach by lag, already relative to lag 0) on a log10 y axis."""
-    if not curves:
-        raise ValueError("reach_figure: expected at least one curve")
-    left, right, top, bottom = 70, 250, 14, 40
-    kmax = max(len(c) for c in curves.values()) - 1
-    lo = min(_log(float(np.min(c))) for c in curves.values())
-    lo = math.floor(min(lo, -1.0))
-    x = lambda k: left + (k / max(kmax, 1)) * (width - left - right)  # noqa: E731
-    parts = [
-        f'<svg class="reach" viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="memory reach by lag, log scale">'
-    ]
-    step = max(1, math.ceil(-lo / 8))
-    lo = -step * math.ceil(-lo / step)  # the lowest grid line is the bottom of the chart
-    floored = any(float(np.min(c)) <= FLOOR for c in curves.values())
-    y = lambda v: top + (max(_log(v), lo) / lo) * (height - top - bottom)  # noqa: E731
-    for e in range(0, lo - 1, -step):
-        yy = y(10.0**e)
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eceff3"/>'
-        )
-        parts.append(
-            f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#5b6575">{"≤ " if floored and e == lo else ""}1e{e}</text>'
-        )
-    tick = next(n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**9) if kmax / n <= 8)
-    for k in range(0, kmax + 1, tick):
-        parts.append(
-            f'<text x="{x(k):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
-            f'font-size="11" fill="#5b6575">{k}</text>'
-        )
-    parts.append(
-        f'<text x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle" '
-        'font-size="12">lag k (steps back from the output step)</text>'
-    )
-    parts.append(
-        f'<text x="14" y="{(top + height - bottom) / 2}" font-size="12" '
-        f'transform="rotate(-90 14 {(top + height - bottom) / 2})" text-anchor="middle">'
-        "reach_k / reach_0</text>"
-    )
-    for n, (name, curve) in enumerate(curves.items()):
-        colour = PALETTE[n % len(PALETTE)]
-        pts = " ".join(f"{x(k):.1f},{y(float(v)):.1f}" for k, v in enumerate(curve))
-        parts.append(
-            f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" '
-            f'data-model="{html.escape(name)}"/>'
-        )
-        ly = top + 16 + 18 * n
-        parts.append(
-            f'<line x1="{width - right + 10}" x2="{width - right + 30}" y1="{ly - 4}" '
-            f'y2="{ly - 4}" stroke="{colour}" stroke-width="3"/>'
-        )
-        parts.append(
-            f'<text x="{width - right + 36}" y="{ly}" font-size="12">'
-            f"{html.escape(name[:34])}</text>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def _saturation_svg(left: np.ndarray, right: np.ndarray, gate: str) -> str:
-    s, m = 150, 22
-    parts = [
-        f'<svg viewBox="0 0 {s + m + 6} {s + m + 16}" data-gate="{gate}">',
-        f'<text x="{m + s / 2}" y="11" text-anchor="middle" font-size="11">{gate}</text>',
-        f'<rect x="{m}" y="16" width="{s}" height="{s}" fill="#fafbfc" stroke="#d9dee6"/>',
-        f'<text x="{m + s / 2}" y="{s + m + 12}" text-anchor="middle" font-size="9" '
-        'fill="#5b6575">shut (&lt;0.1)</text>',
-        f'<text x="9" y="{16 + s / 2}" font-size="9" fill="#5b6575" text-anchor="middle" '
-        f'transform="rotate(-90 9 {16 + s / 2})">open (&gt;0.9)</text>',
-    ]
-    for u, (lv, rv) in enumerate(zip(left, right)):
-        if not (math.isfinite(lv) and math.isfinite(rv)):
-            continue
-        parts.append(
-            f'<circle cx="{m + lv * s:.1f}" cy="{16 + s - rv * s:.1f}" r="3.2" '
-            f'fill="#2f6fc6" fill-opacity="0.55" data-unit="{u}" tabindex="0">'
-            f"<title>{gate}: shut {100 * lv:.0f}%, open {100 * rv:.0f}%</title></circle>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def _saturation_panel(name: str, model: Any, x: Any) -> str:
     trace = inspect(model, *(x if isinstance(x, tuple) else (x,)))
     layer = trace.num_layers - 1
@@ -174,12 +93,41 @@ def _saturation_panel(name: str, model: Any, x: Any) -> str:
             trace.gate(gate, layer=layer), lengths=trace.lengths, batch_first=trace.batch_first
         )  # (T, H) of the first sequence
         sat = saturation(values)
-        plots.append(_saturation_svg(sat.left, sat.right, gate))
+        plots.append(saturation_svg(sat.left, sat.right, gate))
     body = "".join(plots) or '<p class="muted">no gates: a plain RNN has nothing to saturate</p>'
     return (
         f'<div class="model" data-name="{html.escape(name)}"><h3>{html.escape(name)} '
         f'<span class="muted">({trace.kind.upper()}, top layer)</span></h3>{body}</div>'
     )
+
+
+def _first(x: Any) -> Any:
+    return x[0] if isinstance(x, list) else x
+
+
+def _wide(x: Any) -> Any:
+    """``x`` with its floating tensors in float64 (token ids and tuples' other items kept)."""
+    if isinstance(x, tuple):
+        return tuple(map(_wide, x))
+    return x.double() if hasattr(x, "is_floating_point") and x.is_floating_point() else x
+
+
+def relative_reach(model: Any, x: Any, t: int | None = None) -> tuple[np.ndarray, int]:
+    """reach_k / reach_0 by lag k, and the number of sequences it is the median over.
+
+    ``x`` is one sequence as :func:`~lstmlens.lens.memory_reach` takes it, or a list of
+    them (curves aligned by lag and cut to the shortest). Computed on a float64 copy.
+    """
+    sequences = x if isinstance(x, list) else [x]
+    if not sequences:
+        raise ValueError("relative_reach: expected at least one sequence, got an empty list")
+    wide = copy.deepcopy(model).double()
+    ratios = []
+    for seq in sequences:
+        reach = memory_reach(wide, _wide(seq), -1 if t is None else t)  # (t+1,) by lag
+        ratios.append(reach / reach[0] if reach[0] > 0 else reach)
+    lags = min(len(r) for r in ratios)
+    return np.median(np.stack([r[:lags] for r in ratios]), axis=0), len(ratios)
 
 
 def compare_page(
@@ -191,9 +139,10 @@ def compare_page(
 ) -> str:
     """One HTML page comparing ``models`` (name -> model) on their memory reach and saturation.
 
-    ``x`` is the input of one sequence for every model, or a mapping name -> input (each as
-    :func:`~lstmlens.lens.memory_reach` takes it). ``t`` is the output step (default the
-    last step of each input). Returns the HTML as a string.
+    ``x`` is the input for every model, or a mapping name -> input; an input is one sequence
+    as :func:`~lstmlens.lens.memory_reach` takes it, or a list of sequences (the curve is
+    then the median over them, see :func:`relative_reach`). ``t`` is the output step
+    (default the last step of each input). Returns the HTML as a string.
     """
     if not models:
         raise ValueError("compare_page: expected at least one model, got none")
@@ -203,20 +152,18 @@ def compare_page(
         raise ValueError(f"compare_page: no input for {missing}")
     curves, rows = {}, []
     for name, model in models.items():
-        xs = inputs[name]
-        reach = memory_reach(model, xs, -1 if t is None else t)  # (t+1,) by lag
-        rel = reach / reach[0] if reach[0] > 0 else reach
+        rel, n = relative_reach(model, inputs[name], t)
         curves[name] = rel
-        rows.append((name, len(rel) - 1, rel))
+        rows.append((name, len(rel) - 1, n, rel))
     lags = [k for k in LAGS if any(k < len(c) for c in curves.values())]
     head = "".join(f"<th>k = {k}</th>" for k in lags)
     body = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{t_used}</td>"
+        f"<tr><td>{html.escape(name)}</td><td>{t_used}</td><td>{n}</td>"
         + "".join(f"<td>{rel[k]:.2e}</td>" if k < len(rel) else "<td></td>" for k in lags)
         + "</tr>"
-        for name, t_used, rel in rows
+        for name, t_used, n, rel in rows
     )
-    panels = "".join(_saturation_panel(name, m, inputs[name]) for name, m in models.items())
+    panels = "".join(_saturation_panel(name, m, _first(inputs[name])) for name, m in models.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -225,10 +172,10 @@ def compare_page(
 <header><h1>{html.escape(title)}</h1>
 <p class="muted">{len(models)} models. Memory reach: how much the output at step t still
 changes when the input k steps earlier changes, ||d y_t / d x_(t-k)|| (Frobenius norm of the
-Jacobian), relative to k = 0.</p></header>
+Jacobian), relative to k = 0; with several sequences, the median over them.</p></header>
 <section><h2>Memory reach (log scale)</h2>
 {reach_figure(curves)}
-<table id="reach-table"><tr><th>model</th><th>t</th>{head}</tr>{body}</table>
+<table id="reach-table"><tr><th>model</th><th>lags</th><th>sequences</th>{head}</tr>{body}</table>
 <p class="muted">A curve that falls by orders of magnitude within a few dozen steps is the
 vanishing gradient: whatever happened earlier can no longer change the output, so the model
 cannot learn to use it. The LSTM's forget gate (kept near 1) lets the gradient through.</p>
@@ -245,20 +192,31 @@ unit.</p>
 """
 
 
-def _text_input(model: Any, config: dict[str, Any], text: str | None, max_steps: int) -> Any:
-    """Token ids (1, T) of ``text`` (default: text the model writes, seed 0), first steps."""
+class _Read(NamedTuple):
+    """What a run's models read on the page: ``text`` and ``max_steps`` (text runs), the
+    number of ``sequences`` of a long-range task."""
+
+    text: str | None
+    max_steps: int
+    sequences: int
+
+
+def _text_input(model: Any, config: dict[str, Any], read: _Read) -> Any:
+    """Token ids (1, T) of ``read.text`` (default: text the model writes, seed 0), first steps."""
     import torch
 
+    text = read.text
     if text is None:
-        text = model.generate(prompt="", length=max_steps, temperature=0.8, seed=0)
-    tokens = model.tokenizer.split(text)[:max_steps]
+        text = model.generate(prompt="", length=read.max_steps, temperature=0.8, seed=0)
+    tokens = model.tokenizer.split(text)[: read.max_steps]
     if not tokens:
         raise ValueError("compare_runs: the input text has no tokens")
     return torch.tensor([[model.tokenizer.stoi.get(tok, 0) for tok in tokens]])  # (1, T)
 
 
-def _longrange_input(model: Any, config: dict[str, Any], text: str | None, max_steps: int) -> Any:
-    """One test sequence (1, L, I) of the run's long-range task (seed 0)."""
+def _longrange_input(model: Any, config: dict[str, Any], read: _Read) -> list[Any]:
+    """``read.sequences`` test sequences of the run's long-range task (seed 0), each
+    ``(1, L_i, I)`` cut to its own length."""
     import torch
 
     from lstmlens.tasks.longrange import make_task
@@ -267,26 +225,30 @@ def _longrange_input(model: Any, config: dict[str, Any], text: str | None, max_s
     if isinstance(problem, dict):  # a run folder of lstmlens longrange --out
         options = problem.get("options") or {}
         task = make_task(str(problem.get("name")), int(problem.get("length", 0)), **options)
-        return task.sample(1, torch.Generator().manual_seed(0)).inputs
-    name = problem or config.get("task_name") or config.get("name")
-    if not isinstance(name, str) or "length" not in config:
-        raise ValueError(
-            "compare_runs: a longrange run's config.json must name its problem "
-            f"('problem') and 'length'; got keys {sorted(config)}"
-        )
-    return make_task(name, int(config["length"])).sample(1, torch.Generator().manual_seed(0)).inputs
+    else:
+        name = problem or config.get("task_name") or config.get("name")
+        if not isinstance(name, str) or "length" not in config:
+            raise ValueError(
+                "compare_runs: a longrange run's config.json must name its problem "
+                f"('problem') and 'length'; got keys {sorted(config)}"
+            )
+        task = make_task(name, int(config["length"]))
+    batch = task.sample(read.sequences, torch.Generator().manual_seed(0))
+    ends = [batch.inputs.shape[1]] * read.sequences if batch.lengths is None else batch.lengths
+    return [batch.inputs[i : i + 1, : int(end)] for i, end in enumerate(ends)]
 
 
-#: config.json "task" -> the input one sequence of that task's model reads
-_INPUTS: dict[str, Callable[[Any, dict[str, Any], str | None, int], Any]] = {
+#: config.json "task" -> the input (one sequence or a list) that task's models read
+_INPUTS: dict[str, Callable[[Any, dict[str, Any], _Read], Any]] = {
     "language": _text_input,
     "text": _text_input,
     "longrange": _longrange_input,
 }
 
 
-def _load(run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """(model, config) of a run folder: ``lstmlens.load_run`` where it exists, else text runs."""
+def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """({name: model}, config) of a run folder: one model, or every cell of a long-range
+    race (named ``cell``); ``lstmlens.load_run`` where it exists, else text runs."""
     path = run_dir / "config.json"
     if not path.is_file():
         raise ValueError(f"compare_runs: {run_dir} is not a run folder (no config.json)")
@@ -303,13 +265,13 @@ def _load(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     if hasattr(lstmlens, "load_run"):
         loaded = lstmlens.load_run(run_dir)
         model = loaded[0] if isinstance(loaded, tuple) else getattr(loaded, "model", loaded)
-        if isinstance(model, torch.nn.ModuleDict):  # a long-range race: its lstm, else first
-            model = model["lstm"] if "lstm" in model else next(iter(model.values()))
-        return model, config
+        if isinstance(model, torch.nn.ModuleDict):  # a long-range race: every cell
+            return dict(model.items()), config
+        return {"": model}, config
     if task in ("language", "text"):
         from lstmlens.tasks.language import load_language_model
 
-        return load_language_model(run_dir)
+        return {"": load_language_model(run_dir)[0]}, config
     raise ValueError(f"compare_runs: loading a {task!r} run needs lstmlens.load_run")
 
 
@@ -319,22 +281,35 @@ def compare_runs(
     *,
     text: str | None = None,
     max_steps: int = 200,
+    sequences: int = 50,
 ) -> Path:
     """Write the :func:`compare_page` of several run folders to ``html_path``.
 
-    Each model reads one sequence of its own task: a text run the first ``max_steps``
-    tokens of ``text`` (default: text it writes itself), a longrange run one test sequence
-    of its problem. Two runs with the same folder name are told apart by their parent.
+    Each model reads its own task: a text run the first ``max_steps`` tokens of ``text``
+    (default: text it writes itself), every cell of a long-range race ``sequences`` test
+    sequences of its problem (the curve is the median over them). A model is named after
+    its folder, a raced cell ``FOLDER/CELL``; two folders of the same name are told apart
+    by their parent.
     """
     from .html import write_page
 
     if not run_dirs:
         raise ValueError("compare_runs: expected at least one run folder")
-    models, inputs = {}, {}
+    if not isinstance(sequences, int) or isinstance(sequences, bool) or sequences < 1:
+        raise ValueError(f"compare_runs: sequences must be a positive int, got {sequences!r}")
+    read = _Read(text, max_steps, sequences)
+    models: dict[str, Any] = {}
+    inputs: dict[str, Any] = {}
     for run in map(Path, run_dirs):
-        model, config = _load(run)
-        name = run.name if run.name not in models else f"{run.parent.name}/{run.name}"
-        models[name] = model
-        inputs[name] = _INPUTS[config["task"]](model, config, text, max_steps)
+        cells, config = _load(run)
+        folder = (
+            run.name
+            if run.name not in {n.split("/")[0] for n in models}
+            else (f"{run.parent.name}/{run.name}")
+        )
+        for cell, model in cells.items():
+            name = f"{folder}/{cell}" if cell else folder
+            models[name] = model
+            inputs[name] = _INPUTS[config["task"]](model, config, read)
     title = "lstmlens: " + " vs ".join(models)
     return write_page(compare_page(models, inputs, title=title), html_path)

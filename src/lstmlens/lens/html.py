@@ -216,6 +216,7 @@ class _OneSequence:
         self.batch_first = False
         self.lengths = None
         self.arrays: dict[tuple[str, int, int], np.ndarray] = {}
+        self.before: dict[tuple[str, int, int], np.ndarray] = {}
         for layer in range(self.num_layers):
             for d in range(self.num_directions):
                 for name in self.gate_names:
@@ -227,6 +228,10 @@ class _OneSequence:
                     )  # (T, H)
                     self.full_steps = seq.shape[0]
                     self.arrays[name, layer, d] = seq[:max_steps] if max_steps else seq
+        for (layer, d), named in (getattr(trace, "before", None) or {}).items():
+            for name, g in named.items():  # the state each row read: "before_hidden", ...
+                seq = one_sequence(g, batch_index, lengths=trace.lengths, batch_first=False)
+                self.before[f"before_{name}", layer, d] = seq[:max_steps] if max_steps else seq
         self.steps, self.hidden_size = next(iter(self.arrays.values())).shape
         self.cell = cell_info(trace)
         if self.steps == 0:
@@ -261,6 +266,8 @@ def _payload(seq: _OneSequence, signals: Mapping[str, np.ndarray], top: int) -> 
                 "mean": mean,
                 "halfLife": None if hl is None else _rounded(hl, 2),
             }
+    for (name, layer, d), a in seq.before.items():
+        arrays[f"{layer}/{d}/{name}"] = _encode(a, f"{name!r} of layer {layer}")
     units = interpretable_units(seq, signals, k=top, gates=state_gates) if signals else []
     return {
         "kind": seq.kind,

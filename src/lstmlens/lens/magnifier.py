@@ -26,10 +26,18 @@ def cell_info(trace: Any) -> dict[str, Any]:
     """How the recorded module is wired, for the cell view (variant, layer norm, projection).
 
     ``consecutive`` says that row t - 1 of the page is the step before row t (false for a
-    page whose rows are separate windows, which has no ``module``).
+    page whose rows are separate windows); ``before`` that the page carries, for such rows,
+    the state each row's step read (arrays ``before_hidden`` / ``before_cell``, see
+    :attr:`~lstmlens.lens.trace.Trace.before`).
     """
     module = getattr(trace, "module", None)
-    info: dict[str, Any] = {"consecutive": module is not None, "layerNorm": False, "proj": 0}
+    before = getattr(trace, "before", None) is not None
+    info: dict[str, Any] = {
+        "consecutive": module is not None and not before,
+        "before": before,
+        "layerNorm": False,
+        "proj": 0,
+    }
     if module is None:
         return info
     info["proj"] = int(getattr(module, "proj_size", 0) or 0)

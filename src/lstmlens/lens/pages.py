@@ -96,21 +96,30 @@ def write_text_lens(
 def window_trace(forecaster: Any, series: Any, origins: np.ndarray) -> Trace:
     """The gates at the last step of each window ending before ``origins`` (N,), as one
     unbatched trace of N steps: ``gate(name, layer, direction)`` is ``(N, H)``, row n the
-    state the forecaster's head reads for the forecast from ``origins[n]``."""
+    state the forecaster's head reads for the forecast from ``origins[n]``.
+
+    Row n is its own window, so the row before it is not the state its step read: that
+    state (``hidden`` and ``cell`` one step earlier in the same window; zero, the initial
+    state, for a one-step window or the reverse direction, which starts at the last step)
+    is kept in ``trace.before`` for the cell view."""
     pieces: dict[tuple[int, int], dict[str, list[torch.Tensor]]] = {}
+    earlier: dict[tuple[int, int], dict[str, list[torch.Tensor]]] = {}
     trace: Trace | None = None
     for chunk in np.array_split(origins, math.ceil(len(origins) / _CHUNK)):
         trace = inspect(forecaster.net, forecaster.inputs(series, chunk))  # x: (n, W, F)
         for layer in range(trace.num_layers):
             for d in range(trace.num_directions):
                 for name in trace.gate_names:
-                    last = trace.gate(name, layer, d)[:, -1]  # (n, W, H) -> (n, H)
+                    gate = trace.gate(name, layer, d)  # (n, W, H)
+                    last = gate[:, -1]  # (n, H)
                     pieces.setdefault((layer, d), {}).setdefault(name, []).append(last.double())
+                    if name in ("hidden", "cell"):
+                        read = gate[:, -2] if gate.shape[1] > 1 and d == 0 else 0 * last
+                        earlier.setdefault((layer, d), {}).setdefault(name, []).append(
+                            read.double()
+                        )
     assert trace is not None
-    gates = {
-        key: {name: torch.cat(parts)[:, None] for name, parts in named.items()}  # (N, 1, H)
-        for key, named in pieces.items()
-    }
+    stack = lambda named: {n: torch.cat(parts)[:, None] for n, parts in named.items()}  # noqa: E731
     return Trace(
         kind=trace.kind,
         num_layers=trace.num_layers,
@@ -120,7 +129,8 @@ def window_trace(forecaster: Any, series: Any, origins: np.ndarray) -> Trace:
         batched=False,
         lengths=None,
         module=trace.module,
-        _gates=gates,
+        before={key: stack(named) for key, named in earlier.items()},  # (N, 1, H)
+        _gates={key: stack(named) for key, named in pieces.items()},  # (N, 1, H)
     )
 
 

@@ -51,6 +51,9 @@ class Trace:
     output: Any = None  # what the model returned
     module: nn.Module | None = None
     inputs: Tensor | None = None  # what the recorded module read (None when packed)
+    #: rows that are separate windows (a forecast page): per (layer, direction) the state
+    #: ``hidden`` / ``cell`` each row's step read, shaped like the gates; None otherwise
+    before: dict[tuple[int, int], dict[str, Tensor]] | None = field(default=None, repr=False)
     _gates: dict[tuple[int, int], dict[str, Tensor]] = field(default_factory=dict, repr=False)
 
     @property
@@ -108,9 +111,10 @@ def inspect(
     calls: list[dict[tuple[int, int], dict[str, Tensor]]] = []
     seen: dict[str, Any] = {}
 
-    def pre_hook(mod: nn.Module, args: tuple[Any, ...]) -> None:
+    def pre_hook(mod: nn.Module, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         x = args[0]
-        seen["lengths"] = None
+        given = kw.get("lengths", args[2] if len(args) > 2 else None)  # padded input's ends
+        seen["lengths"] = None if given is None else given.detach().to("cpu", torch.long)
         seen["inputs"] = None if isinstance(x, PackedSequence) else x.detach()
         if isinstance(x, PackedSequence):
             seen["batched"] = True
@@ -129,7 +133,7 @@ def inspect(
         calls[-1][(layer, direction)] = {k: v.detach() for k, v in gates.items()}
 
     modes = {m: m.training for m in model.modules()}
-    handle = target.register_forward_pre_hook(pre_hook)
+    handle = target.register_forward_pre_hook(pre_hook, with_kwargs=True)
     target._recorder = record
     try:
         model.eval()

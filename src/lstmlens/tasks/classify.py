@@ -9,8 +9,10 @@ bidirectional) and the sequence is summarised by
 * ``pooling="mean"``: ``(1/L) sum_t h_t`` over the sequence's own steps only (padding is masked).
 
 ``logits = W s + b`` (``C`` classes); the loss is cross-entropy, optionally weighted per class
-(``w_c = N / (C N_c)``, "balanced") against imbalance. A batch of unequal lengths is packed
-(``pack_padded_sequence``), so a sequence gets the same logits in any batch as alone.
+(``w_c = N / (C N_c)``, "balanced") against imbalance. A batch of unequal lengths goes to the
+layer padded, with its ``lengths`` (each sequence ends there, as if packed), so a sequence gets
+the same logits in any batch as alone, and ``torch.compile(fullgraph=True)`` takes the model
+whole (a ``torch.nn.LSTM`` put in ``rnn`` is fed packed sequences).
 Numeric features are standardised with the training set's per-feature mean and deviation, which
 travel with the model.
 """
@@ -28,6 +30,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data.sequences import LabelledSequences, pad_batch
 from ..layers import LSTM
+from ..recurrent import RecurrentBase
 from .classify_metrics import classification_metrics
 
 __all__ = ["POOLINGS", "ClassifyTask", "SequenceClassifier", "class_weights", "predict_logits"]
@@ -91,8 +94,12 @@ class SequenceClassifier(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         x = self.embed(x) if self.text else (x - self.mean) / self.std  # (B, L, E) or (B, L, F)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, (h_n, _) = self.rnn(packed)
+        if isinstance(self.rnn, RecurrentBase):  # padded + lengths: one graph for the compiler
+            padded, (h_n, _) = self.rnn(x, lengths=lengths)  # (B, L, D*H), zeros past L
+        else:  # a torch.nn.LSTM put in its place reads packed sequences
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, (h_n, _) = self.rnn(packed)
+            padded, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         if self.pooling == "last":
             if self.rnn.bidirectional:
                 summary = torch.cat(
@@ -101,7 +108,6 @@ class SequenceClassifier(nn.Module):
             else:
                 summary = h_n[-1]  # (B, H), original batch order
         else:
-            padded, _ = pad_packed_sequence(out, batch_first=True)  # (B, L_max, D*H), zeros past L
             summary = padded.sum(1) / lengths.to(padded.dtype).unsqueeze(1)  # (B, D*H)
         return self.head(summary)
 

@@ -18,8 +18,19 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    levels. The head starts at zero, so an untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
-   ``S`` steps always rolls forward this way; covariates are past-only, so they are held
-   at their last known value when rolling.
+   ``S`` steps always rolls forward this way. Past-only covariates are held at their
+   last known value when rolling (:meth:`Forecaster.held_note` says so); known-future
+   covariates (``future``: columns known in advance, and the ``--calendar`` features)
+   take their given values.
+   Known-future covariates ``f`` (``K`` columns, model scale) also reach the output
+   steps directly: every row of the window carries those of the ``S`` target steps,
+
+       x'[o]_j = [ x[o]_j , f[o], f[o+1], ..., f[o+S-1] ]      j = 0..W-1
+
+   so the input has ``F + S K`` features, and the step the head predicts sees its own
+   covariates (a promotion at ``o+h`` can lift output ``h``). Forecasting ``steps``
+   values from the end of a series needs ``f`` for the ``ceil(steps / S) S`` rows after
+   it (:meth:`Forecaster.future_rows`).
 5. ``members`` LSTMs (a seed ensemble) train side by side; the forecast is their median.
    The epoch kept is the one with the lowest loss on the validation part, the rows right
    before the test part.
@@ -57,6 +68,7 @@ from .forecast_config import (
     Prediction,
 )
 from .forecast_conformal import calibrate, widen
+from .forecast_future import blocks_needed, extend, future_block, held_note
 from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
 from .forecast_norm import anchors, gather, inputs, is_seasonal, seasonal_indices
 
@@ -68,12 +80,13 @@ FORMAT = "lstmlens-forecast"
 class Forecaster:
     """An LSTM forecaster: ``fit`` on a series, then ``predict_at`` origins or ``forecast`` ahead."""
 
-    def __init__(self, config: ForecastConfig | None = None) -> None:
+    def __init__(self, config: ForecastConfig | None = None, future: tuple[str, ...] = ()) -> None:
         self.config = ForecastConfig() if config is None else config
         self.net: ForecastNet | None = None
         self.scaler: Scaler | None = None
         self.target = ""
         self.covariates: tuple[str, ...] = ()
+        self.future = tuple(future)  # the covariates known in advance (a subset, in order)
         self.season: int | None = None
         self.indices = np.zeros(1)  # (m,) seasonal indices on the model scale (zeros: none)
         self.calibration: list[float] = []  # per outer level pair: conformal widening
@@ -118,15 +131,55 @@ class Forecaster:
         return np.exp(z) if self.config.log else z
 
     def _net_io(
-        self, hist: np.ndarray, phase: np.ndarray, ets: np.ndarray | None = None
+        self,
+        hist: np.ndarray,
+        phase: np.ndarray,
+        ets: np.ndarray | None = None,
+        block: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs ``(N, W, F)`` and anchors ``(N, S)`` from histories ``(N, L, F)``
-        (``ets``: the ETS anchor ``(N, S)`` when that is the anchor)."""
+        """Inputs ``(N, W, F + S K)`` and anchors ``(N, S)`` from histories ``(N, L, F)``
+        (``ets``: the ETS anchor ``(N, S)`` when that is the anchor; ``block``: the
+        known-future covariates of the ``S`` target steps ``(N, S K)``, module doc)."""
         w = self.config.window
         assert w is not None
         x = inputs(hist[:, -w:], phase, self.indices, self.anchor)
+        if block is not None and block.shape[1]:
+            x = np.concatenate([x, np.repeat(block[:, None, :], x.shape[1], axis=1)], axis=-1)
         a = anchors(hist, phase, self.indices, self.anchor, self.config.out_steps)
         return x, (a if ets is None else a + ets)
+
+    @property
+    def future_columns(self) -> list[int]:
+        """Feature positions (in ``[y, X]``) of the known-future covariates."""
+        return [1 + self.covariates.index(name) for name in self.future]
+
+    def _block(self, u: np.ndarray, origins: np.ndarray) -> np.ndarray | None:
+        """Known-future covariates of rows ``o .. o+S-1`` per origin, flattened ``(N, S K)``
+        (rows past the end of ``u`` repeat its last row: the lens only); None without."""
+        if not self.future:
+            return None
+        return future_block(u, origins, self.future_columns, self.config.out_steps)
+
+    def future_rows(self, steps: int | None = None) -> int:
+        """Rows of known-future covariates a forecast of ``steps`` (default H) values past
+        the end needs: ``ceil(steps / S) S``, or 0 without known-future covariates."""
+        steps = self.config.horizon if steps is None else steps
+        return blocks_needed(steps, self.config.out_steps) if self.future else 0
+
+    @property
+    def past_covariates(self) -> tuple[str, ...]:
+        """The covariates known only up to the forecast origin."""
+        return tuple(c for c in self.covariates if c not in self.future)
+
+    def held_note(
+        self, steps: int | None = None, past: tuple[str, ...] | None = None
+    ) -> str | None:
+        """The line announcing past-only covariates (default: the fitted model's) held at
+        their last value, when a forecast of ``steps`` (default H) values rolls past ``S``
+        steps; else None."""
+        steps = self.config.horizon if steps is None else int(steps)
+        past = self.past_covariates if past is None else past
+        return held_note(past, steps, self.config.out_steps)
 
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
         """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
@@ -147,7 +200,8 @@ class Forecaster:
         """Windows ``(N, W, F)`` and target corrections ``(N, S)``, NaN at rows ``>= stop``."""
         s = self.config.out_steps
         hist = gather(u, origins, self.history)
-        x, a = self._net_io(hist, origins % len(self.indices), self._ets(u, origins, s))
+        ets_anchor = self._ets(u, origins, s)
+        x, a = self._net_io(hist, origins % len(self.indices), ets_anchor, self._block(u, origins))
         rows = origins[:, None] + np.arange(s)[None, :]  # (N, S)
         y = np.where(rows < stop, u[np.minimum(rows, len(u) - 1), 0], np.nan) - a
         return torch.from_numpy(x).float(), torch.from_numpy(y).float()
@@ -224,6 +278,13 @@ class Forecaster:
         self._check_series(series)
         c = self.config
         self.target, self.covariates = series.name, tuple(series.covariate_names)
+        unknown = [name for name in self.future if name not in self.covariates]
+        if unknown:
+            raise ValueError(
+                f"Forecaster: future covariates {unknown} are not among the series' "
+                f"covariates {list(self.covariates)}"
+            )
+        self.future = tuple(name for name in self.covariates if name in self.future)
         raw = series.features.copy()
         if c.log:
             raw[:, 0] = np.log(raw[:, 0])
@@ -268,8 +329,9 @@ class Forecaster:
 
     def net_config(self, series: Series) -> NetConfig:
         c = self.config
+        known = sum(name in self.future for name in series.covariate_names)
         return NetConfig(
-            input_size=1 + len(series.covariate_names),
+            input_size=1 + len(series.covariate_names) + c.out_steps * known,
             hidden_size=c.hidden_size,
             num_layers=c.num_layers,
             variant=c.variant,
@@ -294,12 +356,20 @@ class Forecaster:
 
     @torch.no_grad()
     def predict_at(
-        self, series: Series, origins: np.ndarray, steps: int | None = None
+        self,
+        series: Series,
+        origins: np.ndarray,
+        steps: int | None = None,
+        future: np.ndarray | None = None,
     ) -> Prediction:
         """Forecast ``steps`` (default H) values from each origin, reading only rows before it.
 
         ``origins`` are row positions in ``series`` (``1 <= o <= len(series)``; rows before
-        the start are edge-padded).
+        the start are edge-padded). ``future`` ``(R, K)``: the known-future covariates of
+        the ``R`` rows after the end of ``series`` (data units, in the order of
+        ``self.future``). The forecast from ``o`` reads them up to row
+        ``o + future_rows(steps)``; rows past the end repeat the last one (scoring a last
+        test block that the series cuts short; :meth:`forecast` asks for them all).
         """
         net = self._require_fitted()
         c = self.config
@@ -319,7 +389,7 @@ class Forecaster:
                 f"Forecaster.predict_at: origins must lie in [1, {len(series)}], "
                 f"got [{origins.min()}, {origins.max()}]"
             )
-        u = self._encode(series)
+        u = self._extend(self._encode(series), future)
         hist = gather(u, origins, self.history)  # (N, L, F) model scale
         s = c.out_steps
         ets_all = self._ets(u, origins, -(-steps // s) * s)  # (N, >= steps) or None
@@ -328,12 +398,16 @@ class Forecaster:
         done = 0
         while done < steps:
             ets_block = None if ets_all is None else ets_all[:, done : done + s]
-            x, a = self._net_io(hist, (origins + done) % len(self.indices), ets_block)
+            at = origins + done
+            x, a = self._net_io(hist, at % len(self.indices), ets_block, self._block(u, at))
             out = net(torch.from_numpy(x).float()).double().numpy()  # (N, S, Q)
             out = (np.sort(out, axis=-1) + a[..., None])[:, : steps - done]
             blocks.append(out)
-            new = np.repeat(hist[:, -1:, :], out.shape[1], axis=1)  # covariates held
+            new = np.repeat(hist[:, -1:, :], out.shape[1], axis=1)  # past covariates held
             new[..., 0] = out[..., median]
+            if self.future:  # known-future covariates take their values
+                rows = np.minimum(at[:, None] + np.arange(out.shape[1]), len(u) - 1)  # (N, n)
+                new[..., self.future_columns] = u[rows][..., self.future_columns]
             hist = np.concatenate([hist, new], axis=1)[:, -self.history :]
             done += out.shape[1]
         u = np.concatenate(blocks, axis=1)  # (N, steps, Q)
@@ -344,6 +418,15 @@ class Forecaster:
             return Prediction(point=q[..., 0])
         return Prediction(point=q[..., median], quantiles=q, levels=c.quantiles)
 
+    def _extend(self, u: np.ndarray, future: np.ndarray | None) -> np.ndarray:
+        """``u`` ``(T, F)`` with the known-future rows ``future`` after it (model scale;
+        :func:`.forecast_future.extend`)."""
+        if not self.future:
+            return u
+        assert self.scaler is not None
+        return extend(u, future, self.future_columns, self.scaler.mean, self.scaler.scale,
+                      self.future)  # fmt: skip
+
     def inputs(self, series: Series, origins: np.ndarray | None = None) -> torch.Tensor:
         """The exact tensor ``(N, W, F)`` the network reads at ``origins`` (default: the end).
 
@@ -352,18 +435,29 @@ class Forecaster:
         self._require_fitted()
         origins = np.array([len(series)]) if origins is None else np.asarray(origins)
         origins = origins.astype(np.int64)
-        hist = gather(self._encode(series), origins, self.history)
-        x, _ = self._net_io(hist, origins % len(self.indices), None)
+        u = self._encode(series)
+        hist = gather(u, origins, self.history)
+        x, _ = self._net_io(hist, origins % len(self.indices), None, self._block(u, origins))
         return torch.from_numpy(x).float()
 
-    def forecast(self, series: Series, steps: int | None = None) -> Prediction:
-        """Forecast the ``steps`` values after the end of ``series`` (one origin)."""
+    def forecast(
+        self, series: Series, steps: int | None = None, future: np.ndarray | None = None
+    ) -> Prediction:
+        """Forecast the ``steps`` values after the end of ``series`` (one origin; ``future``:
+        the known-future covariates of the ``future_rows(steps)`` rows after it)."""
         window = self.config.window or 1
         if len(series) < window:
             raise ValueError(
                 f"Forecaster.forecast: need at least window={window} rows, got {len(series)}"
             )
-        return self.predict_at(series, np.array([len(series)]), steps)
+        steps = self.config.horizon if steps is None else int(steps)
+        given, need = (0 if future is None else len(future)), self.future_rows(steps)
+        if given < need:
+            raise ValueError(
+                f"Forecaster: the future covariates {', '.join(self.future)} are needed for "
+                f"{need} row(s) after the end of the series; {given} given"
+            )
+        return self.predict_at(series, np.array([len(series)]), steps, future)
 
     # ----------------------------------------------------------- save/load
 
@@ -379,6 +473,7 @@ class Forecaster:
             "scaler": self.scaler.to_dict(),
             "target": self.target,
             "covariates": list(self.covariates),
+            "future_covariates": list(self.future),
             "season": self.season,
             "seasonal_indices": self.indices.tolist(),
             "calibration": list(self.calibration),
@@ -415,14 +510,20 @@ class Forecaster:
             fc = cls(ForecastConfig(**forecast))
             fc.scaler = Scaler.from_dict(cfg["scaler"])
             fc.target = str(cfg["target"])
-            fc.covariates = tuple(cfg["covariates"])
+            fc.covariates = tuple(str(c) for c in cfg["covariates"])
+            fc.future = tuple(str(c) for c in cfg.get("future_covariates", []))
             fc.season = cfg["season"]
             fc.indices = np.asarray(cfg.get("seasonal_indices", [0.0]), dtype=np.float64)
             fc.calibration = [float(v) for v in cfg.get("calibration", [])]
             fc.ets_fit_end = cfg.get("ets_fit_end")
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{where}: incomplete forecast config ({err})") from None
-        if len(fc.scaler.mean) != net.config.input_size:
+        if not set(fc.future) <= set(fc.covariates):
+            raise ValueError(f"{where}: future_covariates must be among the covariates")
+        known = len(fc.future) * fc.config.out_steps
+        if len(fc.scaler.mean) != 1 + len(fc.covariates) or (
+            len(fc.scaler.mean) + known != net.config.input_size
+        ):
             raise ValueError(f"{where}: scaler and model disagree on the number of features")
         if fc.indices.ndim != 1 or len(fc.indices) < 1:
             raise ValueError(f"{where}: seasonal_indices must be a non-empty list")

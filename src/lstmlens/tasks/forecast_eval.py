@@ -132,8 +132,10 @@ def backtest(
     reporter: Reporter | None = None,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     baselines: tuple[str, ...] = BASELINES,
+    future: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Rolling-origin evaluation over ``folds`` consecutive test blocks of ``test_size`` rows.
+    """Rolling-origin evaluation over ``folds`` consecutive test blocks of ``test_size`` rows
+    (``future``: the known-future covariates, as for :class:`Forecaster`).
 
     Fold ``k`` trains a fresh model (same seed) on everything before its block and scores
     it with :func:`evaluate`. Returns ``{"folds": [metrics...], "mean": {name: metrics}}``
@@ -149,7 +151,7 @@ def backtest(
         part = series.head(split.n)
         if reporter is not None:
             reporter.message(f"fold {k + 1}/{folds}: test rows {split.val_end}..{split.n - 1}")
-        model = Forecaster(fold_config)
+        model = Forecaster(fold_config, future=future)
         model.fit(part, train, split=split, reporter=reporter)
         say = reporter.message if reporter is not None else None
         fold = evaluate(model, part, split, baselines, progress=say).metrics

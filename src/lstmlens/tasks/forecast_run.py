@@ -10,8 +10,11 @@ prints. The run folder holds
 * ``model.safetensors``; ``metrics.json`` (the model and every baseline on the test part);
 * ``forecast.png``, ``training_curve.png``, ``train.log``, ``lens.html``.
 
-A data spec is ``{"source": "co2"}`` (statsmodels' weekly Mauna Loa co2, gaps filled) or
-``{"source": "csv", "path", "target", "date", "covariates", "fill"}``.
+The data spec and its reading live in :mod:`.forecast_data` (re-exported here).
+Covariates are past-only (``covariates``),
+known in advance (``future_covariates``, whose values for the forecast steps are the rows
+after the last target value) or calendar features of the dates (``calendar``); see
+:mod:`lstmlens.data.covariates`. ``metrics.json`` says which kind each is.
 """
 
 from __future__ import annotations
@@ -25,118 +28,49 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from ..data.series import Series, from_pandas, read_csv
+from ..data.calendar import PREFIX
+from ..data.covariates import Covariates, future_values
+from ..data.series import Series
+from ..data.timegrid import first_label
 from ..io import LOG_FILE, save_json_atomic, stamp
-from ..runfiles import is_regular_file
 from ..train import Reporter, TrainConfig
 from .baselines import BASELINES
 from .forecast import ForecastConfig, Forecaster
+from .forecast_data import (
+    DEFAULT_DATA,
+    TRAIN_DEFAULTS,
+    covariate_lines,
+    data_spec,
+    load_data,
+    load_series,
+    run_covariates,
+    run_data,
+    run_series,
+)
 
 __all__ = [
     "DEFAULT_DATA",
+    "TRAIN_DEFAULTS",
     "ForecastRunResult",
     "PreparedForecast",
     "backtest_forecast",
     "data_spec",
     "describe",
     "forecast_csv",
+    "covariate_lines",
+    "forecast_frame",
     "inspect_forecast_run",
+    "load_data",
     "load_forecast_run",
     "load_series",
     "metrics_report",
     "prepare_forecast",
+    "run_covariates",
+    "run_data",
     "run_series",
 ]
-
-DEFAULT_DATA = "co2"
-
-
-def data_spec(
-    data: str | None,
-    target: str | None = None,
-    date: str | None = None,
-    covariates: tuple[str, ...] = (),
-    fill: str | None = None,
-    sep: str | None = None,
-    decimal: str | None = None,
-) -> dict[str, Any]:
-    """The data spec of a CSV file ``data`` read with these options (None: the co2 default);
-    ``sep`` and ``decimal`` are the file's dialect (None: detected)."""
-    if data is None:
-        given = [
-            f"--{k}"
-            for k, v in (("target", target), ("date", date), ("covariates", covariates))
-            if v
-        ]
-        if given:
-            raise ValueError(f"{', '.join(given)} given without a DATA.csv file")
-        return {"source": DEFAULT_DATA}
-    return {
-        "source": "csv",
-        "path": str(Path(data).resolve()),
-        "target": target,
-        "date": date,
-        "covariates": list(covariates),
-        "fill": fill,
-        "sep": sep,
-        "decimal": decimal,
-    }
-
-
-def load_series(spec: dict[str, Any]) -> Series:
-    """The series a data spec names (``ValueError`` on any bad input)."""
-    if spec["source"] == DEFAULT_DATA:
-        from ..data.datasets import load_co2
-
-        return from_pandas(load_co2(), fill="interpolate", source="statsmodels co2")
-    return read_csv(
-        spec["path"],
-        target=spec.get("target"),
-        date=spec.get("date"),
-        covariates=tuple(spec.get("covariates") or ()),
-        fill=spec.get("fill"),
-        sep=spec.get("sep"),
-        decimal=spec.get("decimal"),
-    )
-
-
-def run_series(
-    run: Path,
-    forecaster: Any,
-    cfg: dict[str, Any],
-    data: str | None = None,
-    option: str = "--data",
-    **dialect: str | None,
-) -> Series:
-    """The series of a saved run: its training data (``cfg["data"]``), or the CSV ``data``
-    read the same way (same target, date, covariates and fill; ``dialect``: ``sep``,
-    ``decimal`` when given). ``option`` names the command's data option in the message when
-    the run records no usable data."""
-    spec = cfg.get("data")
-    if data is None and (
-        not isinstance(spec, dict) or spec.get("source") not in (DEFAULT_DATA, "csv")
-    ):
-        raise ValueError(f"{run / 'config.json'}: no usable 'data' entry; pass {option}")
-    spec = dict(spec) if isinstance(spec, dict) else {}
-    if data is not None:
-        spec = {**spec, "source": "csv", "path": data}
-    spec.update({k: v for k, v in dialect.items() if v is not None})  # sep, decimal
-    if spec["source"] == "csv" and spec.get("target") is None:
-        spec["target"] = forecaster.target
-    if data is not None or spec["source"] != "csv":
-        return load_series(spec)
-    # data.path comes from the run folder: a hint, used when it still names a data file,
-    # and never quoted from (an error reading it could show the first line of any file)
-    hint = f"{run / 'config.json'}: data.path"
-    if not is_regular_file(spec.get("path")):
-        raise ValueError(f"{hint} names no regular file; pass {option}")
-    try:
-        return load_series(spec)
-    except (ValueError, OSError, UnicodeError):
-        raise ValueError(
-            f"{hint} cannot be read as the run's training data; pass {option}"
-        ) from None
 
 
 def load_forecast_run(run_dir: str | Path) -> tuple[Forecaster, dict[str, Any]]:
@@ -161,7 +95,8 @@ def describe(series: Series) -> str:
     if hasattr(series.index[0], "date"):
         span = f"{series.index[0].date()} .. {series.index[-1].date()}"
     freq = f", frequency {series.freq}" if series.freq else ""
-    cov = f", covariates {', '.join(series.covariate_names)}" if series.covariate_names else ""
+    names = [c for c in series.covariate_names if not c.startswith(PREFIX)]  # calendar: below
+    cov = f", covariates {', '.join(names)}" if names else ""
     filled = (
         f"; filled {series.filled} missing values by linear interpolation" if series.filled else ""
     )
@@ -202,11 +137,14 @@ class PreparedForecast:
     split: Any
     train: TrainConfig
     baselines: tuple[str, ...] = BASELINES  # the baselines scored beside the model
+    covariates: Covariates = field(default_factory=Covariates)  # which kind each covariate is
 
     @property
     def description(self) -> str:
-        """The series in one line, then what reading it noted (dialect, gaps), one per line."""
-        return "\n".join([describe(self.series), *self.series.notes])
+        """The series in one line, then what reading it noted (dialect, gaps), one per line,
+        then which kind each covariate is."""
+        kinds = covariate_lines(self.forecaster, self.covariates)
+        return "\n".join([describe(self.series), *self.series.notes, *kinds])
 
     def fit(
         self,
@@ -250,6 +188,10 @@ class PreparedForecast:
         ev = evaluate(forecaster, series, split, self.baselines, progress=reporter.message)
         metrics = {
             **ev.metrics,
+            "covariates": {
+                **self.covariates.to_dict(),
+                "held": forecaster.held_note(None, self.covariates.past),  # or None
+            },
             "training": {
                 "best_epoch": result.best_epoch,
                 "best_val_loss": result.best_val_loss,
@@ -291,37 +233,66 @@ def prepare_forecast(
     config: ForecastConfig,
     train: TrainConfig,
     baselines: tuple[str, ...] = BASELINES,
+    frame: pd.DataFrame | None = None,
 ) -> PreparedForecast:
-    """Read the series, build the forecaster, split, check: ``ValueError`` on any bad input."""
-    series = load_series(spec)
-    forecaster = Forecaster(config)
+    """Read the series (``frame``: the table of a ``"frame"`` spec), build the forecaster,
+    split, check: ``ValueError`` on any bad input."""
+    series, _, cov = load_data(spec, frame)
+    forecaster = Forecaster(config, future=cov.known)
     split = forecaster.split(series)
     check_model(forecaster, series)
-    return PreparedForecast(spec, series, forecaster, split, train, baselines)
+    return PreparedForecast(spec, series, forecaster, split, train, baselines, cov)
+
+
+def forecast_frame(
+    forecaster: Forecaster,
+    series: Series,
+    future: pd.DataFrame | None,
+    cov: Covariates,
+    steps: int | None = None,
+    date: str | None = None,
+    where: str = "the data",
+) -> pd.DataFrame:
+    """The ``steps`` (default H) forecasts after the end of ``series``: a table with the
+    date (or step) of each, the point ``forecast`` and one ``q<level>`` column per
+    quantile. ``future``: the rows after the last target value, which must hold the
+    known-future covariates of :meth:`Forecaster.future_rows` rows (``ValueError``
+    naming the columns and the rows needed otherwise; ``where`` names their source)."""
+    steps = steps or forecaster.config.horizon
+    known = future_values(series, future, cov, forecaster.future_rows(steps), date, where)
+    pred = forecaster.forecast(series, steps, known)
+    index = series.future_index(steps)
+    table = {"date" if isinstance(index, pd.DatetimeIndex) else "step": index.to_numpy()}
+    table["forecast"] = pred.point[0]
+    for j, q in enumerate(pred.levels):
+        assert pred.quantiles is not None
+        table[f"q{q:g}"] = pred.quantiles[0, :, j]
+    return pd.DataFrame(table)
 
 
 def forecast_csv(
     run: Path, data: str | None = None, steps: int | None = None, **dialect: str | None
-) -> tuple[str, int, Series]:
+) -> tuple[str, int, Series, list[str]]:
     """Forecast ``steps`` (default: the horizon) past the end of the run's series (or
-    ``data``, read with ``dialect``: ``sep``, ``decimal``): ``(CSV text, steps, series)``
-    with a date or step column, the point forecast and one column per quantile."""
+    ``data``, read with ``dialect``: ``sep``, ``decimal``): ``(CSV text, steps, series,
+    notes)`` with a date or step column, the point forecast and one column per quantile;
+    ``notes`` say which kind each covariate is and what is held."""
     forecaster, cfg = Forecaster.load(run)
-    series = run_series(run, forecaster, cfg, data, "--data", **dialect)
+    series, future, cov = run_data(run, forecaster, cfg, data, "--data", **dialect)
     steps = steps or forecaster.config.horizon
-    pred = forecaster.forecast(series, steps)
+    where = data if data is not None else "the run's data (pass --data with the future rows)"
+    data_spec = cfg.get("data")
+    spec: dict[str, Any] = data_spec if isinstance(data_spec, dict) else {}
+    date = spec.get("date") if isinstance(spec.get("date"), str) else None
+    table = forecast_frame(forecaster, series, future, cov, steps, date, where)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    index = series.future_index(steps)
-    levels = list(pred.levels)
-    writer.writerow(
-        ["date" if hasattr(index[0], "date") else "step", "forecast"] + [f"q{q:g}" for q in levels]
-    )
-    for i, label in enumerate(index):
-        when = str(label.date()) if hasattr(label, "date") else str(label)
-        quant = [] if pred.quantiles is None else [f"{v:.6g}" for v in pred.quantiles[0, i]]
-        writer.writerow([when, f"{pred.point[0, i]:.6g}", *quant])
-    return buffer.getvalue(), steps, series
+    writer.writerow(list(table.columns))
+    for row in table.itertuples(index=False):
+        label = row[0]
+        when = first_label(pd.Index([label])) if isinstance(label, pd.Timestamp) else str(label)
+        writer.writerow([when, *(f"{v:.6g}" for v in row[1:])])
+    return buffer.getvalue(), steps, series, covariate_lines(forecaster, cov, steps)
 
 
 def backtest_forecast(
@@ -333,14 +304,15 @@ def backtest_forecast(
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
     on_start: Callable[[str], None] | None = None,
     baselines: tuple[str, ...] = BASELINES,
+    frame: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Train and score a fresh model on each of ``folds`` rolling test blocks: ``(results,
     test rows per fold)``. ``on_start(line)`` hears the series' description and notes once
-    the data is checked."""
+    the data is checked; ``frame``: the table of a ``"frame"`` spec."""
     from .forecast_eval import backtest
 
-    series = load_series(spec)
-    check_model(Forecaster(config), series)
+    series, _, cov = load_data(spec, frame)
+    check_model(Forecaster(config, future=cov.known), series)
     size = config.test_size or config.test_rows
 
     def fits(count: int) -> bool:  # the oldest of ``count`` folds still splits
@@ -362,9 +334,15 @@ def backtest_forecast(
             series.head(len(series) - (folds - k - 1) * size)
         )
     if on_start is not None:
-        for line in (describe(series), *series.notes):
+        for line in (
+            describe(series),
+            *series.notes,
+            *covariate_lines(Forecaster(config, cov.known), cov),
+        ):
             on_start(line)
-    result = backtest(series, config, train, folds, size, reporter, on_fold, baselines)
+    result = backtest(
+        series, config, train, folds, size, reporter, on_fold, baselines, future=cov.known
+    )
     return result, size
 
 

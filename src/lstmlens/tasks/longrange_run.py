@@ -74,7 +74,13 @@ def load_longrange_run(run_dir: str | Path) -> tuple[nn.ModuleDict, dict[str, An
             task, compare = _task(config), config["compare"]
             return nn.ModuleDict(
                 {
-                    cell: LongRangeModel(task, cell, compare["hidden_size"], compare["forget_bias"])
+                    cell: LongRangeModel(
+                        task,
+                        cell,
+                        compare["hidden_size"],
+                        compare["forget_bias"],
+                        compare.get("forget_init", "constant"),  # older runs: constant
+                    )
                     for cell in config["cells"]
                 }
             )

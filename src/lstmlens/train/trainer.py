@@ -52,6 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..precision import check_precision
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_JSON,
@@ -144,6 +145,7 @@ class Trainer:
         if not self._params:
             raise ValueError("Trainer: the model has no trainable parameters")
         self._device = self._params[0].device
+        check_precision(self.config.precision, self._device, "Trainer: precision 'bf16'")
         self._train_model = self._wrap(model)
         self._first_share = True
 

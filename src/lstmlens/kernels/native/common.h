@@ -4,10 +4,13 @@
 //     C (M, N) = beta * C + A (M, K) @ op(W),   op(W) = W^T for W (N, K) ("trans"), W for W (K, N)
 //
 // * gemm_rm:  one product through ATen (at::mm: MKL sgemm/dgemm where torch has MKL).
-// * StepGemm: the product with the SAME weight at every time step. With MKL (float) the weight
-//   is packed once per call (cblas_sgemm_pack) and every step runs cblas_sgemm_compute on the
-//   packed panel, which skips re-packing the weight each step (2-3x faster at small batch).
-//   Elsewhere (double, or torch without MKL) it is gemm_rm.
+// * StepGemm: the product with the SAME weight at every time step, through the step engine
+//   (step_engine(), set per process from Python: kernels/native/engine.py):
+//     kPacked (0): with MKL (float) the weight is packed once per call (cblas_sgemm_pack) and
+//                  every step runs cblas_sgemm_compute on the packed panel, which skips
+//                  re-packing the weight each step (2-3x faster at small batch);
+//     kAten (1):   gemm_rm at every step (ATen's at::mm: MKL sgemm, or the BLAS torch has).
+//   Double, and torch without MKL, always run gemm_rm.
 // * bf16 mode (float only, MKL): both operands are rounded to bfloat16, the products are
 //   accumulated and returned in float32 (cblas_gemm_bf16bf16f32: AMX / AVX512-BF16).
 #pragma once
@@ -22,6 +25,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 #include <utility>
 
@@ -39,9 +43,18 @@ void cblas_gemm_bf16bf16f32(int layout, int transa, int transb, int m, int n, in
 }
 #endif
 
+#include <atomic>
+
 namespace lstmlens {
 
 using at::Tensor;
+
+// The library that runs the per-step products of float32 (see StepGemm); one per process.
+enum StepEngine : int { kPacked = 0, kAten = 1, kNumEngines = 2 };
+inline std::atomic<int>& step_engine() {
+  static std::atomic<int> engine{kPacked};
+  return engine;
+}
 
 // row-major C (M, N) = beta*C + op(A) @ op(B) with bfloat16 operands and float32 C
 inline void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const at::BFloat16* A,
@@ -170,6 +183,7 @@ struct StepGemm {
         ab = at::empty({M, K}, wb.options());
         return;
       }
+      if (step_engine().load() != kPacked) return;  // gemm_rm at every step
       const size_t bytes = cblas_sgemm_pack_get_size(162 /*B*/, M, N, K);
       packed = at::empty({static_cast<int64_t>(bytes / sizeof(float)) + 16}, w.options());
       cblas_sgemm_pack(101 /*row major*/, 162 /*B*/, trans ? 112 : 111, M, N, K, 1.0f, W,
@@ -192,9 +206,11 @@ struct StepGemm {
         to_bf16(A, a, M * K);
         gemm_bf16(false, trans, M, N, K, a, K, wb.data_ptr<at::BFloat16>(), trans ? K : N, beta,
                   C, ldc);
-      } else {
+      } else if (packed.defined()) {
         cblas_sgemm_compute(101, 111, 151 /*packed*/, M, N, K, A, lda, packed.data_ptr<float>(),
                             N, beta, C, ldc);
+      } else {
+        gemm_rm<T>(M, N, K, A, lda, W, trans, beta, C, ldc);
       }
       if (one) MKL_Set_Num_Threads_Local(prev);  // 0: back to the global setting
       return;
@@ -203,6 +219,49 @@ struct StepGemm {
     gemm_rm<T>(M, N, K, A, lda, W, trans, beta, C, ldc);
   }
 };
+
+// Whether the kernels fold the full gate recurrence into the recurrent product (below). Off by
+// default: measured slower than two products (the fold multiplies a zero (H x S) block too,
+// and its wider weight leaves the cache sooner); kept to measure (kernels/native/engine.py).
+inline std::atomic<bool>& fold_fgr() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+
+// Whether float32 kernels run the gate-recurrence product s_{t-1} W_gate^T (fgr) with bfloat16
+// operands (float32 accumulation, MKL) while every other product stays float32. Off by default.
+inline std::atomic<bool>& fgr_bf16() {
+  static std::atomic<bool> on{false};
+  return on;
+}
+
+// Full gate recurrence folded into the recurrent product: the (G, P+S) weight
+//     W_rec = [ W_hh | E ],  E = W_gate's rows placed at the sigmoid gates' rows, 0 at g's
+// so that [h_in | s_{t-1}] W_rec^T = h_in W_hh^T + (s_{t-1} W_gate^T at the sigmoid gates):
+// one GEMM per step instead of two (backward: dA W_rec = [dh_in | ds_{t-1}]).
+// oi/of/oo: the gates' row offsets in a gate row, si/sf/so: theirs in s (-1: absent).
+inline Tensor fold_gate_recurrence(const Tensor& w_hh, const Tensor& w_gate, int64_t H,
+                                   std::initializer_list<std::pair<int64_t, int64_t>> rows) {
+  const int64_t G = w_hh.size(0), P = w_hh.size(1), S = w_gate.size(0);
+  Tensor w = at::zeros({G, P + S}, w_hh.options());
+  w.narrow(1, 0, P).copy_(w_hh);
+  for (const auto& [o, s] : rows)
+    if (o >= 0) w.narrow(0, o, H).narrow(1, P, S).copy_(w_gate.narrow(0, s, H));
+  return w;
+}
+
+// rows [0, B) of dst (B, n0 + n1) = [a (B, n0) | b (B, n1)]; b == nullptr: zeros
+template <typename T>
+inline void concat_rows(int64_t B, const T* a, int64_t n0, const T* b, int64_t n1, T* dst) {
+  for (int64_t r = 0; r < B; ++r) {
+    T* d = dst + r * (n0 + n1);
+    std::copy(a + r * n0, a + (r + 1) * n0, d);
+    if (b)
+      std::copy(b + r * n1, b + (r + 1) * n1, d + n0);
+    else
+      std::fill(d + n0, d + n0 + n1, T(0));
+  }
+}
 
 // data pointer of a tensor, nullptr when it is undefined or empty
 template <typename T>

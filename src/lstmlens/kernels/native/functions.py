@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ...cells import CellSpec
+from ...precision import check_precision
 from .. import fused, fused_gru_rnn
 from .abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
@@ -87,12 +88,24 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
+#: torch (2.13) has no public way to call an operator below its autograd kernel. Under
+#: ``torch.no_grad`` the dispatcher still runs the Python autograd kernel that
+#: ``torch.library.register_autograd`` installs (it checks grad mode, then redispatches: tens of
+#: microseconds a call); ``torch.inference_mode`` skips it but makes every output an inference
+#: tensor, which autograd-recorded code refuses afterwards (``torch.nn.LSTM`` under no_grad
+#: returns ordinary tensors); ``OpOverload.redispatch`` needs the private dispatch-key sets.
+#: So eager inference and the training Function's forward use torch's own guard, the one
+#: ``torch.library`` itself uses, where it exists, and the ordinary dispatch (same results,
+#: slower) where a later torch drops it.
+_BELOW_AUTOGRAD = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
+
+
 def _below_autograd(train: bool):
     """Eager inference calls the kernel directly, skipping the ops' Python autograd formula
     (tens of microseconds a call); traced code and training keep the ordinary dispatch."""
-    if train or torch.compiler.is_compiling():
+    if train or torch.compiler.is_compiling() or _BELOW_AUTOGRAD is None:
         return contextlib.nullcontext()
-    return torch._C._AutoDispatchBelowAutograd()
+    return _BELOW_AUTOGRAD()
 
 
 class _LSTMTrain(torch.autograd.Function):
@@ -100,7 +113,7 @@ class _LSTMTrain(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):
-        with torch._C._AutoDispatchBelowAutograd():
+        with _below_autograd(False):  # (grad is off in here)
             res = torch.ops.lstmlens_native.lstm_forward(
                 x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
             )
@@ -119,7 +132,7 @@ class _SimpleTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, relu, keep_h, x, h0, *w):
         ops = torch.ops.lstmlens_native
-        with torch._C._AutoDispatchBelowAutograd():
+        with _below_autograd(False):  # (grad is off in here)
             if relu is None:
                 res = ops.gru_forward(x, h0, list(w), keep_h, True)
             else:
@@ -158,6 +171,8 @@ def lstm_native(
     ``precision``: ``"fp32"``, ``"bf16"`` (bfloat16 matmuls, see the module docstring) or None
     (bf16 under CPU autocast to bfloat16, else fp32).
     """
+    if precision == "bf16":
+        check_precision(precision, x.device, "lstm_native: precision 'bf16'")
     bf16 = bf16_requested(precision) and bf16_kernel()
     if bf16 and x.dtype in (torch.float32, torch.bfloat16):
         # autocast may hand over bfloat16 activations: the kernel's tensors are float32

@@ -329,4 +329,8 @@ def status() -> NativeStatus:
             _STATUS = _load()
         except OSError as e:  # an unreadable source or cache file: no kernel, one line
             _STATUS = NativeStatus(False, "load-failed", _first_line(e))
+        if _STATUS.ok and os.environ.get("LSTMLENS_STEP_ENGINE"):
+            from .engine import apply_environment  # the per-step GEMM engine (engine.py)
+
+            apply_environment()
     return _STATUS

@@ -8,7 +8,8 @@
 //   da_i   = di i (1-i) ;  da_f = df f (1-f)
 //   dc_{t-1} = k_c dc + dc' f + da_i p_i + da_f p_f
 //   dR     = LN_hh^T(da) or da ;  dh_{t-1} = k_h dh + (dR W_hh) * rmask
-//   ds_{t-1} = da_[i,f,o] W_gate
+//   ds_{t-1} = da_[i,f,o] W_gate   (without layer norm folded into one product with the above:
+//                                   [dh_in | ds_{t-1}] = dA W_rec, W_rec = [W_hh | E], common.h)
 //
 // then the weight matrices' gradients at once: dW_hh = dR^T H_in, dW_ih = dX^T x, dx = dX W_ih;
 // the vectors' gradients (biases, peepholes, LN gains) are summed as the steps go.
@@ -19,6 +20,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "common.h"
@@ -49,10 +51,12 @@ std::vector<Tensor> backward(const Tensor& x, const Tensor& h0, at::TensorList w
   Tensor dHN = at::empty({L.proj ? Tn : 1, B, P}, opt);  // dh' (kept for dW_hr)
   Tensor DM = L.proj ? at::empty({B, H}, opt) : Tensor();
   Tensor DLN = L.ln ? at::empty({B, H}, opt) : Tensor();  // LN_c^T(dĉ), one step
-  Tensor dS, DS;
+  Tensor dS, DS, DHS;
+  const bool fold = L.fgr && !L.ln && fold_fgr().load();  // the gate recurrence folded into W_rec (common.h)
   if (L.fgr) {
     dS = at::empty({Tn, B, S}, opt);  // da of the sigmoid gates, [i, f, o] order
     DS = at::zeros({B, S}, opt);      // ds flowing into step t-1
+    if (fold) DHS = at::empty({B, P + S}, opt);  // dA W_rec = [dh_in | ds_{t-1}]
   }
   Tensor TMP = rmask.defined() ? at::empty({B, P}, opt) : Tensor();
 
@@ -80,9 +84,15 @@ std::vector<Tensor> backward(const Tensor& x, const Tensor& h0, at::TensorList w
   // ac[j..j+n) += v
   auto add = [](T* ac, int64_t j, int64_t n, const Vec<T>& v) { st(ld(ac + j, n) + v, ac + j, n); };
 
-  StepGemm<T> rec(w[W_HH], false, B, L.bf16), prj, gat;
+  const Tensor w_rec = fold ? fold_gate_recurrence(w[W_HH], w[W_GATE], H,
+                                                    {{L.oi, L.si}, {L.of, L.sf}, {L.oo, L.so}})
+                           : w[W_HH];
+  StepGemm<T> rec(w_rec, false, B, L.bf16), prj, gat;
   if (L.proj) prj = StepGemm<T>(w[W_HR], false, B, L.bf16);
-  if (L.fgr) gat = StepGemm<T>(w[W_GATE], false, B, L.bf16);
+  if (L.fgr && !fold) {  // with fgr_bf16 (float, MKL only): this product alone in bfloat16
+    const bool bf = L.bf16 || (std::is_same_v<T, float> && fgr_bf16().load());
+    gat = StepGemm<T>(w[W_GATE], false, B, bf);
+  }
   const T *pi = ptr<T>(w[P_I]), *pf = ptr<T>(w[P_F]), *po = ptr<T>(w[P_O]);
   const T *ln_ih = ptr<T>(w[LN_IH]), *ln_hh = ptr<T>(w[LN_HH]), *lncw = ptr<T>(w[LN_CW]);
   const T *rm = ptr<T>(rmask), *dout = ptr<T>(d_out);
@@ -265,8 +275,24 @@ std::vector<Tensor> backward(const Tensor& x, const Tensor& h0, at::TensorList w
       }
     });
 
-    if (L.fgr) gat.run(p_dS + t * B * S, S, T(0), p_DS, S);
     const T* dr_t = p_dR + t * B * G;
+    if (fold) {  // [dh_in | ds_{t-1}] = dA W_rec;  dh = k_h dh + dh_in * rmask
+      T* dhs = ptr<T>(DHS);
+      rec.run(dr_t, G, T(0), dhs, P + S);
+      const bool keep = keep_h.defined();
+      for (int64_t b = 0; b < B; ++b) {
+        const T* row = dhs + b * (P + S);
+        for (int64_t j = 0; j < P; j += V) {
+          const int64_t n = std::min(V, P - j);
+          auto v = ld(row + j, n);
+          if (rm) v = v * ld(rm + b * P + j, n);
+          st(keep ? ld(dhp + b * P + j, n) + v : v, dhp + b * P + j, n);
+        }
+        std::copy(row + P, row + P + S, p_DS + b * S);
+      }
+      continue;
+    }
+    if (L.fgr) gat.run(p_dS + t * B * S, S, T(0), p_DS, S);
     if (rm) {  // dh = k_h dh + (dR W_hh) * rmask
       rec.run(dr_t, G, T(0), p_TMP, P);
       const T* tmp = p_TMP;

@@ -5,6 +5,7 @@
 //
 //   x W_ih^T (+ LN), a chunk of steps at a time   one GEMM per ~2 MB of gates
 //   per step: G[t] += h_in W_hh^T                  one GEMM on the packed weight
+//             (fgr: += [h_in | s_{t-1}] W_rec^T    the gate recurrence folded in, common.h)
 //             + b, gates, c', h'                   one fused loop over (B, H)
 // The fused loops run rows (batch entries) in parallel; small problems run on one thread.
 //
@@ -89,17 +90,30 @@ std::vector<Tensor> forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
     CNn = at::empty({train ? Tn : 1, B, H}, opt);
     rstd_c = at::empty({train ? Tn : 1, B, 1}, opt);
   }
+  // full gate recurrence: folded into the recurrent product (common.h), except with layer
+  // norm, which normalises h W_hh^T alone
+  const bool fold = L.fgr && !L.ln && fold_fgr().load();
+  Tensor HS;  // fold: one step's [h_in | s_{t-1}]
   if (L.fgr) {
     SA = at::empty({train ? Tn : 2, B, S}, opt);  // sigmoid-gate activations [i, f, o]
-    SR = at::empty({B, S}, opt);                  // s_{t-1} W_gate^T
+    if (fold)
+      HS = at::empty({B, P + S}, opt);
+    else
+      SR = at::empty({B, S}, opt);  // s_{t-1} W_gate^T
   }
   if (L.proj) M = at::empty({B, H}, opt);
   if (L.proj && keep_h.defined()) HN = at::empty({B, P}, opt);
   if (rmask.defined()) HIN = at::empty({B, P}, opt);
 
-  StepGemm<T> rec(w[W_HH], true, B, L.bf16), prj, gat;
+  const Tensor w_rec = fold ? fold_gate_recurrence(w[W_HH], w[W_GATE], H,
+                                                    {{L.oi, L.si}, {L.of, L.sf}, {L.oo, L.so}})
+                           : w[W_HH];
+  StepGemm<T> rec(w_rec, true, B, L.bf16), prj, gat;
   if (L.proj) prj = StepGemm<T>(w[W_HR], true, B, L.bf16);
-  if (L.fgr) gat = StepGemm<T>(w[W_GATE], true, B, L.bf16);
+  if (L.fgr && !fold) {  // with fgr_bf16 (float, MKL only): this product alone in bfloat16
+    const bool bf = L.bf16 || (std::is_same_v<T, float> && fgr_bf16().load());
+    gat = StepGemm<T>(w[W_GATE], true, B, bf);
+  }
   const T *pi = ptr<T>(w[P_I]), *pf = ptr<T>(w[P_F]), *po = ptr<T>(w[P_O]);
   const T *ln_ih = ptr<T>(w[LN_IH]), *ln_hh = ptr<T>(w[LN_HH]);
   const T *lncw = ptr<T>(w[LN_CW]), *lncb = ptr<T>(w[LN_CB]);
@@ -147,10 +161,13 @@ std::vector<Tensor> forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
     }
     if (L.ln) {
       rec.run(hin, P, T(0), rn_t, G);  // raw h W_hh^T, normalised per row below
+    } else if (fold) {  // G[t] += [h_in | s_{t-1}] W_rec^T
+      concat_rows<T>(B, hin, P, sa_prev, S, ptr<T>(HS));
+      rec.run(ptr<T>(HS), P + S, T(1), a_t, G);
     } else {
       rec.run(hin, P, T(1), a_t, G);
     }
-    if (L.fgr) {
+    if (L.fgr && !fold) {
       if (t)
         gat.run(sa_prev, S, T(0), p_SR, S);
       else
@@ -172,7 +189,7 @@ std::vector<Tensor> forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
       const T* c = c_prev + b * H;
       T* cn = cn_t + b * H;
       T* y = y_t + b * H;
-      const T* sr = L.fgr ? p_SR + b * S : nullptr;
+      const T* sr = p_SR ? p_SR + b * S : nullptr;  // unfolded gate recurrence
       T* sa = L.fgr ? sa_t + b * S : nullptr;
       const T* hp = hprev + b * P;
       T* mrow = m_base ? m_base + b * (L.proj ? H : P) : nullptr;

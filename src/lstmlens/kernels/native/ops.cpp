@@ -6,7 +6,8 @@
 //
 // The library also exports lstmlens_native_abi() (C linkage): the names of the weight slots,
 // config ints, saved tensors and ops, generated from layout.h and LSTMLENS_OPS below. The
-// Python loader compares them with its own lists before using the library.
+// Python loader compares them with its own lists before using the library, and
+// lstmlens_native_step_engine() (C linkage), the per-step GEMM engine (common.h StepEngine).
 #include <torch/library.h>
 
 #include <optional>
@@ -226,4 +227,28 @@ extern "C" __attribute__((visibility("default"))) const char* lstmlens_native_ab
            abi_entry("ops", ops);
   }();
   return text.c_str();
+}
+
+// Sets the per-step GEMM engine (common.h StepEngine) when `engine` is one, and returns the one
+// in force before (-1 leaves it); kernels/native/engine.py calls it through ctypes.
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_step_engine(int engine) {
+  const int prev = lstmlens::step_engine().load();
+  if (engine >= 0 && engine < lstmlens::kNumEngines) lstmlens::step_engine().store(engine);
+  return prev;
+}
+
+// Sets whether full gate recurrence is folded into the recurrent product (common.h fold_fgr)
+// when `on` is 0 or 1, and returns the setting before (-1 leaves it).
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_fold_fgr(int on) {
+  const int prev = lstmlens::fold_fgr().load();
+  if (on == 0 || on == 1) lstmlens::fold_fgr().store(on == 1);
+  return prev;
+}
+
+// Sets whether float32 kernels run fgr's gate-recurrence product in bfloat16 (common.h
+// fgr_bf16) when `on` is 0 or 1, and returns the setting before (-1 leaves it).
+extern "C" __attribute__((visibility("default"))) int lstmlens_native_fgr_bf16(int on) {
+  const int prev = lstmlens::fgr_bf16().load();
+  if (on == 0 || on == 1) lstmlens::fgr_bf16().store(on == 1);
+  return prev;
 }
