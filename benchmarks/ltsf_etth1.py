@@ -19,7 +19,7 @@ Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 
 segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
 of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
 Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-minute wall
-cap, 3 epochs, best 1); H = 720 in ``benchmarks/results/ltsf_etth1.md``.
+cap, 3 epochs, best 1); H = 720: MSE 0.464, MAE 0.459 (8 CPU-minutes, 5 epochs, best 4).
 """
 
 import argparse
