@@ -207,6 +207,18 @@ def test_a_tampered_run_folder_loads_or_gives_one_line(base_runs, data):
         one_line_or_ok(_commands(kind, run))
 
 
+def test_a_forecast_run_without_its_window_gives_one_line(base_runs, tmp_path):
+    """A case hypothesis found: a config without ``forecast.window`` once reached an assert."""
+    for name in ("y.csv", "seq.csv"):
+        shutil.copy(base_runs["forecast"].parent / name, tmp_path / name)
+    run = Path(shutil.copytree(base_runs["forecast"], tmp_path / "forecast"))
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    del config["forecast"]["window"]
+    (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    status, text = one_line_or_ok(_commands("forecast", run))
+    assert status == 2 and "window" in text, text
+
+
 # ------------------------------------------------------------------------------------ CLI
 
 VALUES = [

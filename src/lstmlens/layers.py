@@ -40,6 +40,9 @@ class LSTM(RecurrentBase):
             (1.0 per Jozefowicz et al. 2015).
         backend: ``"auto"`` or a registered kernel (``"native"``, ``"fused"``, ``"reference"``,
             see :func:`lstmlens.backends`); ``last_backend`` says which ran the latest call.
+        schedule: ``"auto"``, ``"sequential"`` or ``"wavefront"`` (layers pipelined over time and
+            both directions at once, on threads; native backend), see
+            :mod:`lstmlens.kernels.schedule`; ``last_schedule`` says which ran the latest call.
 
     With full gate recurrence (``fgr``) the gate state ``[i, f, o]`` starts at zero on each call.
     """
@@ -65,6 +68,7 @@ class LSTM(RecurrentBase):
         backend: str = "auto",
         device: Any = None,
         dtype: torch.dtype | None = None,
+        schedule: str = "auto",
     ) -> None:
         self.variant = resolve_variant(variant, "LSTM")
         self.layer_norm = bool(layer_norm)
@@ -91,6 +95,7 @@ class LSTM(RecurrentBase):
             backend,
             device,
             dtype,
+            schedule,
         )
 
     def _param_shapes(self, layer_input_size: int) -> dict[str, tuple[int, ...]]:

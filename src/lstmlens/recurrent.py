@@ -17,6 +17,10 @@ one of the registered kernels (:mod:`lstmlens.kernels.registry`): ``"reference"`
 per-step loop over the cell, the oracle), ``"fused"`` (one autograd Function with a
 hand-derived backward), ``"native"`` (the same scheme compiled in C++), ...; ``"auto"`` takes
 the first registered one that runs this input here, and ``layer.last_backend`` says which ran.
+How the layer-directions are scheduled is a registry too (:mod:`lstmlens.kernels.schedule`):
+``"sequential"`` (the loop in :meth:`RecurrentBase._stack`) or ``"wavefront"`` (the native
+kernel runs the stack's layers and directions concurrently); ``schedule="auto"`` picks by a
+measured rule and ``layer.last_schedule`` says which ran.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .kernels import registry
+from .kernels import schedule as _schedules
 from .kernels.registry import Backend
 
 __all__ = ["LayerRecorder", "RecurrentBase"]
@@ -60,6 +65,7 @@ class RecurrentBase(nn.Module):
         backend: str = "auto",
         device: Any = None,
         dtype: torch.dtype | None = None,
+        schedule: str = "auto",
     ) -> None:
         super().__init__()
         name = type(self).__name__
@@ -83,6 +89,9 @@ class RecurrentBase(nn.Module):
         if backend != registry.AUTO and backend not in registry.names():
             choices = (registry.AUTO, *registry.names())
             raise ValueError(f"{name}: backend must be one of {choices}, got {backend!r}")
+        if schedule != registry.AUTO and schedule not in _schedules.names():
+            choices = (registry.AUTO, *_schedules.names())
+            raise ValueError(f"{name}: schedule must be one of {choices}, got {schedule!r}")
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"{name}: dropout={dropout} and num_layers=1: dropout acts between layers, "
@@ -95,6 +104,8 @@ class RecurrentBase(nn.Module):
         self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
         self._recorder: LayerRecorder | None = None
         self.last_backend: str | None = None  # the backend that ran the latest forward
+        self.schedule = schedule  # how the layer-directions run: "auto", "sequential", ...
+        self.last_schedule: str | None = None  # the schedule that ran the latest forward
         self._names: list[list[dict[str, str]]] = []  # [layer][direction] canonical -> attribute
         D = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
@@ -159,7 +170,7 @@ class RecurrentBase(nn.Module):
         states0 = self._initial_states(hx, x.shape[1], seq.batched, x)
         kernel = self._select_kernel(x)
         pad = _Padding.of(seq.lengths, x)
-        output, states = self._stack(kernel, x, states0, pad)
+        output, states = self._select_schedule(kernel, x).run(self, kernel, x, states0, pad)
         if not seq.batched:
             states = tuple(s.squeeze(1) for s in states)
         return self._restore_layout(output, seq, pad), (states if len(states) > 1 else states[0])
@@ -217,10 +228,20 @@ class RecurrentBase(nn.Module):
             self.last_backend = kernel.name
         return kernel
 
+    def _select_schedule(self, kernel: Backend, x: Tensor) -> _schedules.Schedule:
+        """The registered schedule that runs the stack (recorded in ``last_schedule``)."""
+        chosen = _schedules.select(
+            self.schedule, self, kernel, x, self._recorder is not None, type(self).__name__
+        )
+        if self.last_schedule != chosen.name:
+            self.last_schedule = chosen.name
+        return chosen
+
     def _stack(
         self, kernel: Backend, x: Tensor, states0: list[Tensor], pad: _Padding
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """Every layer and direction: ``(output (T, B, D*H_out), (h_n[, c_n]))``."""
+        """Every layer and direction, one after another (the ``sequential`` schedule):
+        ``(output (T, B, D*H_out), (h_n[, c_n]))``."""
         D = self.num_directions
         finals: list[list[Tensor]] = [[] for _ in range(self._state_count)]
         layer_in = x
@@ -347,6 +368,7 @@ class RecurrentBase(nn.Module):
             ("bidirectional", False),
             ("proj_size", 0),
             ("backend", "auto"),
+            ("schedule", "auto"),
         ):
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)!r}"

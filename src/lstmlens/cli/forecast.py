@@ -42,7 +42,10 @@ from .common import (
 )
 from .forecast_global import (
     add_global_args,
+    is_global_run,
     refuse_long_without_id,
+    run_global_backtest,
+    run_global_predict,
     run_global_train,
     wants_global,
 )
@@ -231,6 +234,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_data_args(back)
     _add_task_args(back)
+    add_global_args(back)
     back.add_argument(
         "--folds", type=FOLDS, default=3, help=cap_note("test blocks (%(default)s)", FOLDS)
     )
@@ -306,6 +310,8 @@ def run_predict(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not run.is_dir():
         raise CLIError(f"{run}: no such run folder")
+    if is_global_run(run):  # many series: one long CSV (issue 12)
+        return run_global_predict(args)
     text, steps, series, kinds = forecast_csv(
         run, args.data, args.steps, sep=args.sep, decimal=args.decimal
     )
@@ -324,6 +330,8 @@ def run_backtest(args: argparse.Namespace) -> int:
     from ..tasks.forecast_eval import metrics_table
     from ..tasks.forecast_run import backtest_forecast, metrics_report
 
+    if wants_global(args):  # many series: a global model per fold (issue 12)
+        return run_global_backtest(args)
     cpu_device(args, "training")
     refuse_existing(args.output, args.force)
     spec, train = _spec(args), train_config_from_args(args)

@@ -1,7 +1,7 @@
 """One ``train`` command on many processes: ``--nproc N``, or started by ``torchrun``.
 
 ``lstmlens ... train --nproc N ...`` starts N local workers through torch's elastic
-launcher (:func:`lstmlens.train.distributed.launch`); each worker runs the very
+launcher (:func:`lstmlens.train.launcher.launch`); each worker runs the very
 same command line. A command started by ``torchrun`` (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` set) is such a worker already, so
 several machines are one ``torchrun --nnodes ... --rdzv-endpoint ...`` away.
@@ -12,7 +12,13 @@ writes every file. Every other rank trains its share (the trainer's
 writes after training goes to a scratch folder that is deleted when it ends; so
 the run folder holds one set of files, rank 0's. A failed worker ends the
 command with one line naming the rank (rank 0's own error line when it is the
-one that failed).
+one that failed). A rank whose collective fails because a peer died waits until the
+launcher has seen that death (:func:`~lstmlens.train.distributed.wait_for_dead_peers`), so
+the one line names the dead rank, and the survivor prints nothing.
+
+The process group is gloo: every train command trains on the CPU in this release
+(:func:`~lstmlens.cli.common.cpu_device`), also on a machine with CUDA; nccl is for a
+model on CUDA (:func:`~lstmlens.train.distributed.backend_for`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..train import distributed
+from ..train import distributed, launcher
 from .argtypes import NPROC
 from .errors import EXIT_INTERRUPTED, CLIError
 
@@ -72,12 +78,18 @@ def run_command(
     if nproc not in (1, world):
         raise CLIError(f"--nproc {nproc}, but this command is one of {world} torchrun processes")
     joined = not distributed.ranks().distributed
-    distributed.init_from_environment()
+    distributed.init_from_environment(device=_train_device(args))
+    distributed.note_local_peers()
     try:
         if int(env["RANK"]) == 0:
             return func(args)
         with _follower(args):
             return func(args)
+    except Exception:
+        distributed.wait_for_dead_peers()  # a dead peer is the cause: the launcher names it
+        if int(env["RANK"]) != 0:
+            distributed.wait_for_main()  # bad input: rank 0 fails alike and prints the line
+        raise
     finally:
         if joined:
             import torch.distributed as dist
@@ -85,17 +97,25 @@ def run_command(
             dist.destroy_process_group()
 
 
+def _train_device(args: argparse.Namespace) -> str:
+    """Where the command trains: the CPU in this release (``--device cuda``: one-line error)."""
+    from .common import cpu_device
+
+    return cpu_device(args, "training")
+
+
 def _launch(args: argparse.Namespace, argv: Sequence[str]) -> int:
     threads = getattr(args, "threads", 1) or 0
     try:
-        distributed.launch(
+        launcher.launch(
             _worker_main,
             (list(argv),),
             nproc=args.nproc,
             threads=threads,
             start_method=START_METHOD,
+            device=_train_device(args),
         )
-    except distributed.WorkerFailedError as e:
+    except launcher.WorkerFailedError as e:
         if e.rank == 0 and e.exitcode in _PRINTED:
             return e.exitcode  # rank 0's main has printed its own one-line error
         print(f"lstmlens: error: {e}", file=sys.stderr)

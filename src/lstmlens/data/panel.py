@@ -24,7 +24,7 @@ whose dates repeat (a long table read as one series).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +57,8 @@ class Panel:
         freq: pandas frequency alias shared by the series, or ``None``.
         source: where the data came from, for reports.
         notes: what reading changed or noticed, one line each.
+        static: static covariates, one row per series, shape ``(N, K)`` (None: none).
+        static_names: their ``K`` column names.
     """
 
     values: np.ndarray
@@ -66,6 +68,8 @@ class Panel:
     freq: str | None = None
     source: str = ""
     notes: tuple[str, ...] = ()
+    static: np.ndarray | None = None
+    static_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.offsets.ndim != 1 or len(self.offsets) != len(self.ids) + 1:
@@ -75,6 +79,11 @@ class Panel:
             )
         if self.offsets[0] != 0 or self.offsets[-1] != len(self.values):
             raise ValueError("Panel: offsets must run from 0 to len(values)")
+        if self.static is not None and self.static.shape != (len(self.ids), len(self.static_names)):
+            raise ValueError(
+                f"Panel: static covariates of shape ({len(self.ids)}, {len(self.static_names)}) "
+                f"expected, got {self.static.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -101,6 +110,22 @@ class Panel:
             freq=self.freq,
             source=self.source,
             notes=self.notes,
+            static=None if self.static is None else self.static[keep],
+            static_names=self.static_names,
+        )
+
+    def trim_end(self, rows: int) -> Panel:
+        """Every series without its last ``rows`` points (a backtest fold's past); series
+        left with none are dropped."""
+        if rows == 0:
+            return self
+        keep = self.lengths > rows
+        parts = [self.series(int(i))[:-rows] for i in np.flatnonzero(keep)]
+        lengths = np.array([len(p) for p in parts], dtype=np.int64)
+        return replace(
+            self.select(keep),
+            values=np.concatenate(parts) if parts else np.zeros(0),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         )
 
     def drop_short(self, min_length: int) -> tuple[Panel, tuple[str, ...]]:
@@ -162,6 +187,14 @@ def _fill(values: np.ndarray, fill: str | None, what: str, times: pd.Index) -> n
     return interpolate_missing(values)
 
 
+def _as_text_dates(column: pd.Series) -> pd.Series:
+    """A datetime column of an in-memory frame as ISO text (as a CSV holds it), so that
+    it parses as dates rather than as the nanosecond numbers behind them."""
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        return column.dt.strftime("%Y-%m-%d %H:%M:%S").str.replace(" 00:00:00", "")
+    return column
+
+
 def _check_columns(frame: pd.DataFrame, names: list[str | None], where: str) -> None:
     columns = list(frame.columns)
     for name in names:
@@ -177,14 +210,16 @@ def from_long(
     fill: str | None = None,
     source: str = "",
     notes: tuple[str, ...] = (),
+    static: tuple[str, ...] = (),
 ) -> Panel:
     """A :class:`Panel` from a long table: one row per ``(id, date)``; ``date=None`` detects
-    the time column. Series keep the order in which their ids first appear."""
+    the time column. Series keep the order in which their ids first appear. ``static``:
+    numeric columns constant within each series (static covariates)."""
     frame = frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     where = f" in {source}" if source else ""
-    _check_columns(frame, [id, target, date], where)
-    date = date or find_time_column(frame, {id, target})
+    _check_columns(frame, [id, target, date, *static], where)
+    date = date or find_time_column(frame, {id, target, *static})
     if date is None:
         raise ValueError(f"no time column{where}: name it with --date")
     for name in (id, date):
@@ -208,7 +243,7 @@ def from_long(
             f"series {ids.iloc[row]!r} has {date} {times[row]} more than once "
             f"(line {line_of(row)}{where})"
         )
-    parsed = parse_time(frame[date])
+    parsed = parse_time(_as_text_dates(frame[date]))
     parts, names, starts, found, shuffled = [], [], [], [], False
     groups = ids.groupby(ids, sort=False).indices  # id -> its row numbers, in file order
     for name in pd.unique(ids):  # series in the order their ids first appear
@@ -224,7 +259,37 @@ def from_long(
     if len(found) > _MAX_NOTES:  # one line per series would drown the report
         found = [*found[:_MAX_NOTES], f"... and {len(found) - _MAX_NOTES} more such notes"]
     found = [*notes, *(["rows sorted by id and date"] if shuffled else []), *found]
-    return _assemble(parts, names, starts, _shared_freq(parsed, ids), source, found)
+    panel = _assemble(parts, names, starts, _shared_freq(parsed, ids), source, found)
+    if not static:
+        return panel
+    table = np.column_stack([_static(frame[c], ids, groups, names, where) for c in static])
+    return replace(panel, static=table, static_names=tuple(static))
+
+
+def _static(
+    column: pd.Series, ids: pd.Series, groups: dict, names: list[str], where: str
+) -> np.ndarray:
+    """One static covariate: its value in every series (``(N,)``), which must be a number,
+    never blank, and the same on every row of the series."""
+    values, bad = _numbers(column)
+    blank = np.isnan(values)
+    if bad.any() or blank.any():
+        row = int(np.flatnonzero(bad | blank)[0])
+        raise ValueError(
+            f"static covariate {column.name!r} of series {ids.iloc[row]!r} is not a number: "
+            f"line {line_of(row)}{where} holds {str(column.iloc[row])!r}"
+        )
+    out = np.empty(len(names))
+    for k, name in enumerate(names):
+        own = values[groups[name]]
+        if np.any(own != own[0]):
+            other = own[np.flatnonzero(own != own[0])[0]]
+            raise ValueError(
+                f"static covariate {column.name!r} is not constant in series {name!r} "
+                f"({own[0]:g} and {other:g}){where}"
+            )
+        out[k] = own[0]
+    return out
 
 
 def _shared_freq(times: pd.Index, ids: pd.Series) -> str | None:
@@ -271,7 +336,7 @@ def from_wide(
     matrix = np.column_stack(columns)  # (T, N)
     found = list(notes)
     if date:
-        times = parse_time(frame[date])
+        times = parse_time(_as_text_dates(frame[date]))
         times, (matrix,) = in_order(times, [matrix], "date", where, found)
         times, (matrix,) = on_grid(times, [matrix], fill, where, found)
     else:
@@ -317,10 +382,11 @@ def read_panel(
     fill: str | None = None,
     sep: str | None = None,
     decimal: str | None = None,
+    static: tuple[str, ...] = (),
 ) -> Panel:
     """Read many series from a CSV: long with ``id``, else wide (``target`` a list of
     columns, ``"A,B"`` or ``"all"``). A single target without ``id`` whose dates repeat
-    is refused with the hint ``--id``."""
+    is refused with the hint ``--id``; ``static`` columns need a long table."""
     path = Path(path)
     frame, notes = read_frame(path, sep, decimal, date)
     if isinstance(target, str) and target != "all":
@@ -328,6 +394,8 @@ def read_panel(
     if id is not None:
         if isinstance(target, str) or len(target) != 1:
             raise ValueError("a long table (--id) takes one --target column")
-        return from_long(frame, id, target[0], date, fill, str(path), notes)
+        return from_long(frame, id, target[0], date, fill, str(path), notes, tuple(static))
+    if static:
+        raise ValueError("static covariates (--static) need a long table (--id)")
     refuse_repeated_dates(frame, date, str(path))
     return from_wide(frame, target, date, fill, str(path), notes)

@@ -174,6 +174,15 @@ class ClassifyTask:
         order = torch.randperm(len(self.train), generator=generator).tolist()
         return list(_batches(self.train, order, self.batch_size))
 
+    def batch_rows(self) -> int:
+        """Rows of a full batch (a distributed run needs at least one per process)."""
+        return min(self.batch_size, len(self.train))
+
+    def loss_weight(self, batch: tuple[Tensor, Tensor, Tensor]) -> float:
+        """What the weighted mean loss divides by: the batch's summed class weights."""
+        y = batch[2]
+        return float(len(y) if self.weights is None else self.weights[y].sum())
+
     def training_loss(self, model: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
         x, lengths, y = batch
         return F.cross_entropy(model(x, lengths), y, weight=self.weights)

@@ -520,6 +520,8 @@ class Forecaster:
             raise ValueError(f"{where}: incomplete forecast config ({err})") from None
         if not set(fc.future) <= set(fc.covariates):
             raise ValueError(f"{where}: future_covariates must be among the covariates")
+        if fc.config.window is None:  # resolved from the season before any run is saved
+            raise ValueError(f"{where}: forecast.window is missing")
         known = len(fc.future) * fc.config.out_steps
         if len(fc.scaler.mean) != 1 + len(fc.covariates) or (
             len(fc.scaler.mean) + known != net.config.input_size

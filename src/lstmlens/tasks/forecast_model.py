@@ -183,6 +183,14 @@ class ForecastTask:
             (self.x_train[idx], self.y_train[idx]) for idx in torch.split(order, self.batch_size)
         ]
 
+    def batch_rows(self) -> int:
+        """Rows of a full batch (a distributed run needs at least one per process)."""
+        return min(self.batch_size, len(self.x_train))
+
+    def loss_weight(self, batch: tuple[torch.Tensor, ...]) -> float:
+        """How many target entries the batch's loss averages over (NaN ones are left out)."""
+        return float((~torch.isnan(batch[1])).sum())
+
     def training_loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         x, y = batch
         members = (

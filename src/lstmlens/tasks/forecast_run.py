@@ -73,8 +73,14 @@ __all__ = [
 ]
 
 
-def load_forecast_run(run_dir: str | Path) -> tuple[Forecaster, dict[str, Any]]:
-    """The forecaster and config of a forecast run folder (``lstmlens.load_run``)."""
+def load_forecast_run(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The forecaster and config of a forecast run folder (``lstmlens.load_run``); of a
+    many-series run (``kind: "global"``), the :class:`~lstmlens.tasks.global_net.GlobalNet`."""
+    from .global_run import is_global_run, load_global
+
+    if is_global_run(run_dir):
+        net, _, config = load_global(run_dir)
+        return net, config
     return Forecaster.load(run_dir)
 
 
@@ -361,6 +367,9 @@ def inspect_forecast_run(
     same way): the last ``max_steps`` steps, each with the gates after its window."""
     from ..lens.pages import write_series_lens
 
+    if config.get("kind") == "global":
+        raise ValueError(f"inspect: {run_dir} is a many-series run, which has no lens page yet; "
+                         "see its forecasts.png and error_ratio.png")  # fmt: skip
     spec = config.get("data")
     if input is None and isinstance(spec, dict) and spec.get("source") == "csv":
         if not Path(str(spec.get("path"))).is_file():

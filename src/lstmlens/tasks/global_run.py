@@ -1,29 +1,38 @@
 """One global model over many series: train, evaluate, save and load a run folder.
 
-Two protocols, one network (:class:`~lstmlens.tasks.segment_model.SegmentNet`, fed
-standardised windows drawn lazily by :class:`~lstmlens.data.panel_windows.PanelWindows`):
+Two protocols, one network (:class:`~lstmlens.tasks.global_net.GlobalNet`, a
+segment-wise recurrent forecaster fed standardised windows drawn lazily by
+:class:`~lstmlens.data.panel_windows.PanelWindows`):
 
 - ``"ltsf"`` (:func:`run_ltsf`): the long-horizon benchmark protocol of
   :mod:`lstmlens.tasks.ltsf`; ``metrics.json`` -> ``model.mse``, ``model.mae`` on the
   z-normalised scale beside ``baselines.naive`` (repeat the last value).
 - ``"last"`` (:func:`run_global`): each series' last ``H`` points are its test part
-  (docs/design.md), the ``H`` before validate, the rest trains; scores on the
-  original scale per series (MAE, RMSE, sMAPE, MASE) for the model and the naive and
-  seasonal-naive baselines; ``metrics.json`` keeps aggregates (means over series) in
-  ``model`` and ``baselines``, each series in ``per_series``, and the share of series
-  where the model beats each baseline in ``model.beats``.
+  (docs/design.md), the ``H`` before validate, the rest trains; the model and the
+  per-series baselines (naive, seasonal naive, ETS, Theta by default) are scored on the
+  original scale per series (:mod:`lstmlens.tasks.global_eval`); ``metrics.json`` keeps
+  aggregates in ``model`` and ``baselines``, each series in ``per_series``, and the
+  share of series where the model beats each baseline in ``model.beats``.
+
+Training is the shared :class:`~lstmlens.train.Trainer` (task
+:class:`~lstmlens.tasks.global_task.GlobalTask`): checkpoints every epoch into the run
+folder, ``resume=True`` continues exactly (refusing a run of other data, series,
+window, horizon or network), SIGINT/SIGTERM stop at once with a checkpoint, and under
+``torch.distributed`` every rank trains its share of each batch.
 
 A run folder holds ``model.safetensors``, ``config.json`` (``task: "forecast"``,
-``kind: "global"``, the network config, the series ids and scalers) and
-``metrics.json``, each written atomically.
+``kind: "global"``, the network config, the series ids, scalers and data spec),
+``metrics.json``, ``forecasts.png`` (best, median and worst series) and
+``error_ratio.png`` (the per-series error ratio to seasonal naive), each written
+atomically.
 """
 
 from __future__ import annotations
 
-import copy
-import math
+import dataclasses
+import hashlib
+import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -34,153 +43,161 @@ import torch
 
 from ..data.panel import Panel
 from ..data.panel_windows import PanelScaler, PanelWindows, last_h_split
+from ..train import NullReporter, Reporter, TrainConfig, Trainer, distributed
 from ..train.checkpoint import load_model, save_json_atomic, save_model
-from .baselines import naive, seasonal_naive
+from .baselines import BUDGET_S
+from .global_eval import GLOBAL_BASELINES, score_panel
+from .global_net import GlobalConfig, GlobalNet, standardise_static
 from .global_season import SeasonalIndex
+from .global_task import CLOCKS, LOSSES, GlobalTask, predict_windows, smape_loss, takes_series
 from .ltsf import ltsf_data, scores
-from .metrics import all_metrics
-from .segment_model import SegmentConfig, SegmentNet
 
-__all__ = ["FORMAT_VERSION", "TrainOptions", "fit", "load_global", "predict", "run_global",
-           "run_ltsf"]  # fmt: skip
+__all__ = ["CLOCKS", "FORMAT_VERSION", "LOSSES", "TrainOptions", "fit", "is_global_run",
+           "load_global", "predict", "run_global", "run_ltsf", "smape_loss"]  # fmt: skip
 
 FORMAT_VERSION = 1
 
-
-def smape_loss(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Symmetric MAPE as a fraction, ``mean(2 |f - y| / (|f| + |y|))``; scale-free, so
-    exact on the ``"mean"``-scaled series (no shift)."""
-    return (2 * (pred - truth).abs() / (pred.abs() + truth.abs()).clamp_min(1e-8)).mean()
-
-
-#: Training losses by name, on the scaled series.
-LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "mae": torch.nn.functional.l1_loss,
-    "mse": torch.nn.functional.mse_loss,
-    "smape": smape_loss,
-}
-
-
-#: Clocks for ``max_minutes``: wall time, or CPU time of this process (a budget that
-#: does not shrink when other processes share the cores; with one thread it is the wall
-#: time of an idle machine).
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.monotonic, "cpu": time.process_time}
+#: ``predict(net, windows)``: every window's forecast (kept under its old name).
+predict = predict_windows
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How to train the global model."""
+    """How to train the global model (the :class:`TrainConfig` fields plus the batching)."""
 
     epochs: int = 10  # passes over all training windows
-    batch_size: int = 256  # windows per step
-    lr: float = 1e-3  # Adam learning rate
+    batch_size: int = 256  # windows per step (the global batch with several processes)
+    lr: float = 1e-3  # learning rate
     loss: str = "mae"  # a key of LOSSES (SegRNN trains with the MAE)
-    patience: int = 3  # epochs without a better validation loss before stopping
+    patience: int | None = 3  # epochs without a better validation loss before stopping
     max_minutes: float | None = None  # stop training after this time (see clock)
-    clock: str = "wall"  # max_minutes in "wall" time or this process's "cpu" time
+    clock: str = "wall"  # max_minutes in "wall" time or this process's "cpu" time (CLOCKS)
     max_steps_per_epoch: int | None = None  # cap on batches per epoch (huge panels)
     seed: int = 0  # weight init and window order
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str | None = None  # None, "plateau" or "cosine"
+    clip_norm: float | None = None  # clip the gradient norm (None: off)
+    precision: str = "fp32"
+
+    def train_config(self) -> TrainConfig:
+        """The shared trainer's config (the time budget is the task's: any clock, and an
+        epoch may end early)."""
+        names = {f.name for f in dataclasses.fields(TrainConfig)} - {"max_minutes"}
+        return TrainConfig(**{k: v for k, v in asdict(self).items() if k in names})
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, **more: Any) -> TrainOptions:
+        """Options from a trainer config (``more``: ``batch_size``, ``loss``, ...)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{**{k: v for k, v in asdict(config).items() if k in names}, **more})
 
 
-def _channels(net: SegmentNet, series: torch.Tensor) -> torch.Tensor | None:
-    return series if net.config.channels else None
+class _LogReporter(NullReporter):
+    """Epoch lines and messages to a ``log`` callable (library use without a Reporter)."""
 
+    def __init__(self, log: Callable[[str], None]) -> None:
+        super().__init__()
+        self._log = log
 
-def predict(
-    net: SegmentNet, windows: PanelWindows, batch_size: int = 1024
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(pred, truth, series)``: ``(n, H)``, ``(n, H)`` on the standardised scale and the
-    series number of each window ``(n,)``, for every window of ``windows`` in order."""
-    net.eval()
-    preds, truths, which = [], [], []
-    with torch.no_grad():
-        for x, y, i in windows.batches(batch_size):
-            preds.append(net(x, _channels(net, i)).numpy())
-            truths.append(y.numpy())
-            which.append(i.numpy())
-    h = windows.horizon
-    cat = lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape)
-    return cat(preds, (0, h)), cat(truths, (0, h)), cat(which, (0,)).astype(np.int64)
+    def epoch_end(self, metrics) -> None:
+        self._log(f"epoch {metrics['epoch']}: train {metrics['train_loss']:.4f} val "
+                  f"{metrics['val_loss']:.4f} ({metrics['seconds']:.0f} s)")  # fmt: skip
+
+    def message(self, text: str) -> None:
+        self._log(text)
+
+    def warning(self, text: str) -> None:
+        self._log(f"warning: {text}")
 
 
 def fit(
-    net: SegmentNet,
+    net: torch.nn.Module,
     train: PanelWindows,
     val: PanelWindows | None,
     options: TrainOptions,
     log: Callable[[str], None] | None = None,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    spec: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
 ) -> dict[str, Any]:
-    """Train with Adam; keep the weights of the best validation loss. Returns a history."""
-    say = log or (lambda _: None)
+    """Train with the shared :class:`Trainer`; keep the weights of the best validation loss
+    (the lowest training loss without ``val``). Returns ``{"epochs": history, "stopped",
+    "seconds", "best_epoch", "validation"}``; ``run_dir`` receives the checkpoints."""
     if len(train) == 0:
         raise ValueError("fit: no training windows (series too short for window + horizon)")
-    loss_fn = LOSSES[options.loss]
-    torch.manual_seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=options.lr)
-    started = time.monotonic()
+    if reporter is None:
+        reporter = _LogReporter(log) if log is not None else NullReporter()
     if options.clock not in CLOCKS:
         raise ValueError(f"TrainOptions: clock must be one of {sorted(CLOCKS)}")
-    clock = CLOCKS[options.clock]
-    deadline = None if options.max_minutes is None else clock() + 60 * options.max_minutes
-    best, best_state, waited, history = math.inf, None, 0, []
-    stopped = "epochs"
-    for epoch in range(options.epochs):
-        net.train()
-        total, count = 0.0, 0
-        for step, (x, y, i) in enumerate(train.batches(options.batch_size, True, generator)):
-            if options.max_steps_per_epoch is not None and step >= options.max_steps_per_epoch:
-                break
-            out = net(x, _channels(net, i))  # (B, H), or (K, B, H) for an ensemble
-            loss = loss_fn(out, y.expand_as(out))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total, count = total + loss.item() * len(x), count + len(x)
-            if deadline is not None and clock() > deadline:
-                stopped = "time"
-                break
-        val_loss = math.nan
-        if val is not None and len(val):
-            pred, truth, _ = predict(net, val)
-            val_loss = float(loss_fn(torch.from_numpy(pred), torch.from_numpy(truth)))
-        history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1),
-                        "val_loss": val_loss, "seconds": time.monotonic() - started})  # fmt: skip
-        say(f"epoch {epoch + 1}: train {total / max(count, 1):.4f} val {val_loss:.4f} "
-            f"({time.monotonic() - started:.0f} s)")  # fmt: skip
-        score = val_loss if not math.isnan(val_loss) else total / max(count, 1)
-        if score < best:
-            best, best_state, waited = score, copy.deepcopy(net.state_dict()), 0
-        else:
-            waited += 1
-        if stopped == "time":
-            break
-        if waited >= options.patience:
-            stopped = "patience"
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
+    budget = None if options.max_minutes is None else 60 * options.max_minutes
+    alone = distributed.ranks().world_size == 1  # (ranks must take the same steps)
+    task = GlobalTask(train, val, options.batch_size, options.loss, options.max_steps_per_epoch,
+                      budget, options.clock, cut_epochs=alone,
+                      series=takes_series(net))  # fmt: skip
+    trainer = Trainer(net, task, options.train_config(),
+                      run_dir=None if run_dir is None else Path(run_dir), reporter=reporter,
+                      spec=spec)  # fmt: skip
+    result = trainer.fit(resume=resume)
     net.eval()
-    return {"epochs": history, "stopped": stopped, "seconds": time.monotonic() - started}
+    return {"epochs": result.history, "stopped": result.stopped, "seconds": result.seconds,
+            "best_epoch": result.best_epoch, "validation": task.val is not None}  # fmt: skip
 
 
-def _save(run_dir: Path, net: SegmentNet, extra: dict[str, Any], metrics: dict[str, Any]) -> None:
+def _save(run_dir: Path, net: GlobalNet, extra: dict[str, Any], metrics: dict | None) -> None:
     config = {"task": "forecast", "kind": "global", "format_version": FORMAT_VERSION,
               "net": net.config.to_dict(), **extra}  # fmt: skip
     save_model(run_dir, net, config)
-    save_json_atomic(run_dir / "metrics.json", metrics)
+    if metrics is not None:
+        save_json_atomic(run_dir / "metrics.json", metrics)
 
 
-def load_global(run_dir: str | os.PathLike) -> tuple[SegmentNet, PanelScaler, dict[str, Any]]:
+def is_global_run(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir/config.json`` says ``kind: "global"`` (False if unreadable)."""
+    try:
+        config = json.loads((Path(run_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("kind") == "global"
+
+
+def load_global(run_dir: str | os.PathLike) -> tuple[GlobalNet, PanelScaler, dict[str, Any]]:
     """The network, the per-series scaler and the config of a run saved by this module."""
-    net, config = load_model(run_dir, lambda c: SegmentNet(SegmentConfig(**c["net"])))
+    net, config = load_model(run_dir, lambda c: GlobalNet(GlobalConfig(**c["net"])))
     if config.get("kind") != "global":
         raise ValueError(f"{run_dir}: not a global-model run (kind {config.get('kind')!r})")
     return net, PanelScaler.from_dict(config["scaler"]), config
 
 
-def _net(panel: Panel, window: int, horizon: int, net: dict[str, Any]) -> SegmentNet:
-    return SegmentNet(SegmentConfig(window=window, horizon=horizon, **net))
+def _net(panel: Panel, window: int, horizon: int, net: dict[str, Any]) -> GlobalNet:
+    """The network for ``panel``, its static covariates (if any) stored in it."""
+    static = 0 if panel.static is None else panel.static.shape[1]
+    model = GlobalNet(GlobalConfig(window=window, horizon=horizon, series=len(panel),
+                                   static=static, **net))  # fmt: skip
+    if panel.static is not None and static:
+        model.set_static(standardise_static(panel.static)[0])
+    return model
+
+
+def _identity(panel: Panel, window: int, horizon: int, model: GlobalNet, **more: Any) -> dict:
+    """What a resume must match: the series (by a hash of their ids), W, H, the network."""
+    ids = hashlib.sha256("\n".join(panel.ids).encode()).hexdigest()
+    return {"series": len(panel), "ids_sha256": ids, "window": window, "horizon": horizon,
+            "net": model.config.to_dict(), **more}  # fmt: skip
+
+
+def _static_config(panel: Panel) -> dict[str, Any]:
+    if panel.static is None:
+        return {}
+    _, mean, std = standardise_static(panel.static)
+    return {"static": {"names": list(panel.static_names), "mean": mean.tolist(),
+                       "std": std.tolist()}}  # fmt: skip
+
+
+def _interrupted(history: dict[str, Any]) -> dict[str, Any]:
+    return {"interrupted": True, "training": history}
 
 
 def run_ltsf(
@@ -192,12 +209,29 @@ def run_ltsf(
     net: dict[str, Any] | None = None,
     options: TrainOptions = TrainOptions(),
     log: Callable[[str], None] | None = None,
+    *,
+    resume: bool = False,
+    spec: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train and score under the ltsf protocol; write the run folder; return the metrics."""
+    """Train and score under the ltsf protocol; write the run folder; return the metrics
+    (``{"interrupted": True, ...}`` when a signal stopped training)."""
     data = ltsf_data(panel, window, horizon, split)
     torch.manual_seed(options.seed)
     model = _net(panel, window, horizon, net or {})
-    history = fit(model, data.train, data.val, options, log)
+    run_dir = Path(run_dir)
+    identity = _identity(panel, window, horizon, model, protocol="ltsf", split=split)
+    history = fit(model, data.train, data.val, options, log, run_dir=run_dir, resume=resume,
+                  spec={"global": identity, "run": spec}, reporter=reporter)  # fmt: skip
+    saved = {"ids": list(panel.ids), "scaler": data.scaler.to_dict(), "protocol": "ltsf",
+             "split": split, "window": window, "horizon": horizon, **_static_config(panel),
+             **(extra or {})}  # fmt: skip
+    if history["stopped"] == "interrupted":
+        _save(run_dir, model, saved, None)
+        return _interrupted(history)
+    if not distributed.ranks().is_main:
+        return {"training": history}
     pred, truth, which = predict(model, data.test)
     x_last = data.test.z[torch.from_numpy(_origin_rows(data.test) - 1)].numpy()  # (n,)
     last = np.repeat(x_last[:, None], horizon, 1)  # (n, H) the repeat-last-value forecast
@@ -219,8 +253,7 @@ def run_ltsf(
         ],  # fmt: skip
         "training": history,
     }
-    _save(Path(run_dir), model, {"ids": list(panel.ids), "scaler": data.scaler.to_dict(),
-                                 "protocol": "ltsf", "split": split}, metrics)  # fmt: skip
+    _save(run_dir, model, saved, metrics)
     return metrics
 
 
@@ -230,9 +263,18 @@ def _origin_rows(windows: PanelWindows) -> np.ndarray:
     return windows.offsets[i] + o
 
 
+def residual_quantiles(
+    net: GlobalNet, windows: PanelWindows, levels: tuple[float, ...]
+) -> np.ndarray:
+    """Quantiles of the standardised residuals ``y - y_hat`` per horizon step over
+    ``windows``, shape ``(H, Q)``: added to a point forecast, they give its interval."""
+    pred, truth, _ = predict(net, windows)
+    return np.quantile(truth - pred, levels, axis=0).T
+
+
 def run_global(
     panel: Panel,
-    run_dir: str | os.PathLike,
+    run_dir: str | os.PathLike | None,
     window: int,
     horizon: int,
     season: int | None = None,
@@ -242,9 +284,19 @@ def run_global(
     val_horizons: int = 1,
     scaling: str = "standard",
     deseasonalise: bool = False,
+    *,
+    baselines: tuple[str, ...] = GLOBAL_BASELINES,
+    budget_s: float | None = BUDGET_S,
+    quantiles: tuple[float, ...] | None = None,
+    resume: bool = False,
+    spec: dict[str, Any] | None = None,
+    reporter: Reporter | None = None,
+    extra: dict[str, Any] | None = None,
+    plots: bool = True,
 ) -> dict[str, Any]:
     """Train one model on every series' training part, forecast each series' last ``H``
-    points, score per series beside naive and seasonal naive; write the run folder.
+    points, score per series beside ``baselines`` (:func:`score_panel`, sharing
+    ``budget_s`` seconds); write the run folder (``run_dir`` None: nothing written).
 
     ``val_horizons`` horizons before the test part validate (0: none; the best epoch is
     then the one of the lowest training loss). Series shorter than
@@ -253,8 +305,12 @@ def run_global(
     scaler's kind (:meth:`PanelScaler.fit`: ``"standard"`` or ``"mean"``);
     ``deseasonalise`` divides each series by its multiplicative seasonal index
     (:class:`~lstmlens.tasks.global_season.SeasonalIndex`, fitted on its training rows,
-    as Theta does) before scaling and multiplies the forecasts back."""
-    say = log or (lambda _: None)
+    as Theta does) before scaling and multiplies the forecasts back. ``quantiles``: levels whose
+    validation-residual quantiles are stored for ``predict`` intervals. ``spec`` (the
+    caller's options, JSON) and the run's own identity must match on ``resume``;
+    ``extra`` goes into ``config.json`` (e.g. the data spec ``forecast predict`` rereads).
+    """
+    say = (reporter.message if reporter is not None else log) or (lambda _: None)
     panel, skipped = panel.drop_short(window + (2 + val_horizons) * horizon)
     if skipped:
         say(f"skipped {len(skipped)} series too short for one window: "
@@ -275,35 +331,35 @@ def run_global(
 
     torch.manual_seed(options.seed)
     model = _net(panel, window, horizon, net or {})
-    history = fit(model, part("train"), part("val") if val_horizons else None, options, log)
+    identity = _identity(panel, window, horizon, model, protocol="last",
+                         val_horizons=val_horizons, scaling=scaling,
+                         deseasonalise=seasonal is not None)  # fmt: skip
+    val = part("val") if val_horizons else None
+    history = fit(model, part("train"), val, options, log, run_dir=run_dir, resume=resume,
+                  spec={"global": identity, "run": spec}, reporter=reporter)  # fmt: skip
+    saved: dict[str, Any] = {"ids": list(panel.ids), "scaler": scaler.to_dict(),
+                             "protocol": "last", "window": window, "horizon": horizon,
+                             "season": season, "options": asdict(options),
+                             "season_index": None if seasonal is None else seasonal.to_dict(),
+                             **_static_config(panel), **(extra or {})}  # fmt: skip
+    if quantiles:
+        spread = residual_quantiles(model, val if val is not None else part("train", horizon),
+                                    quantiles)  # fmt: skip
+        saved["intervals"] = {"levels": list(quantiles), "residuals": spread.tolist()}
+    if history["stopped"] == "interrupted":
+        if run_dir is not None:
+            _save(Path(run_dir), model, saved, None)
+        return _interrupted(history)
+    if not distributed.ranks().is_main:
+        return {"training": history}
     test = part("test", stride=horizon)
     pred_z, _, which = predict(model, test)
-    pred = scaler.inverse(pred_z, which)  # (n, H) original scale
+    forecasts = np.empty((len(panel), horizon))
+    forecasts[which] = scaler.inverse(pred_z, which)  # (N, H) original scale
     if seasonal is not None:
-        pred = pred * seasonal.factors(which, split.val_end[which], horizon)
-    per_series: list[dict[str, Any]] = []
-    sums: dict[str, dict[str, list[float]]] = {}
-    m = season or 1
-    for k, i in enumerate(which):
-        y = panel.series(i)
-        o = int(split.val_end[i])
-        actual = y[o : o + horizon]
-        origins = np.array([o])
-        forecasts = {"model": pred[k], "naive": naive(y, origins, horizon)[0]}
-        if season and o >= season:
-            forecasts["seasonal_naive"] = seasonal_naive(y, origins, horizon, season)[0]
-        row = {name: all_metrics(actual, f, y[:o], m) for name, f in forecasts.items()}
-        per_series.append({"id": panel.ids[i], **row})
-        for name, values in row.items():
-            for key, v in values.items():
-                sums.setdefault(name, {}).setdefault(key, []).append(v)
-    aggregate = {name: {key: float(np.nanmean(v)) for key, v in d.items()}
-                 for name, d in sums.items()}  # fmt: skip
-    model_row: dict[str, Any] = aggregate.pop("model")
-    model_row["beats"] = {
-        name: float(np.mean([r["model"]["mae"] < r[name]["mae"] for r in per_series if name in r]))
-        for name in aggregate
-    }
+        forecasts[which] *= seasonal.factors(which, split.val_end[which], horizon)
+    scored = score_panel(panel, split.val_end, forecasts, horizon, season, baselines, budget_s,
+                         say)  # fmt: skip
     metrics = {
         "protocol": "last",
         "window": window,
@@ -311,13 +367,13 @@ def run_global(
         "season": season,
         "series": len(panel),
         "skipped": list(skipped),
-        "model": model_row,
-        "baselines": aggregate,
-        "per_series": per_series,
+        **scored,
         "training": history,
     }
-    _save(Path(run_dir), model, {"ids": list(panel.ids), "scaler": scaler.to_dict(),
-                                 "protocol": "last", "options": asdict(options),
-                                 "season_index": None if seasonal is None else seasonal.to_dict()},
-          metrics)  # fmt: skip
+    if run_dir is not None:
+        _save(Path(run_dir), model, saved, metrics)
+        if plots:
+            from .global_plots import save_global_plots
+
+            save_global_plots(Path(run_dir), panel, split.val_end, forecasts, metrics)
     return metrics

@@ -403,6 +403,10 @@ class LanguageTask:
         segments = itertools.islice(self._cursor, self.segments_per_epoch)
         return _Sized(segments, self.segments_per_epoch)
 
+    def batch_rows(self) -> int:
+        """Parallel streams per batch (a distributed run needs at least one per process)."""
+        return int(self.train_streams.batch_size)
+
     def training_loss(
         self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
     ) -> torch.Tensor:

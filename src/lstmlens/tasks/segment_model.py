@@ -5,7 +5,7 @@ Shapes: ``B`` windows (one series or channel each), lookback ``W = N * S`` cut i
 model width ``d``.
 
     x'      = x - norm(x)                                   # RevIN-style: last value or mean
-    e       = ReLU(Linear_S->d(x'.view(B, N, S)))           # (B, N, d): one step per segment
+    e       = ReLU(Linear_S->d(x'.view(B, N, S))) [+ ctx]   # (B, N, d): one step per segment
     _, h    = RNN(e)                                        # h: (layers, B, d)
     q       = [pos_m ; chan_c]  for m < M                   # (B * M, 1, d) position (+ channel)
     out, _  = RNN(q, h repeated M times)                    # (B * M, 1, d): one batched step
@@ -112,13 +112,27 @@ class SegmentNet(nn.Module):
         single = replace(c, members=1)
         self.others = nn.ModuleList(SegmentNet(single) for _ in range(c.members - 1))
 
-    def forward(self, x: torch.Tensor, channel: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``context`` ``(B, d)``, optional: added to every segment embedding of every
+        member (a series' conditioning, :mod:`lstmlens.tasks.global_net`)."""
         if not len(self.others):
-            return self._member(x, channel)
-        outs = torch.stack([self._member(x, channel)] + [m(x, channel) for m in self.others])
+            return self._member(x, channel, context)
+        members = [self._member(x, channel, context)]
+        members += [m(x, channel, context) for m in self.others]
+        outs = torch.stack(members)
         return outs if self.training else outs.quantile(0.5, dim=0)  # (K, B, H) or (B, H)
 
-    def _member(self, x: torch.Tensor, channel: torch.Tensor | None) -> torch.Tensor:
+    def _member(
+        self,
+        x: torch.Tensor,
+        channel: torch.Tensor | None,
+        context: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         c = self.config
         if x.ndim != 2 or x.shape[1] != c.window:
             raise ValueError(f"SegmentNet: expected input (B, {c.window}), got {tuple(x.shape)}")
@@ -127,6 +141,8 @@ class SegmentNet(nn.Module):
         B, M, d = len(x), c.out_segments, c.hidden_size
         level = NORMS[c.norm](x)  # (B, 1)
         e = self.embed((x - level).view(B, c.window // c.segment, c.segment))  # (B, N, d)
+        if context is not None:
+            e = e + context.unsqueeze(1)
         _, state = self.rnn(e)  # (layers, B, d), a pair for the LSTM
         query = self.pos.unsqueeze(0).expand(B, M, -1)  # (B, M, d or d/2)
         if self.chan is not None:

@@ -1,10 +1,10 @@
-"""Many processes, one model: ``torch.distributed`` set-up, collectives and the local launcher.
+"""Many processes, one model: ``torch.distributed`` set-up and the collectives the trainer needs.
 
-lstmlens runs on PyTorch's own engine: a process group (gloo on CPU, nccl where
-CUDA is present) joined from the ``torchrun`` environment, gradients averaged by
-``DistributedDataParallel``, and N local workers started by torch's elastic
-launcher (:func:`torch.distributed.launcher.api.elastic_launch`), the very
-machinery behind ``torchrun``. Nothing here forks by hand.
+lstmlens runs on PyTorch's own engine: a process group (gloo for a model on the
+CPU, nccl for one on CUDA) joined from the ``torchrun`` environment, gradients
+averaged by ``DistributedDataParallel``, and N local workers started by torch's
+elastic launcher (:mod:`lstmlens.train.launcher`, re-exported here as
+:func:`launch` and :class:`WorkerFailedError`). Nothing here forks by hand.
 
 * :func:`environment` reads ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
   ``MASTER_ADDR`` and ``MASTER_PORT``: all set (a worker of ``torchrun`` or of
@@ -15,19 +15,20 @@ machinery behind ``torchrun``. Nothing here forks by hand.
 * :class:`Ranks` says who this process is; :func:`reduce_mean`,
   :func:`gather_objects` and :func:`from_main` are the few collectives the
   trainer needs (validation metrics, every rank's RNG state, rank 0's checkpoint).
-* :func:`launch` runs ``fn(*args)`` on N local workers and returns their results;
-  a failed worker becomes one :class:`WorkerFailedError` line naming the rank.
+* :func:`note_local_peers` and :func:`wait_for_dead_peers`: a rank that fails
+  because a peer on its machine died (gloo: "connection closed by peer") waits
+  until the launcher has seen that death, so that the launcher names the dead
+  rank, not the survivor's follow-on error; :func:`wait_for_main` lets rank 0
+  fail first on bad input (its one line is the one the user sees).
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import signal
 import socket
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -41,15 +42,16 @@ __all__ = [
     "ENV_VARS",
     "DistributedModel",
     "Ranks",
-    "WorkerFailedError",
     "backend_for",
     "environment",
     "from_main",
     "gather_objects",
     "init_from_environment",
-    "launch",
+    "note_local_peers",
     "ranks",
     "reduce_mean",
+    "wait_for_dead_peers",
+    "wait_for_main",
 ]
 
 #: What ``torchrun`` (and :func:`launch`) tell each worker.
@@ -75,18 +77,6 @@ class Ranks:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1 or dist.is_available() and dist.is_initialized()
-
-
-class WorkerFailedError(RuntimeError):
-    """A worker of :func:`launch` failed; the message is one line naming the rank and its error.
-
-    ``rank`` and ``exitcode`` say which worker failed first and how it exited
-    (negative: killed by that signal).
-    """
-
-    def __init__(self, message: str, rank: int = -1, exitcode: int = 1) -> None:
-        super().__init__(message)
-        self.rank, self.exitcode = rank, exitcode
 
 
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str | int] | None:
@@ -120,10 +110,12 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str | int] | 
     return out
 
 
-def backend_for(device: torch.device | str | None = None) -> str:
-    """``nccl`` for a CUDA device (or, with no device given, when CUDA is present), else ``gloo``."""
-    if device is None:
-        return "nccl" if torch.cuda.is_available() and dist.is_nccl_available() else "gloo"
+def backend_for(device: torch.device | str = "cpu") -> str:
+    """``nccl`` for a model on a CUDA device, ``gloo`` for one on the CPU.
+
+    The model's device decides, not the machine: a CPU model on a machine with
+    CUDA trains over gloo (nccl reduces CUDA tensors only).
+    """
     return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
@@ -135,22 +127,36 @@ def ranks(group: Any = None) -> Ranks:
     return Ranks(dist.get_rank(group), dist.get_world_size(group), local, group)
 
 
-def init_from_environment(timeout: float = DEFAULT_TIMEOUT, backend: str | None = None) -> Ranks:
+def init_from_environment(
+    timeout: float = DEFAULT_TIMEOUT,
+    backend: str | None = None,
+    device: torch.device | str = "cpu",
+) -> Ranks:
     """Join the default process group from the ``torchrun`` environment; returns :class:`Ranks`.
 
-    Does nothing (and returns rank 0 of 1) when no variable is set, and returns
-    the current ranks when the group already exists. Every collective of the
-    group then fails after ``timeout`` seconds instead of waiting for ever.
+    The backend is ``backend``, else :func:`backend_for` the ``device`` the model
+    trains on. Does nothing (and returns rank 0 of 1) when no variable is set,
+    and returns the current ranks when the group already exists. Every
+    collective of the group then fails after ``timeout`` seconds instead of
+    waiting for ever. A port in use or an unreachable rendezvous is a one-line
+    ``ValueError``.
     """
     env = environment()
     if dist.is_available() and dist.is_initialized():
         return ranks()
     if env is None:
         return Ranks()
-    backend = backend or backend_for()
+    backend = backend or backend_for(device)
     if backend == "nccl":
         torch.cuda.set_device(int(env["LOCAL_RANK"]))
-    dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    try:
+        dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
+    except dist.DistNetworkError as e:  # rank 0 hosts the store on MASTER_ADDR:MASTER_PORT
+        where = f"MASTER_ADDR={env['MASTER_ADDR']} MASTER_PORT={env['MASTER_PORT']}"
+        if "EADDRINUSE" in str(e):
+            raise ValueError(f"torch.distributed: port in use ({where}); pick a free one") from None
+        first = " ".join(str(e).split())
+        raise ValueError(f"torch.distributed: cannot join the group at {where}: {first}") from None
     return ranks()
 
 
@@ -261,138 +267,103 @@ class DistributedModel:
         return attr
 
 
-# --------------------------------------------------------------------- launcher
+# ------------------------------------------------------------------ dead peers
+
+_PEERS: dict[int, dict[int, int]] = {}  # {this process's pid: {rank: pid of a peer on this host}}
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def note_local_peers(where: Ranks | None = None) -> None:
+    """Remember the pid of every other rank on this machine (one collective; call on every
+    rank right after joining the group), for :func:`wait_for_dead_peers`."""
+    where = ranks() if where is None else where
+    if os.getpid() in _PEERS or where.world_size == 1:
+        return
+    me = (socket.gethostname(), os.getpid())
+    everyone = gather_objects(me, where)
+    _PEERS[os.getpid()] = {
+        r: pid for r, (host, pid) in enumerate(everyone) if host == me[0] and r != where.rank
+    }
 
 
-def _check_port(port: int, host: str = "127.0.0.1") -> None:
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"launch: port must be an integer in [1, 65535], got {port!r}")
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            raise ValueError(f"launch: port {port} on {host} is already in use") from None
+def wait_for_dead_peers(grace: float = 10.0, settle: float = 0.2) -> list[int]:
+    """After an error: let the launcher see a dead peer before this rank's follow-on error.
 
-
-def _worker(fn: Callable[..., Any], args: Sequence[Any], timeout: float, threads: int) -> Any:
-    """One worker: join the group, run ``fn``, leave the group (runs in the child process)."""
-    if threads:
-        torch.set_num_threads(threads)
-    init_from_environment(timeout)
-    try:
-        return fn(*args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def _failure(error: Exception) -> WorkerFailedError:
-    """One line from the launcher's ``ChildFailedError``: the first failed rank and its error."""
-    failures = getattr(error, "failures", None) or {}
-    if not failures:
-        return WorkerFailedError(f"a worker failed: {error}")
-    # the cause: a rank killed by a signal, else the first to fail (its peers fail after it)
-    rank = min(failures, key=lambda r: (failures[r].exitcode >= 0, failures[r].timestamp, r))
-    failure = failures[rank]
-    data = failure.error_file_data
-    message = data.get("message") if isinstance(data, dict) else None
-    if isinstance(message, dict):
-        message = message.get("message")
-    if not isinstance(message, str) or message == "<NONE>":
-        message = str(failure.message) or f"exit code {failure.exitcode}"
-    message = " ".join(message.split())
-    line = f"worker rank {rank} failed (exit code {failure.exitcode}): {message}"
-    return WorkerFailedError(line, rank, failure.exitcode)
-
-
-def launch(
-    fn: Callable[..., Any],
-    args: Sequence[Any] = (),
-    nproc: int = 2,
-    *,
-    port: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    threads: int = 1,
-    start_method: str = "spawn",
-) -> dict[int, Any]:
-    """Run ``fn(*args)`` on ``nproc`` local workers through torch's elastic launcher.
-
-    Each worker joins the default process group (gloo on CPU, nccl with CUDA)
-    with ``timeout`` seconds on every collective and ``threads`` torch threads.
-    ``fn`` and ``args`` must be picklable when workers are spawned
-    (``start_method``: ``"spawn"``, ``"fork"`` or ``"forkserver"``). Returns
-    ``{rank: fn's return value}``. Rendezvous is on ``127.0.0.1:port`` (a free
-    port when None).
-
-    Raises:
-        ValueError: ``nproc`` < 1, or ``port`` already in use (nothing started).
-        WorkerFailedError: a worker failed or died; the others were stopped.
-        KeyboardInterrupt: the launcher got SIGINT/SIGTERM; the workers were stopped
-            (each trainer stops as on Ctrl-C: rank 0's last checkpoint stands).
+    A peer killed by a signal leaves a zombie until its launcher (torch's agent,
+    here or under ``torchrun``) reaps it on its next poll; a survivor whose
+    collective failed on the closed connection exits at once and may be polled
+    first, and the launcher then reports the survivor. So, if a peer of this
+    machine (:func:`note_local_peers`) is dead or dies within ``settle``
+    seconds, wait (at most ``grace`` seconds) until it has been reaped, with
+    SIGTERM's default action, so that the agent's stop ends this process
+    quietly. Returns the ranks found dead ([]: none; the error is this rank's own).
     """
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
-    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
-        raise ValueError(f"launch: nproc must be an integer >= 1, got {nproc!r}")
-    if port is None:
-        port = _free_port()
-    else:
-        _check_port(port)
-    config = LaunchConfig(
-        min_nodes=1,
-        max_nodes=1,
-        nproc_per_node=nproc,
-        run_id=f"lstmlens-{uuid.uuid4().hex}",
-        rdzv_backend="c10d",
-        rdzv_endpoint=f"127.0.0.1:{port}",
-        rdzv_configs={"timeout": int(max(timeout, 1))},
-        max_restarts=0,
-        monitor_interval=0.1,
-        start_method=start_method,
-    )
-    with _quiet_launcher(), _own_signal_handlers():
-        try:
-            return elastic_launch(config, _worker)(fn, list(args), timeout, threads)
-        except ChildFailedError as e:
-            raise _failure(e) from None
-        except SignalException:  # Ctrl-C or SIGTERM: the agent has stopped every worker
-            raise KeyboardInterrupt from None
-
-
-@contextlib.contextmanager
-def _own_signal_handlers() -> Iterator[None]:
-    """Give the caller its signal handlers back: torch's agent installs its own for SIGINT,
-    SIGTERM, SIGHUP and SIGQUIT and leaves them in place after the launch returns."""
-    signums = [
-        getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, n)
-    ]
-    saved = {n: signal.getsignal(n) for n in signums}
+    peers = _PEERS.get(os.getpid(), {})
+    if not peers:
+        return []
+    start = time.monotonic()
+    dead: set[int] = set()
+    restore = _default_sigterm()
     try:
-        yield
+        while time.monotonic() - start < grace:
+            states = {r: _process_state(pid) for r, pid in peers.items()}
+            dying = {r for r, s in states.items() if s in ("Z", "X")}
+            dead |= dying | {r for r, s in states.items() if s is None}
+            if not dying and (dead or time.monotonic() - start >= settle):
+                break  # reaped (the launcher knows), or nobody died
+            time.sleep(0.01)
     finally:
-        for n, handler in saved.items():
-            if handler is not None:
-                signal.signal(n, handler)
+        restore()
+    return sorted(dead)
 
 
-class _quiet_launcher:
-    """Keep torch's launcher logs (stack traces, warnings) off the terminal: errors are one line."""
+def wait_for_main(grace: float = 10.0) -> None:
+    """A rank > 0 whose command failed: wait while rank 0 of this machine still runs (at most
+    ``grace`` seconds, with SIGTERM's default action).
 
-    _names = ("torch.distributed.elastic", "torch.distributed.launcher", "torch.multiprocessing")
+    Bad input fails every rank alike, and rank 0 alone prints its one-line error
+    (the others' output is silenced); waiting lets rank 0 fail first, so that the
+    launcher reports rank 0 and adds no line of its own.
+    """
+    main = _PEERS.get(os.getpid(), {}).get(0)
+    if main is None:
+        return
+    start = time.monotonic()
+    restore = _default_sigterm()
+    try:
+        while _process_state(main) is not None and time.monotonic() - start < grace:
+            time.sleep(0.01)
+    finally:
+        restore()
 
-    def __enter__(self) -> None:
-        self._levels = {n: logging.getLogger(n).level for n in self._names}
-        for n in self._names:
-            logging.getLogger(n).setLevel(logging.CRITICAL)
 
-    def __exit__(self, *exc: object) -> None:
-        for n, level in self._levels.items():
-            logging.getLogger(n).setLevel(level)
+def _process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` in ``/proc`` (``Z``: a zombie), None when it is gone; ``?``
+    where ``/proc`` cannot tell (not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc/self") else "?"
+    except (OSError, IndexError):
+        return "?"
+
+
+def _default_sigterm() -> Callable[[], None]:
+    """SIGTERM ends this process at once (no handler, no traceback); returns the undo."""
+    try:
+        saved = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, saved)
+
+    return restore
+
+
+def __getattr__(name: str) -> Any:  # the launcher lives in its own module
+    if name in ("launch", "WorkerFailedError"):
+        from . import launcher
+
+        return getattr(launcher, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

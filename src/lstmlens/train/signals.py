@@ -13,12 +13,23 @@ program that set its own keeps it; the previous handlers return on exit.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "stopped_by_signal"]
+
+_RECEIVED: dict[int, str] = {}  # {pid: the first stop signal a StopSignals there has taken}
+
+
+def stopped_by_signal() -> str | None:
+    """The first stop signal (``"SIGINT"``/``"SIGTERM"``) any :class:`StopSignals` of this
+    process has taken, or None (e.g. a launched worker asks whether its agent stopped it;
+    keyed by pid, so a forked child does not inherit its parent's)."""
+    return _RECEIVED.get(os.getpid())
+
 
 _DEFAULTS = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
@@ -50,6 +61,7 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.received = signal.Signals(signum).name
+        _RECEIVED.setdefault(os.getpid(), self.received)
         if self._holding:
             self._pending = True
         else:

@@ -9,7 +9,12 @@ A *task* is any object with
 * ``validate(model) -> dict[str, float]`` with at least ``"val_loss"``; called
   under ``torch.no_grad()`` with the model in eval mode;
 * optionally ``on_epoch_start(epoch)`` (e.g. reset a hidden state carried
-  across batches for truncated BPTT).
+  across batches for truncated BPTT);
+* optionally ``batch_rows() -> int``: the rows of a full batch, checked against
+  the number of processes before anything is written;
+* optionally ``loss_weight(batch) -> float``: how many terms ``training_loss``
+  averages over (e.g. the known targets, or the summed class weights); used
+  to weight each rank's share when distributed (default: the batch's rows).
 
 Epochs count from 1, in the task hooks as in the history. One epoch is::
 
@@ -18,6 +23,10 @@ Epochs count from 1, in the task hooks as in the history. One epoch is::
     schedule step (plateau: on val_loss; cosine: epoch e runs at lr/2 (1 + cos(pi (e-1) / epochs)))
     best weights kept in memory if val_loss < best_val_loss (early stopping counts the others)
     run_dir's checkpoint pair, then run_dir/metrics.jsonl, written atomically
+
+A task may also say when to stop: an optional ``stop_reason() -> str | None`` is asked
+after every epoch (rank 0's answer holds for every rank); a string ends the run with
+that reason (e.g. the task's own time budget on another clock).
 
 The checkpoint (:mod:`lstmlens.train.checkpoint`: a pair that survives a kill at
 any instant) holds everything the next epoch depends on (weights, best weights,
@@ -103,7 +112,8 @@ class Trainer:
     ``DistributedDataParallel`` (:class:`~lstmlens.train.distributed.DistributedModel`:
     calling it or a ``forward*`` method goes through DDP); every rank draws the same batches from the
     same seeded generator and trains on its share of each (rows split by
-    ``torch.tensor_split``), its mean loss weighted by ``N n_r / n``, so that the
+    ``torch.tensor_split``), its mean loss weighted by ``N n_r / n`` (``n_r``, ``n``:
+    the task's ``loss_weight`` of the share and of the batch, else their rows), so that the
     averaged gradient is the gradient of the whole batch's mean loss: N
     processes equal one process at the same (global) batch size. Validation
     metrics are averaged over the ranks, so early stopping and the schedule
@@ -133,18 +143,18 @@ class Trainer:
         self.task = task
         self.config = TrainConfig() if config is None else config
         self.run_dir = None if run_dir is None else Path(run_dir)
-        if process_group is None:
-            self.ranks = distributed.init_from_environment()
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("Trainer: the model has no trainable parameters")
+        self._device = self._params[0].device
+        if process_group is None:  # (gloo for a CPU model, nccl for a CUDA one)
+            self.ranks = distributed.init_from_environment(device=self._device)
         else:
             self.ranks = distributed.ranks(process_group)
         main = self.ranks.is_main
         self.reporter = NullReporter() if reporter is None or not main else reporter
         self.spec = None if spec is None else dict(spec)
         self._saved_epoch: int | None = None  # epoch of the last checkpoint this trainer wrote
-        self._params = [p for p in model.parameters() if p.requires_grad]
-        if not self._params:
-            raise ValueError("Trainer: the model has no trainable parameters")
-        self._device = self._params[0].device
         check_precision(self.config.precision, self._device, "Trainer: precision 'bf16'")
         self._train_model = self._wrap(model)
         self._first_share = True
@@ -163,6 +173,7 @@ class Trainer:
         With ``resume=True`` the run continues from ``run_dir``'s checkpoint
         exactly; the model's current weights are replaced by the checkpoint's.
         """
+        self._check_rows(self._batch_rows())
         with contextlib.ExitStack() as claimed:
 
             def claim() -> None:  # rank 0 alone touches the folder; the others hear how it went
@@ -317,7 +328,8 @@ class Trainer:
         return record
 
     def _share(self, batch: Any) -> tuple[Any, float]:
-        """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss.
+        """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss
+        (``n_r``, ``n``: the task's ``loss_weight`` of the share and the batch, else rows).
 
         Every tensor of the batch (a tensor, or a tuple/list of them and other
         values) whose first dimension is the batch's ``n`` rows is split by
@@ -334,24 +346,36 @@ class Trainer:
                 f"Trainer: cannot split a batch of {type(batch).__name__} across {world} processes"
             )
         n = sizes[0]
-        if self._first_share and n < world:  # (the first batch is a full one)
-            raise ValueError(
-                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
-                f"streams): use at most {n} processes or a larger batch"
-            )
+        if self._first_share:  # (the first batch is a full one)
+            self._check_rows(n)
         self._first_share = False
         bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
         lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
-        weight = world * len(bounds) / n
 
         def cut(t: Any) -> Any:
             ok = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == n
             return t[lo:hi] if ok else t
 
         shared = [cut(t) for t in items]
-        if not isinstance(batch, (tuple, list)):
-            return shared[0], weight
-        return type(batch)(shared), weight
+        mine = type(batch)(shared) if isinstance(batch, (tuple, list)) else shared[0]
+        terms = getattr(self.task, "loss_weight", None)
+        if not callable(terms) or not len(bounds):
+            return mine, world * len(bounds) / n
+        total = float(terms(batch))
+        return mine, world * float(terms(mine)) / total if total > 0 else 0.0
+
+    def _batch_rows(self) -> int | None:
+        rows = getattr(self.task, "batch_rows", None)
+        return int(rows()) if callable(rows) else None
+
+    def _check_rows(self, n: int | None) -> None:
+        """Every process needs at least one row of a full batch."""
+        world = self.ranks.world_size
+        if n is not None and n < world:
+            raise ValueError(
+                f"Trainer: {world} processes but a batch of only {n} rows (samples or "
+                f"streams): use at most {n} processes or a larger batch"
+            )
 
     def _commit(self, record: dict[str, Any], elapsed: float) -> str | None:
         """Make a validated epoch part of the run: schedule, early stopping, files, report."""
@@ -383,6 +407,9 @@ class Trainer:
             return "completed"
         if elapsed is not None and cfg.max_minutes is not None and elapsed >= 60 * cfg.max_minutes:
             return "max_minutes"
+        asked = getattr(self.task, "stop_reason", None)
+        if elapsed is not None and callable(asked):  # after an epoch: the task's own reason
+            return distributed.from_main(asked, self.ranks)
         return None
 
     def _snapshot(self) -> dict[str, torch.Tensor]:

@@ -46,7 +46,7 @@ GRU_SAVED = ("out", "h_n", "gates", "hn")
 RNN_SAVED = ("out", "h_n", "acts")
 #: the ops the library registers in ``torch.ops.lstmlens_native``
 OPS = ("lstm_forward", "lstm_backward", "gru_forward", "gru_backward", "rnn_forward",
-       "rnn_backward")  # fmt: skip
+       "rnn_backward", "lstm_stack_forward", "lstm_stack_backward")  # fmt: skip
 
 _EXPECTED = {
     "lstm_slots": LSTM_SLOTS,

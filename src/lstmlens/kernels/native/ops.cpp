@@ -3,6 +3,7 @@
 //
 //   lstm_forward / lstm_backward   lstm_forward.h, lstm_backward.h (every variant and option)
 //   gru_forward / gru_backward, rnn_forward / rnn_backward              gru_rnn.h
+//   lstm_stack_forward / lstm_stack_backward   stack_ops.h (a whole stack, wavefront.h)
 //
 // The library also exports lstmlens_native_abi() (C linkage): the names of the weight slots,
 // config ints, saved tensors and ops, generated from layout.h and LSTMLENS_OPS below. The
@@ -20,6 +21,7 @@
 #include "layout.h"
 #include "lstm_backward.h"
 #include "lstm_forward.h"
+#include "stack_ops.h"
 
 namespace lstmlens {
 namespace {
@@ -200,7 +202,15 @@ std::vector<Tensor> rnn_backward(const Tensor& x, const Tensor& h0, at::TensorLi
     "(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, bool relu, bool train) -> Tensor[]")     \
   X(rnn_backward,                                                                               \
     "(Tensor x, Tensor h0, Tensor[] w, Tensor? keep_h, bool relu, Tensor[] saved, "             \
-    "Tensor? d_out, Tensor? d_hn) -> Tensor[]")
+    "Tensor? d_out, Tensor? d_hn) -> Tensor[]")                                                \
+  X(lstm_stack_forward,                                                                         \
+    "(Tensor x, Tensor h0, Tensor c0, Tensor[] w, int[] cfg, int layers, int dirs, int chunks, " \
+    "Tensor?[] keep_h, Tensor?[] keep_c, Tensor?[] rmask, Tensor?[] drop, Tensor? rev, "         \
+    "bool train) -> Tensor[]")                                                                  \
+  X(lstm_stack_backward,                                                                        \
+    "(Tensor x, Tensor h0, Tensor[] w, int[] cfg, int layers, int dirs, int chunks, "           \
+    "Tensor?[] keep_h, Tensor?[] keep_c, Tensor?[] rmask, Tensor?[] drop, Tensor? rev, "         \
+    "Tensor[] saved, Tensor? d_out, Tensor? d_hn, Tensor? d_cn) -> Tensor[]")
 
 TORCH_LIBRARY(lstmlens_native, m) {
 #define LSTMLENS_DEF(name, schema) m.def(#name schema);
