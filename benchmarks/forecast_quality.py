@@ -18,10 +18,15 @@ before it), with horizon 12 for monthly and 8 for quarterly series. Groups:
 Per group: the share of series where the model's MAE beats seasonal naive; mean MASE
 of the model, ETS, Theta (statsmodels ``ThetaModel``, computed here unless the baselines
 have it) and seasonal naive; mean coverage of the 80% interval and mean pinball loss
-(scaled by the MASE denominator) for the model and for ETS's own interval; wall time.
+(scaled by the MASE denominator) for the model and for ETS's own interval; the share of
+series whose net correction passed the fallback test (``net kept``); wall time.
 
     PYTHONPATH=src nice -n 10 python benchmarks/forecast_quality.py [--groups A,B,other]
-        [--limit N] [--set anchor=level ...] [--out benchmarks/results/forecast_quality]
+        [--kinds monthly,quarterly] [--limit N] [--set 'anchor="level"' ...]
+        [--train patience=20 ...] [--out benchmarks/results/forecast_quality]
+
+``--set`` overrides ``ForecastConfig`` fields (and ``growth``, ``fallback_ratio``,
+``lookback_seasons``: the library constants); ``--train`` overrides ``TrainConfig`` fields.
 
 Training runs on one torch thread.
 """
@@ -29,6 +34,7 @@ Training runs on one torch thread.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -40,7 +46,7 @@ import pandas as pd
 
 from lstmlens.cli.forecast import TRAIN_DEFAULTS
 from lstmlens.data.series import Series, read_csv
-from lstmlens.tasks import forecast
+from lstmlens.tasks import forecast, forecast_conformal
 from lstmlens.tasks.baselines import BASELINES
 from lstmlens.tasks.forecast import ForecastConfig, Forecaster
 from lstmlens.tasks.forecast_eval import evaluate
@@ -50,6 +56,7 @@ from lstmlens.train.threads import torch_threads
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "series"
 HORIZON = {12: 12, 4: 8}  # season -> horizon
 FREQ = {12: "MS", 4: "QS"}
+TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 SAMPLE_SEED, HALF_SEED, PER_KIND = 2026, 7, 100
 
 
@@ -111,14 +118,20 @@ def theta_mase(series: Series, val_end: int, h: int, season: int, scale: float) 
     return float(np.mean(np.abs(series.values[val_end : val_end + h] - f)) / scale)
 
 
-def score(series: Series, season: int, overrides: dict, baselines: tuple[str, ...]) -> dict:
+def score(
+    series: Series,
+    season: int,
+    overrides: dict,
+    baselines: tuple[str, ...],
+    train_overrides: dict | None = None,
+) -> dict:
     """Train with the defaults (plus ``overrides``), evaluate, return one result row."""
     started = time.monotonic()
     config = ForecastConfig(horizon=HORIZON[season], **overrides)
-    train = TrainConfig(
-        epochs=TRAIN_DEFAULTS["epochs"], lr=TRAIN_DEFAULTS["lr"],
-        max_minutes=TRAIN_DEFAULTS["max_minutes"], seed=0,
-    )  # fmt: skip
+    train = TrainConfig(**{
+        **{k: v for k, v in TRAIN_DEFAULTS.items() if k in TRAIN_FIELDS}, "seed": 0,
+        **(train_overrides or {}),
+    })  # fmt: skip
     fc = Forecaster(config)
     split = fc.split(series)
     result = fc.fit(series, train, split)
@@ -129,6 +142,8 @@ def score(series: Series, season: int, overrides: dict, baselines: tuple[str, ..
     scale = float(np.mean(np.abs(insample[ms:] - insample[:-ms])))
     row = {
         "name": series.name, "rows": len(series), "best_epoch": result.best_epoch,
+        "correction_ratio": fc.correction_ratio, "kept": fc.kept_correction,
+        "anchor": fc.config.anchor,
         "mae": m["mae"], "mase": m["mase"], "coverage": m.get("coverage"),
         "pinball": m.get("pinball", np.nan) / scale,
         "sn_mae": b.get("seasonal_naive", {}).get("mae"),
@@ -170,6 +185,7 @@ def summary(rows: list[dict]) -> dict:
         "ets_coverage": _mean(rows, "ets_coverage"),
         "pinball": _mean(rows, "pinball"),
         "ets_pinball": _mean(rows, "ets_pinball"),
+        "kept": _mean([{"k": float(r["kept"])} for r in rows if "kept" in r], "k"),
         "seconds": float(np.sum([r["seconds"] for r in rows])),
     }
 
@@ -180,15 +196,16 @@ def markdown(table: dict[str, dict]) -> str:
 
     lines = [
         "| group | series | beats SN (MAE) | MASE model | ETS | Theta | SN | ARIMA "
-        "| cover model | ETS | pinball model | ETS | wall s |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| cover model | ETS | pinball model | ETS | net kept | wall s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for group, s in table.items():
         lines.append(
             f"| {group} | {s['series']} | {f(s['beats_sn'], True)} | {f(s['mase'])} | "
             f"{f(s['ets_mase'])} | {f(s['theta_mase'])} | {f(s['sn_mase'])} | "
             f"{f(s['arima_mase'])} | {f(s['coverage'], True)} | {f(s['ets_coverage'], True)} | "
-            f"{f(s['pinball'])} | {f(s['ets_pinball'])} | {s['seconds']:.0f} |"
+            f"{f(s['pinball'])} | {f(s['ets_pinball'])} | {f(s.get('kept'), True)} | "
+            f"{s['seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -199,6 +216,7 @@ def main() -> int:
     ap.add_argument("--kinds", default="monthly,quarterly", help="M3 kinds (both)")
     ap.add_argument("--limit", type=int, default=None, help="first N series of each group")
     ap.add_argument("--set", action="append", default=[], help="ForecastConfig field=value")
+    ap.add_argument("--train", action="append", default=[], help="TrainConfig field=value")
     ap.add_argument(
         "--scored-only", action="store_true", help="only tabulate the rows already in OUT.jsonl"
     )
@@ -210,6 +228,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+    train_overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.train)}
+    if "growth" in overrides:  # tuning the conformal horizon scale itself
+        forecast_conformal.GROWTH = overrides.pop("growth")
+    if "fallback_ratio" in overrides:
+        forecast.FALLBACK_RATIO = overrides.pop("fallback_ratio")
     if "lookback_seasons" in overrides:  # tuning the library default itself
         forecast.LOOKBACK_SEASONS = overrides.pop("lookback_seasons")
     wanted = args.groups.split(",")
@@ -222,6 +245,8 @@ def main() -> int:
         groups["other"] = [(s, 12 if s.freq == "MS" else 4) for s in other_series()]
     done: dict[tuple[str, str], dict] = {}
     log = Path(args.out).with_suffix(".jsonl") if args.out else None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
     if log is not None and log.is_file():  # resume: series already scored are kept
         for line in log.read_text().splitlines():
             row = json.loads(line)
@@ -234,7 +259,10 @@ def main() -> int:
             if row is None and args.scored_only:
                 continue
             if row is None:
-                row = {"group": group, **score(series, season, overrides, baselines)}
+                row = {
+                    "group": group,
+                    **score(series, season, overrides, baselines, train_overrides),
+                }
                 if log is not None:
                     with open(log, "a", encoding="utf-8") as f:
                         f.write(json.dumps(row, default=float) + "\n")
@@ -249,10 +277,16 @@ def main() -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        meta = {"overrides": overrides, "train": TRAIN_DEFAULTS, "limit": args.limit}
+        meta = {
+            "overrides": overrides,
+            "train": {**TRAIN_DEFAULTS, **train_overrides},
+            "limit": args.limit,
+        }
         doc = {"meta": meta, "summary": table, "series": rows_out}
-        out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=float) + "\n")
-        out.with_suffix(".md").write_text(md + "\n")
+        for suffix, text in ((".json", json.dumps(doc, indent=1, default=float)), (".md", md)):
+            tmp = out.with_suffix(suffix + ".tmp")
+            tmp.write_text(text + "\n")
+            tmp.replace(out.with_suffix(suffix))  # atomic
     return 0
 
 

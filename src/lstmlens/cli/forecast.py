@@ -53,7 +53,7 @@ from .forecast_global import (
 __all__ = ["register", "run_backtest", "run_predict", "run_train"]
 
 #: Defaults of every forecast training (the demo runs exactly these on co2).
-TRAIN_DEFAULTS = {"epochs": 200, "lr": 3e-3, "hidden": 32, "max_minutes": 2.0}
+TRAIN_DEFAULTS = {"epochs": 200, "lr": 3e-3, "hidden": 32, "max_minutes": 2.0, "patience": 20}
 #: The model options a forecaster takes (it reads each window forwards only).
 MODEL = tuple(o for o in ALL_MODEL_OPTIONS if o != "bidirectional")
 TRAIN_EXAMPLE = """example:
@@ -148,9 +148,9 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     )
     task.add_argument(
         "--anchor",
-        choices=("level", "seasonal", "ets"),
+        choices=("level", "seasonal", "ets", "ets_theta"),
         default=None,
-        help="what the network corrects (level within a season, ets beyond)",
+        help="what the network corrects (ets_theta: the mean of ETS and Theta)",
     )
     task.add_argument("--members", type=MEMBERS, default=3, help="LSTMs in the seed ensemble (3)")
     task.add_argument(

@@ -10,12 +10,13 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    training rows and taken out of the target (``deseasonalise``), as in ES-RNN.
 3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
    seasons, or 30 steps without a season), relative to its last deseasonalised level,
-   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the last
-   deseasonalised level, reseasonalised (without a season: the last value, the old
-   ``relative`` mode) when the horizon stays within a season; ETS (refitted on all rows
-   before the test part for forecasting) when it reaches past one; seasonal naive on
-   request or when ETS cannot be fitted. ``relative=False`` reads and predicts scaled
-   levels. The head starts at zero, so an untrained model is its anchor.
+   and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the
+   mean of the ETS (damped trend, additive season) and Theta forecasts of ``u``, each
+   fitted once on the training rows and run forward to every origin (refitted on all rows
+   before the test part for forecasting); the last deseasonalised level (``level``; the
+   old ``relative`` mode), seasonal naive or ETS alone on request; seasonal naive (or the
+   level) when the training part is too short to fit ETS. ``relative=False`` reads and
+   predicts scaled levels. The head starts at zero, so an untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way. Past-only covariates are held at their
@@ -33,21 +34,27 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
    it (:meth:`Forecaster.future_rows`).
 5. ``members`` LSTMs (a seed ensemble) train side by side; the forecast is their median.
    The epoch kept is the one with the lowest loss on the validation part, the rows right
-   before the test part.
+   before the test part. With ``fallback`` the correction is kept only when it cuts the
+   anchor's validation MAE below ``FALLBACK_RATIO`` of it over at least
+   ``FALLBACK_ORIGINS`` validation origins; otherwise the heads are zeroed and the model
+   is its anchor (``kept_correction``, ``correction_ratio`` say which).
 6. With quantiles (default 0.1, 0.5, 0.9) the head gives ``Q`` values per step (sorted,
    never crossing); the median is the point forecast. The outer levels are then
-   calibrated on the validation part (split-conformal, :mod:`.forecast_conformal`), so
-   the nominal 80% interval covers about 80% of new values.
+   calibrated (split-conformal, :mod:`.forecast_conformal`) on the validation part, or,
+   for a bare anchor, on its errors from every origin of the training and validation
+   parts, so the nominal 80% interval covers about 80% of new values.
 
 Training windows have origins in ``[max(W, m), train_end)`` (earlier, edge-padded, only
-when the training part is too short for that) and targets up to ``train_end``; steps past it are masked out of the loss,
-so short series still train on their most recent rows. The fitted :class:`Forecaster`
-saves as ``model.safetensors`` + ``config.json`` and loads back to identical predictions.
+when the training part is too short for that) and targets up to ``train_end``; steps
+past it are masked out of the loss, so short series still train on their most recent
+rows. The fitted :class:`Forecaster` saves as ``model.safetensors`` + ``config.json``
+and loads back to identical predictions.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +65,13 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from .baselines import MIN_FIT, detect_season, ets
+from .baselines import MIN_FIT, detect_season
 from .forecast_config import (
+    ANCHOR_MAX_ROWS,
+    ANCHOR_MAX_SEASON,
     DEFAULT_ANCHOR,
+    FALLBACK_ORIGINS,
+    FALLBACK_RATIO,
     LOOKBACK_SEASONS,
     LOOKBACK_STEPS,
     MODES,
@@ -69,8 +80,16 @@ from .forecast_config import (
 )
 from .forecast_conformal import calibrate, widen
 from .forecast_future import blocks_needed, extend, future_block, held_note
-from .forecast_model import ForecastNet, ForecastTask, NetConfig, median_index
-from .forecast_norm import anchors, gather, inputs, is_seasonal, seasonal_indices
+from .forecast_model import ForecastNet, ForecastTask, NetConfig, correction_ratio, median_index
+from .forecast_norm import (
+    STATISTICAL,
+    anchors,
+    gather,
+    inputs,
+    is_seasonal,
+    seasonal_indices,
+    statistical_anchor,
+)
 
 __all__ = ["FORMAT", "LOOKBACK_SEASONS", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
@@ -92,6 +111,9 @@ class Forecaster:
         self.calibration: list[float] = []  # per outer level pair: conformal widening
         self.ets_fit_end: int | None = None  # rows the ETS anchor's parameters are fitted on
         self.result: TrainResult | None = None
+        self.correction_ratio: float | None = None  # net / anchor validation MAE after fit
+        self.kept_correction = True  # False: fit fell back to the bare anchor (``fallback``)
+        self._anchor_cache: dict[tuple, np.ndarray] = {}  # the last statistical anchor fit
 
     # ------------------------------------------------------------ encoding
 
@@ -182,17 +204,25 @@ class Forecaster:
         return held_note(past, steps, self.config.out_steps)
 
     def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
-        """The ETS anchor ``(N, steps)`` on the model scale, or None for other anchors.
+        """The statistical anchor ``(N, steps)`` on the model scale (``ets``, ``ets_theta``:
+        :func:`~.forecast_norm.statistical_anchor` on ``u``, so on ``log y`` for a log
+        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors.
 
-        Holt-Winters (damped additive trend, additive season) on the model scale ``u``
-        (so on ``log y`` for a log model), fitted on the first ``ets_fit_end`` rows; on
-        half A this did better than running the baseline's ETS in the data's units.
-        """
-        if self.anchor != "ets":
+        The fit is computed once for every origin of ``u`` and cached (fit, predict and
+        evaluation ask for the same series many times)."""
+        if self.anchor not in STATISTICAL:
             return None
         assert self.ets_fit_end is not None
-        season = self.season if self.season and self.season >= 2 else None
-        return ets(u[:, 0], self.ets_fit_end, origins, steps, season)[0]
+        key = (self.anchor, self.ets_fit_end, steps, hashlib.sha1(u[:, 0].tobytes()).hexdigest())
+        if key not in self._anchor_cache:
+            every = np.arange(1, len(u) + 1)
+            self._anchor_cache = {key: statistical_anchor(
+                u[:, 0], self.ets_fit_end, every, steps, self.season, self.anchor
+            )}  # fmt: skip
+        out = self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"Forecaster: the {self.anchor} anchor is not finite")
+        return out
 
     def _training_set(
         self, u: np.ndarray, origins: np.ndarray, stop: int
@@ -241,8 +271,11 @@ class Forecaster:
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
         beyond = "beyond_season" if m and c.horizon > m else "within_season"
         anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
-        if anchor == "ets" and split.train_end < MIN_FIT:  # too short to fit ETS on
+        if anchor in STATISTICAL and split.train_end < MIN_FIT:  # too short to fit ETS on
             anchor = None
+        too_big = split.train_end > ANCHOR_MAX_ROWS or m > ANCHOR_MAX_SEASON
+        if c.anchor is None and anchor in STATISTICAL and too_big:  # a fit would take minutes
+            anchor = "level"
         if anchor == "seasonal" and not m:
             anchor = "level"
         self.config = dataclasses.replace(
@@ -292,9 +325,9 @@ class Forecaster:
         u = self._encode(series)
         m = self.season or 1
         self.ets_fit_end = split.train_end
-        if self.anchor == "ets":
+        if self.anchor in STATISTICAL:
             try:
-                self._ets(u, np.array([split.train_end]), 1)
+                self._ets(u, np.array([split.train_end]), c.out_steps)
             except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
                 c = self.config = dataclasses.replace(c, anchor="seasonal" if m > 1 else "level")
         self.indices = (
@@ -319,11 +352,20 @@ class Forecaster:
         trainer = Trainer(self.net, task, train, run_dir=run_dir, reporter=reporter, spec=spec)
         self.result = trainer.fit(resume=resume)
         self.net.eval()
+        self.correction_ratio = correction_ratio(self.net, x_va, y_va, c.quantiles)
+        x_cal, y_cal = x_va, y_va  # the net's errors are honest on validation only
+        # covariates carry what the anchor cannot see: then the validation ratio alone decides
+        enough = len(val_origins) >= FALLBACK_ORIGINS or bool(series.covariate_names)
+        trusted = enough and self.correction_ratio < FALLBACK_RATIO
+        self.kept_correction = trusted or not c.fallback or not c.relative
+        if not self.kept_correction:
+            self.net.zero_heads()  # the net did not beat its anchor clearly on validation
+            x_cal, y_cal = torch.cat([x_tr, x_va]), torch.cat([y_tr, y_va])  # the anchor's
         self.calibration = []
         if c.quantiles and c.calibrate:
             with torch.no_grad():
-                q = np.sort(self.net(x_va).double().numpy(), axis=-1)  # (N, S, Q) corrections
-            self.calibration = calibrate(q, y_va.double().numpy(), c.quantiles)
+                q = np.sort(self.net(x_cal).double().numpy(), axis=-1)  # (N, S, Q) corrections
+            self.calibration = calibrate(q, y_cal.double().numpy(), c.quantiles)
         self.ets_fit_end = split.val_end  # forecasts: ETS refitted on every row before the test
         return self.result
 

@@ -28,7 +28,15 @@ from torch import nn
 
 from ..layers import LSTM
 
-__all__ = ["ForecastNet", "ForecastTask", "NetConfig", "median_index", "pinball_loss", "point_loss"]
+__all__ = [
+    "ForecastNet",
+    "ForecastTask",
+    "NetConfig",
+    "correction_ratio",
+    "median_index",
+    "pinball_loss",
+    "point_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,15 @@ class ForecastNet(nn.Module):
             y = head(out[:, -1])  # (B, S * Q)
             outs.append(y.view(len(x), self.config.out_steps, self.config.n_outputs))
         return torch.stack(outs)  # (k, B, S, Q)
+
+    @torch.no_grad()
+    def zero_heads(self) -> None:
+        """Set every member's head to zero: the forecast becomes its anchor."""
+        heads: list[nn.Module] = [self.head, *(m[1] for m in self.others)]  # type: ignore[index]
+        for head in heads:
+            assert isinstance(head, nn.Linear)
+            head.weight.zero_()
+            head.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         members = self.forward_members(x)  # (k, B, S, Q)
@@ -214,6 +231,24 @@ class ForecastTask:
             total = float(sum(abs_err)) / int((~torch.isnan(self.y_val)).sum())
             metrics["val_mae"] = total * self.val_scale
         return metrics
+
+
+@torch.no_grad()
+def correction_ratio(
+    net: nn.Module, x_val: torch.Tensor, y_val: torch.Tensor, quantiles: tuple[float, ...]
+) -> float:
+    """The net's validation MAE over its anchor's: below 1 when the correction helps.
+
+    ``y_val`` ``(N, S)`` holds the corrections the net should predict (the anchor's
+    errors), so the anchor alone scores ``mean |y|`` and the net ``mean |y - net(x)|``
+    (over the known entries, on the model scale). 1.0 when nothing is known.
+    """
+    known = ~torch.isnan(y_val)
+    anchor_mae = float(y_val.abs()[known].mean()) if bool(known.any()) else 0.0
+    if anchor_mae <= 0:
+        return 1.0
+    pred = net(x_val)[..., median_index(quantiles)]  # (N, S)
+    return float((pred - y_val).abs()[known].mean()) / anchor_mae
 
 
 def median_index(quantiles: tuple[float, ...]) -> int:

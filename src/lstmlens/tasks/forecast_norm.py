@@ -14,7 +14,9 @@ Anchors (``ANCHORS``): ``level`` ``a = d[o-1] + s[p(o+h)]`` (the last deseasonal
 reseasonalised; with ``s = 0`` the last value: the old relative mode); ``seasonal``
 ``a = u[o+h - m*(h//m + 1)]`` (seasonal naive); ``ets`` the Holt-Winters forecast of ``u``
 from ``o`` (damped trend, additive season, parameters fitted on the training rows only;
-residual learning over a strong baseline, computed by the forecaster); ``none`` ``a = 0`` with absolute inputs
+residual learning over a strong baseline); ``ets_theta`` the mean of that and the Theta
+forecast of ``u`` (both from one fit each, run forward over every origin:
+:func:`statistical_anchor`); ``none`` ``a = 0`` with absolute inputs
 ``x = d[o-W:o]`` (the old ``relative=False``). With a zero-initialised head the network
 starts from its anchor, so it only learns the correction.
 
@@ -26,9 +28,20 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ANCHORS", "anchors", "gather", "inputs", "is_seasonal", "seasonal_indices"]
+__all__ = [
+    "ANCHORS",
+    "STATISTICAL",
+    "anchors",
+    "gather",
+    "inputs",
+    "is_seasonal",
+    "seasonal_indices",
+    "statistical_anchor",
+]
 
-ANCHORS = ("level", "seasonal", "ets", "none")
+ANCHORS = ("level", "seasonal", "ets", "ets_theta", "none")
+#: The anchors that are a statistical model's forecast (added by :func:`statistical_anchor`).
+STATISTICAL = ("ets", "ets_theta")
 
 
 def is_seasonal(x: np.ndarray, m: int | None) -> bool:
@@ -103,7 +116,7 @@ def anchors(
     n, length = hist.shape[:2]
     m = len(indices)
     h = np.arange(steps)
-    if anchor in ("none", "ets"):  # ets: the forecaster adds its own anchor
+    if anchor == "none" or anchor in STATISTICAL:  # statistical: statistical_anchor
         return np.zeros((n, steps))
     if anchor == "seasonal":
         if length < m:
@@ -114,3 +127,24 @@ def anchors(
         return hist[:, length + h - back, 0]  # (N, S)
     last = hist[:, -1, 0] - indices[(phase - 1) % m]  # (N,) deseasonalised level
     return last[:, None] + indices[(phase[:, None] + h[None, :]) % m]
+
+
+def statistical_anchor(
+    u: np.ndarray, fit_end: int, origins: np.ndarray, steps: int, season: int | None, anchor: str
+) -> np.ndarray:
+    """The ``ets`` or ``ets_theta`` anchor ``(N, steps)`` of the target ``u`` ``(T,)``.
+
+    Each model is fitted once on ``u[:fit_end]`` (:func:`~lstmlens.tasks.statistical.ets`,
+    :func:`~lstmlens.tasks.theta.theta`); its states run forward over ``u``, so the
+    anchor at origin ``o`` reads only ``u[:o]``. ``ValueError`` when a fit is impossible.
+    """
+    from .statistical import ets, quiet
+    from .theta import theta
+
+    if anchor not in STATISTICAL:
+        raise ValueError(f"statistical_anchor: anchor must be one of {STATISTICAL}, got {anchor!r}")
+    m = season if season is not None and season >= 2 else None
+    out = ets(u, fit_end, origins, steps, m)[0]  # (N, steps)
+    if anchor == "ets_theta":
+        out = 0.5 * (out + theta(u, fit_end, origins, steps, m, quiet=quiet)[0])
+    return out  # NaN after a NaN in u (rows not known yet): the caller checks its origins

@@ -1,0 +1,84 @@
+"""The statistical anchor (ETS, ETS + Theta) and the fallback to it when the net does not help."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lstmlens.data.series import Series
+from lstmlens.tasks.forecast import ForecastConfig, Forecaster
+from lstmlens.tasks.forecast_model import ForecastNet, NetConfig, correction_ratio
+from lstmlens.tasks.forecast_norm import statistical_anchor
+from lstmlens.tasks.statistical import ets
+from lstmlens.tasks.theta import theta
+from lstmlens.train import TrainConfig
+
+
+def seasonal_series(n: int = 96, seed: int = 0) -> Series:
+    t = np.arange(n)
+    rng = np.random.default_rng(seed)
+    y = 20 + 0.1 * t + 3 * np.sin(2 * np.pi * t / 12) + 0.3 * rng.normal(size=n)
+    index = pd.date_range("2000-01-01", periods=n, freq="MS")
+    return Series(values=y, covariates=np.zeros((n, 0)), name="y", index=index, freq="MS")
+
+
+def test_ets_theta_anchor_is_the_mean_of_both_fitted_once():
+    u = seasonal_series().values
+    origins = np.array([50, 70, 96])
+    both = statistical_anchor(u, 60, origins, 5, 12, "ets_theta")
+    expected = 0.5 * (ets(u, 60, origins, 5, 12)[0] + theta(u, 60, origins, 5, 12)[0])
+    np.testing.assert_allclose(both, expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        statistical_anchor(u, 60, origins, 5, 12, "ets"), ets(u, 60, origins, 5, 12)[0]
+    )
+    with pytest.raises(ValueError, match="statistical_anchor: anchor must be one of"):
+        statistical_anchor(u, 60, origins, 5, 12, "level")
+
+
+def test_correction_ratio_by_hand():
+    net = ForecastNet(NetConfig(input_size=1, hidden_size=3, out_steps=2, zero_head=True))
+    x = torch.zeros(2, 4, 1)
+    y = torch.tensor([[1.0, -3.0], [2.0, float("nan")]])  # the anchor's errors: mean |y| = 2
+    assert correction_ratio(net, x, y, ()) == pytest.approx(1.0)  # a zero head is the anchor
+    with torch.no_grad():
+        net.head.bias.copy_(torch.tensor([1.0, 1.0]))  # now errors 0, 4, 1: mean 5/3
+    assert correction_ratio(net, x, y, ()) == pytest.approx((5 / 3) / 2)
+
+
+def test_untrained_net_falls_back_to_its_anchor_exactly():
+    series = seasonal_series()
+    config = ForecastConfig(horizon=6, hidden_size=4, members=2)
+    fc = Forecaster(config)
+    fc.fit(series, TrainConfig(epochs=1, lr=1e-9))  # barely moves: no clear gain
+    assert fc.config.anchor == "ets_theta" and fc.correction_ratio == pytest.approx(1.0, abs=1e-3)
+    heads = [fc.net.head, *(member[1] for member in fc.net.others)]
+    assert all(not h.weight.detach().any() and not h.bias.detach().any() for h in heads)
+    split = fc.split(series)
+    origins = np.array([split.val_end])
+    u = fc._encode(series)[:, 0]
+    anchor = statistical_anchor(u, split.val_end, origins, 6, 12, "ets_theta")
+    point = fc.predict_at(series, origins).point
+    np.testing.assert_allclose(point, fc._decode(anchor), rtol=1e-5)
+    off = Forecaster(ForecastConfig(horizon=6, hidden_size=4, members=2, fallback=False))
+    off.fit(series, TrainConfig(epochs=1, lr=1e-3))
+    assert off.net.head.weight.detach().any()  # without fallback the trained head stays
+
+
+def test_config_takes_the_statistical_anchors_only_by_name():
+    assert ForecastConfig(anchor="ets_theta").anchor == "ets_theta"
+    for bad in ("none", "theta"):
+        with pytest.raises(ValueError, match="ForecastConfig: anchor"):
+            ForecastConfig(anchor=bad)
+
+
+def test_default_anchor_declines_a_season_too_long_to_fit_quickly():
+    n = 300
+    t = np.arange(n)
+    y = 10 + np.sin(2 * np.pi * t / 60) + 0.1 * np.random.default_rng(0).normal(size=n)
+    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+    fc = Forecaster(ForecastConfig(horizon=3, season=60, hidden_size=4, members=1))
+    fc.fit(series, TrainConfig(epochs=1))
+    assert fc.config.anchor == "level"  # ANCHOR_MAX_SEASON = 52
+    asked = Forecaster(ForecastConfig(horizon=3, season=4, anchor="ets", hidden_size=4, members=1))
+    asked.fit(series, TrainConfig(epochs=1))
+    assert asked.config.anchor == "ets"
