@@ -6,15 +6,20 @@ mean/std, lookback 96, every test window scored (stride 1), MSE/MAE on the norma
 scale. The model is the segment-wise recurrent network of
 :mod:`lstmlens.tasks.segment_model` (SegRNN's recipe: segments of 48, GRU of width 512,
 last-value normalisation, channel embeddings, dropout 0.5, MAE loss, Adam 1e-3), trained under a
-wall-time cap with the weights of the best validation epoch kept.
+time cap (``--clock cpu``: CPU seconds of this process, so that a loaded machine does not
+shrink the budget; with one thread it is the wall time of an idle machine) with the weights
+of the best validation epoch kept.
 
-    .venv/bin/python benchmarks/ltsf_etth1.py [--horizon 96] [--hidden 512] [--segment 48]
-        [--cell gru] [--minutes 8] [--epochs 30] [--threads 1] [--out /tmp/ltsf_etth1]
+    PYTHONPATH=src nice -n 10 python benchmarks/ltsf_etth1.py --horizon 336 [--hidden 512]
+        [--segment 48] [--cell gru] [--minutes 8] [--clock cpu] [--epochs 30] [--threads 1]
+        [--run-dir /tmp/ltsf_etth1] [--results benchmarks/results/ltsf_etth1]
 
 Published test MSE (SegRNN repository README, L = 96, full test set) in ``REFERENCE``.
 Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 512,
 segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
 of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
+Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-minute wall
+cap, 3 epochs, best 1); H = 720: MSE 0.464, MAE 0.459 (8 CPU-minutes, 5 epochs, best 4).
 """
 
 import argparse
@@ -117,6 +122,19 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
         "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
         "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
     }  # fmt: skip
+    _write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
+    _write_atomic(out.with_suffix(".md"), _table(doc))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _table(doc: dict) -> str:
+    """The markdown table of every horizon recorded in ``doc``."""
     names = list(REFERENCE)
     lines = ["# ETTh1, --protocol ltsf --window 96 --split 8640,2880,2880 --target all", "",
              "Test MSE / MAE on the z-normalised scale, every test window (stride 1); the "
@@ -129,11 +147,7 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
                      f"{row['epochs']} ({row['best_epoch']}) | {row['train_seconds']:.0f} | "
                      f"{row['options']['minutes']:g} min {row['options'].get('clock', 'wall')} |")  # fmt: skip
     lines += ["", f"CPU: {_cpu()}, 1 torch thread, shared machine (timings pessimistic).", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for suffix, text in ((".json", json.dumps(doc, indent=1) + "\n"), (".md", "\n".join(lines))):
-        tmp = out.with_suffix(suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out.with_suffix(suffix))
+    return "\n".join(lines)
 
 
 def _cpu() -> str:

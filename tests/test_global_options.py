@@ -80,6 +80,7 @@ def test_seasonal_index_recovers_the_pattern_from_training_rows_only():
     assert np.all(SeasonalIndex.fit(negative, np.array([96]), 12).index == 1.0)
 
 
+@pytest.mark.slow
 def test_run_global_deseasonalised_beats_raw_on_seasonal_series(tmp_path):
     """With the same short training, dividing the season out (and multiplying it back)
     leaves the network a smooth trend: far closer than on the raw seasonal series."""
