@@ -200,7 +200,7 @@ def test_bad_input_under_many_processes_is_one_line_exit_2(tmp_path, capfd, monk
     err = [line for line in capfd.readouterr().err.splitlines() if line.startswith("lstmlens")]
     assert err == [
         "lstmlens: error: 2 processes but only 1 series long enough to train on: every process "
-        "needs at least one; use at most 1 processes (--nproc 1)"
+        "needs at least one; use at most 1 process (--nproc 1)"
     ]
     assert not run.exists()
     data = write_csv(tmp_path / "d.csv")

@@ -139,7 +139,11 @@ def check_share(count: int, what: str, world: int | None = None) -> None:
     if count < world:
         raise ValueError(
             f"{world} processes but only {count} {what}: every process needs at least one; "
-            f"use at most {count} processes (--nproc {max(count, 1)})"
+            + (
+                f"use at most {count} process{'es' if count > 1 else ''} (--nproc {count})"
+                if count
+                else "there is nothing to share"
+            )
         )
 
 
