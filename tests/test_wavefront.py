@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstmlens import GRU, LSTM
 from lstmlens.kernels import schedule
 from lstmlens.kernels.native import loader
+from lstmlens.kernels.native import wavefront as wavefront_module
 from lstmlens.kernels.native.abi import LSTM_SLOTS, lstm_config
 from lstmlens.kernels.native.wavefront import (
     MIN_DIRECTION_WORK,
@@ -174,14 +175,30 @@ def threads():
         (1, True, 2, "fgr", "wavefront"),
     ],
 )
-def test_auto_takes_the_wavefront_where_it_helps(threads, layers, bi, n_threads, variant, want):
+def test_auto_takes_the_wavefront_where_it_helps(
+    threads, monkeypatch, layers, bi, n_threads, variant, want
+):
+    monkeypatch.setattr(wavefront_module, "AUTO", True)  # the rule, where it is switched on
     threads(n_threads)
     m, x = big(layers, bi, variant=variant)
     m(x)
     assert m.last_schedule == want
 
 
-def test_auto_keeps_small_or_short_stacks_sequential(threads):
+def test_auto_keeps_sequential_by_default(threads):
+    """Measured on the 2-core machine, the wavefront did not beat sequential: auto is off."""
+    threads(2)
+    for layers, bi in ((2, False), (1, True)):
+        m, x = big(layers, bi)
+        m(x)
+        assert m.last_schedule == "sequential"
+        m.schedule = "wavefront"  # still there when asked for
+        m(x)
+        assert m.last_schedule == "wavefront"
+
+
+def test_auto_keeps_small_or_short_stacks_sequential(threads, monkeypatch):
+    monkeypatch.setattr(wavefront_module, "AUTO", True)
     threads(2)
     m = LSTM(8, 8, 2, backend="native")
     m(torch.randn(30, 2, 8))

@@ -7,7 +7,8 @@ sequential schedule draws them (per layer: each direction's zoneout / recurrent-
 then the dropout mask between layers, as ``F.dropout`` draws it), so a seed gives the same masks
 and the same results (up to rounding: the chunks' weight gradients are summed).
 
-``auto`` picks it (:meth:`Wavefront.helps`) when torch may use two or more threads and
+``auto`` picks it (:meth:`Wavefront.helps`) only when :data:`AUTO` is on (it is off: see there),
+and then when torch may use two or more threads and
 either the layer is bidirectional with at least :data:`MIN_DIRECTION_WORK` multiply-adds of
 recurrent product per direction (``T * B * 4H * P``: two threads start per layer), or the
 stack has two or more layers, enough steps for two chunks, and at least :data:`MIN_STEP_WORK`
@@ -29,7 +30,7 @@ from ..registry import Support
 from .functions import bf16_kernel, bf16_requested
 from .stack import lstm_stack_native
 
-__all__ = ["MIN_DIRECTION_WORK", "MIN_STEP_WORK", "Wavefront", "chunks_for"]
+__all__ = ["AUTO", "MIN_DIRECTION_WORK", "MIN_STEP_WORK", "Wavefront", "chunks_for"]
 
 #: multiply-adds of one step's recurrent product (B * 4H * P) below which ``auto`` keeps the
 #: layers of a stack sequential: under it, the fixed cost of each chunk outweighs the overlap
@@ -37,6 +38,13 @@ MIN_STEP_WORK = 1 << 18
 #: multiply-adds of one direction's whole recurrent product (T * B * 4H * P) below which
 #: ``auto`` runs a bidirectional layer's directions one after another
 MIN_DIRECTION_WORK = 1 << 20
+#: whether ``auto`` may take the wavefront at all. Off: measured quietly on the 2-core Intel
+#: Xeon (``benchmarks/wavefront.py --repeats 7 --crossover``), the sequential schedule with
+#: torch's two threads per matmul was as fast or faster at (64,100,256,256) x 2 layers (train
+#: 0.78-0.82x torch.nn.LSTM against 0.87-0.89x) and (32,200,128,256) bidirectional (0.78-0.81x
+#: against 0.81-0.84x) and at most small shapes; the wavefront used 8-10% less CPU time. The
+#: rule below is what ``auto`` applies when this is switched on for a machine where it pays.
+AUTO = False
 #: steps per chunk of the wavefront, at least, and chunks at most: fewer chunks mean more
 #: pipeline fill and drain (chunks + layers - 1 chunk-times), more mean more fixed cost
 MIN_CHUNK_STEPS = 12
@@ -88,6 +96,8 @@ class Wavefront:
         return Support(True)
 
     def helps(self, layer, x: Tensor) -> bool:
+        if not AUTO:
+            return False
         if torch.get_num_threads() < 2:
             return False
         T, B = x.shape[0], x.shape[1]
