@@ -13,7 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..io import write_text
 from ..tasks.classify import POOLINGS
 from ..tasks.classify_report import predictions_csv
 from ..tasks.classify_run import (
@@ -40,6 +39,7 @@ from .common import (
     run_spec,
     train_config_from_args,
 )
+from .stdout import emit
 
 __all__ = ["register", "run_predict", "run_train"]
 
@@ -178,10 +178,7 @@ def run_predict(args: argparse.Namespace) -> int:
     cpu_device(args, "classify predict")
     model, config = load_classifier(run)
     text, right, n = predictions_csv(model, config, args.data)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
+    emit(text, args.output)
     if right is not None:
         print(f"accuracy {right:.4f} on {n} labelled sequences", file=sys.stderr)
     return 0

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..io import save_json_atomic, write_text
+from ..io import save_json_atomic
 from ..tasks.baselines import BASELINES
 from ..train.distributed import check_share
 from .argtypes import BATCH, FOLDS, MEMBERS, ROWS, STEPS, WINDOW, cap_note
@@ -50,6 +50,7 @@ from .forecast_global import (
     run_global_train,
     wants_global,
 )
+from .stdout import emit
 
 __all__ = ["register", "run_backtest", "run_predict", "run_train"]
 
@@ -321,11 +322,7 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     for note in (*series.notes, *kinds):
         print(note, file=sys.stderr)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
-        print(f"{steps} forecast(s) of {series.name!r} written to {args.output}")
+    emit(text, args.output, f"{steps} forecast(s) of {series.name!r} written to {args.output}")
     return 0
 
 

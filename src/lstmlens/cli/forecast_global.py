@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.panel import read_frame, read_panel, refuse_repeated_dates
-from ..io import save_json_atomic, write_text
+from ..io import save_json_atomic
 from ..tasks.baselines import BASELINES
 from ..tasks.global_eval import GLOBAL_BASELINES
 from ..tasks.global_run import LOSSES, TrainOptions, is_global_run
@@ -38,6 +38,7 @@ from .common import (
     train_config_from_args,
 )
 from .errors import EXIT_INTERRUPTED
+from .stdout import emit
 
 __all__ = ["add_global_args", "is_global_run", "refuse_long_without_id", "run_global_backtest",
            "run_global_predict", "run_global_train", "wants_global"]  # fmt: skip
@@ -218,11 +219,7 @@ def run_global_predict(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipped {len(skipped)} series shorter than one window: "
               f"{', '.join(skipped[:10])}", file=sys.stderr)  # fmt: skip
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        write_text(args.output, text)
-        print(f"{rows} forecast row(s) written to {args.output}")
+    emit(text, args.output, f"{rows} forecast row(s) written to {args.output}")
     return 0
 
 

@@ -64,3 +64,16 @@ def closed_stdout_is_quiet() -> Iterator[GuardedStdout]:
     finally:
         guard.flush()
         sys.stdout = original
+
+
+def emit(text: str, output: str | os.PathLike[str] | None, written: str | None = None) -> None:
+    """A command's table: ``text`` to stdout, or written atomically to the file ``output``
+    (then the line ``written``, if any, is printed)."""
+    from ..io import write_text
+
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text(output, text)
+    if written:
+        print(written)
