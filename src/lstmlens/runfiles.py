@@ -90,14 +90,19 @@ def open_nofollow(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int =
     return fd
 
 
-def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
-    """The bytes of the regular file ``path`` (not through a link); ``limit`` caps the size."""
+def _open_run_file(path: str | os.PathLike) -> int:
+    """:func:`open_nofollow`, its errors as one-line ``ValueError``s naming ``path``."""
     try:
-        fd = open_nofollow(path)
+        return open_nofollow(path)
     except FileNotFoundError:
         raise ValueError(f"{path}: file not found") from None
     except OSError as e:
         raise ValueError(f"{path}: cannot be read ({e.strerror})") from None
+
+
+def read_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of the regular file ``path`` (not through a link); ``limit`` caps the size."""
+    fd = _open_run_file(path)
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if limit is not None and size > limit:
@@ -142,12 +147,7 @@ def read_header(path: str | os.PathLike) -> dict[str, TensorInfo]:
     dtype, a negative or non-integer dimension, offsets outside the file, a byte
     count that is not ``prod(shape) * itemsize``.
     """
-    try:
-        fd = open_nofollow(path)
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file not found") from None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot be read ({e.strerror})") from None
+    fd = _open_run_file(path)
     with os.fdopen(fd, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         prefix = f.read(8)
