@@ -12,9 +12,11 @@ elastic launcher (:mod:`lstmlens.train.launcher`, re-exported here as
   naming the missing ones.
 * :func:`init_from_environment` joins the process group with a timeout on every
   collective, so that a dead peer ends a run with an error, never a hang.
-* :class:`Ranks` says who this process is; :func:`reduce_mean`,
+* :class:`Ranks` says who this process is; :func:`reduce_mean`, :func:`reduce_sum`,
   :func:`gather_objects` and :func:`from_main` are the few collectives the
-  trainer needs (validation metrics, every rank's RNG state, rank 0's checkpoint).
+  trainer and the tasks need (validation metrics, every rank's RNG state, rank 0's
+  checkpoint), each once per epoch at most; a training step's only collective is
+  DDP's gradient allreduce.
 * :func:`note_local_peers` and :func:`wait_for_dead_peers`: a rank that fails
   because a peer on its machine died (gloo: "connection closed by peer") waits
   until the launcher has seen that death, so that the launcher names the dead
@@ -38,12 +40,14 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = [
+    "DDP_OPTIONS",
     "DEFAULT_TIMEOUT",
     "ENV_VARS",
     "DistributedModel",
     "Ranks",
     "backend_for",
     "check_share",
+    "ddp_options",
     "environment",
     "from_main",
     "gather_objects",
@@ -51,6 +55,7 @@ __all__ = [
     "note_local_peers",
     "ranks",
     "reduce_mean",
+    "reduce_sum",
     "wait_for_dead_peers",
     "wait_for_main",
 ]
@@ -205,6 +210,17 @@ def reduce_mean(metrics: Mapping[str, float], where: Ranks) -> dict[str, float]:
     }
 
 
+def reduce_sum(values: list[float], where: Ranks) -> list[float]:
+    """``values`` summed over the ranks (float64, one collective), the same list on every rank;
+    e.g. a task's validation totals and counts, each rank having scored its share."""
+    if where.world_size == 1:
+        return [float(v) for v in values]
+    total = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    total = total.to(_collective_device(where))
+    dist.all_reduce(total, group=where.group)
+    return [float(v) for v in total.cpu().tolist()]
+
+
 def gather_objects(obj: Any, where: Ranks) -> list[Any]:
     """``[obj of rank 0, obj of rank 1, ...]`` on every rank (pickled, in memory only)."""
     if where.world_size == 1:
@@ -249,6 +265,18 @@ def _collective_device(where: Ranks) -> torch.device:
 # ------------------------------------------------------------------------- DDP
 
 
+#: ``DistributedDataParallel`` options of :class:`DistributedModel` (those this torch has).
+DDP_OPTIONS = {"gradient_as_bucket_view": True, "batched_grad_copy": True}
+
+
+def ddp_options() -> dict[str, Any]:
+    """:data:`DDP_OPTIONS` that this torch's ``DistributedDataParallel`` accepts."""
+    import inspect
+
+    known = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    return {k: v for k, v in DDP_OPTIONS.items() if k in known}
+
+
 class _Methods(nn.Module):
     """Runs ``model.<method>`` as its forward, so that DDP sees every forward-like call."""
 
@@ -267,6 +295,11 @@ class DistributedModel:
     ``forward_members``), runs through DDP's forward, so gradients are averaged
     over the ranks; every other attribute (``parameters()``, ``config``, ...) is
     the model's own.
+
+    DDP as configured here (:data:`DDP_OPTIONS`): the gradients are views into
+    its allreduce buckets and are copied into them in one batch per bucket
+    (where this torch has ``batched_grad_copy``), which saves a copy of every
+    gradient per step; the sums are the same, so the result is too.
     """
 
     def __init__(self, model: nn.Module, where: Ranks) -> None:
@@ -274,7 +307,7 @@ class DistributedModel:
         ids = [device] if device.type == "cuda" else None
         self.module = model
         self.ddp = nn.parallel.DistributedDataParallel(
-            _Methods(model), device_ids=ids, process_group=where.group
+            _Methods(model), device_ids=ids, process_group=where.group, **ddp_options()
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

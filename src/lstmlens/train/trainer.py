@@ -15,6 +15,11 @@ A *task* is any object with
 * optionally ``loss_weight(batch) -> float``: how many terms ``training_loss``
   averages over (e.g. the known targets, or the summed class weights); used
   to weight each rank's share when distributed (default: the batch's rows).
+* optionally ``validate_share(model, ranks) -> dict[str, float]``: ``validate``
+  when distributed, each rank scoring its share of the validation data and the
+  task reducing the totals over ``ranks`` (:func:`~lstmlens.train.distributed.reduce_sum`),
+  so that every rank returns the whole set's metrics (without it, every rank
+  validates on all of it).
 
 Epochs count from 1, in the task hooks as in the history. One epoch is::
 
@@ -307,7 +312,7 @@ class Trainer:
             raise ValueError(f"Trainer: {name}.train_batches(epoch={epoch}) yielded no batches")
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            metrics = task.validate(self.model)
+            metrics = self._validate()
         if not isinstance(metrics, dict) or "val_loss" not in metrics:
             raise ValueError(
                 f"Trainer: {name}.validate must return a dict with 'val_loss', got {metrics!r}"
@@ -326,6 +331,14 @@ class Trainer:
         record.update({k: float(v) for k, v in metrics.items() if k != "val_loss"})
         record["seconds"] = time.monotonic() - started
         return record
+
+    def _validate(self) -> Any:
+        """The task's metrics: each rank scores its share when the task can split its
+        validation (``validate_share``) and there are several ranks, else all of it."""
+        share = getattr(self.task, "validate_share", None)
+        if self.ranks.world_size > 1 and callable(share):
+            return share(self.model, self.ranks)
+        return self.task.validate(self.model)
 
     def _share(self, batch: Any) -> tuple[Any, float]:
         """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss
