@@ -114,6 +114,41 @@ def language_validation():
         return shared, list(rows), task.validate(model)
 
 
+class RowsTask:
+    """Least squares on 10 rows in batches of 4, 4, 2 yielded as :class:`D.Rows`; ``loaded``
+    records how many rows each build made."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(7)
+        self.x = torch.randn(10, 3, generator=g, dtype=torch.float64)
+        self.y = torch.randn(10, 1, generator=g, dtype=torch.float64)
+        self.loaded: list[int] = []
+
+    def train_batches(self, epoch, generator):
+        order = torch.randperm(10, generator=generator)
+        return [D.Rows(order[lo : lo + 4], self.load) for lo in range(0, 10, 4)]
+
+    def load(self, index):
+        self.loaded.append(len(index))
+        return self.x[index], self.y[index]
+
+    def training_loss(self, model, batch):
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def validate(self, model):
+        return {"val_loss": float(torch.nn.functional.mse_loss(model(self.x), self.y))}
+
+
+def rows(epochs: int = 2):
+    """:class:`RowsTask` for 2 epochs: the weights and the row counts each build made."""
+    seed_everything(0)
+    model = torch.nn.Linear(3, 1).double()
+    task = RowsTask()
+    Trainer(model, task, TrainConfig(epochs=epochs, lr=0.05)).fit()
+    return model.state_dict(), task.loaded
+
+
 def variant_steps(variant: str):
     """Two DDP steps of an ``lstmlens.LSTM`` with ``variant`` (fails on unused parameters)."""
     seed_everything(0)
@@ -134,6 +169,7 @@ SCENARIOS = {
     "language": language,
     "classifier": classifier,
     "language_validation": language_validation,
+    "rows": rows,
     "variants": lambda: {v: variant_steps(v) for v in lstmlens.variants.PRESETS},
 }
 
@@ -235,6 +271,17 @@ def test_each_rank_validates_its_share_of_the_streams_and_the_metrics_are_the_wh
         assert shared.keys() == alone.keys() == {"val_loss", "val_ppl", "val_bpc"}
         for key in alone:
             assert math.isclose(shared[key], alone[key], rel_tol=1e-6), key
+
+
+def test_a_rows_batch_is_built_for_each_ranks_rows_only(tmp_path):
+    """A task yielding :class:`~lstmlens.train.distributed.Rows`: one process builds whole
+    batches (4, 4, 2 rows), each of 2 ranks only its half (2, 2, 1), and the weights are
+    1 process's within 1e-10 (float64)."""
+    alone, loaded = rows()
+    assert loaded == [4, 4, 2] * 2
+    for state, mine in on_ranks(tmp_path, "rows"):
+        assert mine == [2, 2, 1] * 2
+        assert_same(state, alone)
 
 
 def test_token_streams_share_splits_the_rows():

@@ -44,6 +44,7 @@ __all__ = [
     "ENV_VARS",
     "DistributedModel",
     "Ranks",
+    "Rows",
     "backend_for",
     "check_share",
     "environment",
@@ -261,6 +262,27 @@ def _collective_device(where: Ranks) -> torch.device:
 
 
 # ------------------------------------------------------------------------- DDP
+
+
+class Rows:
+    """A batch that is built in parts: row numbers ``index`` (``(n,)``) and ``load``, which
+    turns some of them into the batch a task's ``training_loss`` takes.
+
+    A task's ``train_batches`` may yield these instead of built batches: the
+    :class:`~lstmlens.train.Trainer` then builds only the rows this rank trains on
+    (:meth:`take`), where every rank would otherwise build the whole batch and keep
+    its part. ``load(index[lo:hi])`` must equal rows ``lo:hi`` of ``load(index)``.
+    """
+
+    def __init__(self, index: Any, load: Callable[[Any], Any]) -> None:
+        self.index, self.load = index, load
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def take(self, lo: int, hi: int) -> Any:
+        """The batch of rows ``lo:hi``."""
+        return self.load(self.index[lo:hi])
 
 
 class _Methods(nn.Module):
