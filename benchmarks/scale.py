@@ -289,7 +289,7 @@ def main() -> None:
     print(f"cpu: {cpu_model()}, {os.cpu_count()} logical cores, load {os.getloadavg()[0]:.1f}")
     head = f"{'workload':<9}{'1 process':>11}{'2 processes':>13}{'ratio':>7}"
     head += f"{'cpu/sample 1':>14}{'2':>9}{'cpu bound':>11}{'val 1':>7}{'2':>5}"
-    head += f"{'2 at 2b':>10}{'ratio':>7}" if args.weak else ""
+    head += f"{'2 at 2b':>10}{'ratio':>7}{'cpu bound':>11}" if args.weak else ""
     print(head + (f"{'torchrun 2':>12}  same weights" if args.torchrun else ""))
     with tempfile.TemporaryDirectory() as tmp:
         csv = str(Path(tmp, "panel.csv"))
@@ -306,6 +306,7 @@ def main() -> None:
             if args.weak:
                 weak = measure(name, 2, args.epochs, args.quick, csv, DOUBLE_BATCH[name])
                 line += f"{weak['per_s']:>10,.0f}{weak['per_s'] / one['per_s']:>7.2f}"
+                line += f"{2 * one['cpu_per_sample'] / weak['cpu_per_sample']:>11.2f}"
             if args.torchrun:
                 run = measure_torchrun(name, args.epochs, args.quick, csv)
                 line += f"{run['per_s']:>12,.0f}  {run['weights'] == two['weights']}"
