@@ -48,13 +48,21 @@ The goal is a 2-process / 1-process ratio >= 1.7 on 2 cores. The load average is
 printed with the figures: on cores busy with other work the wall ratio says more
 about the neighbours than about lstmlens.
 
+A training step has one collective, DDP's gradient allreduce (one bucket; no
+buffers to send); an epoch adds a few (the validation totals and metrics, the stop
+decision). No rank builds another's rows: the global task yields its windows as
+:class:`~lstmlens.train.distributed.Rows`, gathered per rank.
+
 What limits the global forecaster: at its defaults a step is small (hidden 32, 256
 windows of 2 segments) and mostly fixed cost, the same at any batch (Python,
-autograd, Adam over the parameter tensors): measured on one process, 2.80 ms of CPU
-a step at 256 windows and 2.46 ms at 128, so halving each rank's batch saves 12%,
-while DDP adds about 0.3 ms a step and gloo's allreduce about as much again. Two
-processes at the default batch can then not beat one; at twice the batch they
-approach 2 x 2.80 / 3.4.
+autograd, Adam over the parameter tensors): on one process (the least CPU time of
+400 steps), 2.80 ms a step at 256 windows and 2.46 ms at 128, so halving each
+rank's batch saves 12%, while DDP adds about 0.3 ms a step and gloo's allreduce
+about as much again. Two processes at the default batch can then not beat one
+(``cpu bound`` 0.75 on a loaded machine); each at the default batch (``--weak``),
+they reach ``cpu bound`` 1.78. The character model's step is 70 ms of work that
+halves with the streams: 2 processes spend the same CPU time per token as one
+(32.1 against 32.3 us, ``cpu bound`` 2.01).
 """
 
 from __future__ import annotations
