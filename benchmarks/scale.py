@@ -32,6 +32,10 @@ Columns:
   each rank over the same epochs, summed; gloo's threads included, waiting not);
   the cost of the work whatever the neighbours do. ``cpu bound`` = 2 x cpu/sample
   of 1 process / cpu/sample of 2: the ratio 2 otherwise idle cores would give.
+* ``idle``: the share of the epochs' wall time the ranks were not running
+  (1 - their mean CPU time / rank 0's wall time): on a quiet machine, the time
+  spent waiting for the other rank (allreduce, a slower peer); on a busy one,
+  mostly the neighbours' turns.
 * ``val``: validation's share of rank 0's epoch (wall).
 * ``--weak`` adds ``2 at 2b``: 2 processes at twice the batch (``--batch-size 64``
   streams, ``512`` windows), so that each process trains at the default batch; a
@@ -219,10 +223,12 @@ def summarise(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
     walls = [w for w, _ in first["clocks"][1:]]
     cpus = [statistics.median(c for _, c in r["clocks"][1:]) for r in results.values()]
     val = sum(w for w, _ in first["validation"][1:]) / sum(walls)
+    busy = statistics.mean(sum(c for _, c in r["clocks"][1:]) for r in results.values())
     return {
         "per_s": first["samples"] / statistics.median(walls),
         "cpu_per_sample": sum(cpus) / first["samples"],
         "val_share": val,
+        "idle": 1 - busy / sum(walls),
         "weights": first["weights"],
     }
 
@@ -296,7 +302,9 @@ def main() -> None:
         parser.error(f"--only: unknown workloads {unknown}; known: {sorted(DOUBLE_BATCH)}")
     print(f"cpu: {cpu_model()}, {os.cpu_count()} logical cores, load {os.getloadavg()[0]:.1f}")
     head = f"{'workload':<9}{'1 process':>11}{'2 processes':>13}{'ratio':>7}"
-    head += f"{'cpu/sample 1':>14}{'2':>9}{'cpu bound':>11}{'val 1':>7}{'2':>5}"
+    head += (
+        f"{'cpu/sample 1':>14}{'2':>9}{'cpu bound':>11}{'idle 1':>8}{'2':>5}{'val 1':>7}{'2':>5}"
+    )
     head += f"{'2 at 2b':>10}{'ratio':>7}{'cpu bound':>11}" if args.weak else ""
     print(head + (f"{'torchrun 2':>12}  same weights" if args.torchrun else ""))
     with tempfile.TemporaryDirectory() as tmp:
@@ -310,6 +318,7 @@ def main() -> None:
             line += f"{two['per_s'] / one['per_s']:>7.2f}"
             us1, us2 = 1e6 * one["cpu_per_sample"], 1e6 * two["cpu_per_sample"]
             line += f"{us1:>12.1f}us{us2:>7.1f}us{2 * us1 / us2:>11.2f}"
+            line += f"{one['idle']:>8.0%}{two['idle']:>5.0%}"
             line += f"{one['val_share']:>7.0%}{two['val_share']:>5.0%}"
             if args.weak:
                 weak = measure(name, 2, args.epochs, args.quick, csv, DOUBLE_BATCH[name])
@@ -321,8 +330,9 @@ def main() -> None:
             print(line, flush=True)
     print("samples/s: tokens (char), windows (global), median epoch after the first (rank 0's")
     print("wall clock); cpu/sample: CPU-seconds of all ranks per sample; cpu bound: the ratio")
-    print("2 idle cores would give, 2 x cpu/sample 1 / cpu/sample 2; val: validation's share")
-    print("of the epoch; 2 at 2b: 2 processes at twice the batch, each at the default")
+    print("2 idle cores would give, 2 x cpu/sample 1 / cpu/sample 2; idle: share of the epoch")
+    print("the ranks did not run; val: validation's share of the epoch; 2 at 2b: 2 processes")
+    print("at twice the batch, each at the default")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
