@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,10 @@ from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, sav
 from ..train.config import seed_everything
 from .baselines import MIN_FIT, detect_season
 from .forecast_config import (
+    ANCHOR_FALLBACK,
     ANCHOR_MAX_ROWS,
     ANCHOR_MAX_SEASON,
+    ANCHOR_SECONDS,
     DEFAULT_ANCHOR,
     FALLBACK_ORIGINS,
     FALLBACK_RATIO,
@@ -90,6 +93,7 @@ from .forecast_norm import (
     seasonal_indices,
     statistical_anchor,
 )
+from .statistical import OutOfTime
 
 __all__ = ["FORMAT", "LOOKBACK_SEASONS", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
@@ -203,22 +207,32 @@ class Forecaster:
         past = self.past_covariates if past is None else past
         return held_note(past, steps, self.config.out_steps)
 
-    def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
-        """The statistical anchor ``(N, steps)`` on the model scale (``ets``, ``ets_theta``:
-        :func:`~.forecast_norm.statistical_anchor` on ``u``, so on ``log y`` for a log
-        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors.
+    def _ets(
+        self, u: np.ndarray, origins: np.ndarray, steps: int, deadline: float | None = None
+    ) -> np.ndarray | None:
+        """The statistical anchor ``(N, steps)`` on the model scale, or None for other anchors.
 
-        The fit is computed once for every origin of ``u`` and cached (fit, predict and
-        evaluation ask for the same series many times)."""
+        The models (:func:`~.forecast_norm.statistical_anchor`, fitted on the first
+        ``ets_fit_end`` rows) see the series in the data's units, exactly as the baselines
+        do; their forecasts are then encoded like the target (log, floored at a thousandth
+        of the smallest training value, then standardised). The fit is computed once for
+        every origin of ``u`` and cached (fit, predict and evaluation ask for the same
+        series many times)."""
         if self.anchor not in STATISTICAL:
             return None
-        assert self.ets_fit_end is not None
+        assert self.ets_fit_end is not None and self.scaler is not None
         key = (self.anchor, self.ets_fit_end, steps, hashlib.sha1(u[:, 0].tobytes()).hexdigest())
         if key not in self._anchor_cache:
+            y = self._decode(u[:, 0])
             every = np.arange(1, len(u) + 1)
-            self._anchor_cache = {key: statistical_anchor(
-                u[:, 0], self.ets_fit_end, every, steps, self.season, self.anchor
-            )}  # fmt: skip
+            a = statistical_anchor(
+                y, self.ets_fit_end, every, steps, self.season, self.anchor, deadline
+            )
+            if self.config.log:
+                floor = 1e-3 * float(np.min(y[: self.ets_fit_end]))
+                a = np.log(np.maximum(a, floor))
+            mean, scale = self.scaler.mean[0], self.scaler.scale[0]
+            self._anchor_cache = {key: (a - mean) / scale}
         out = self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
         if not np.all(np.isfinite(out)):
             raise ValueError(f"Forecaster: the {self.anchor} anchor is not finite")
@@ -325,11 +339,18 @@ class Forecaster:
         u = self._encode(series)
         m = self.season or 1
         self.ets_fit_end = split.train_end
-        if self.anchor in STATISTICAL:
+        for anchor in ANCHOR_FALLBACK.get(self.anchor, ()):  # the first that fits in time
+            c = self.config = dataclasses.replace(c, anchor=anchor)
+            if anchor not in STATISTICAL:
+                break
             try:
-                self._ets(u, np.array([split.train_end]), c.out_steps)
-            except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
-                c = self.config = dataclasses.replace(c, anchor="seasonal" if m > 1 else "level")
+                deadline = time.monotonic() + ANCHOR_SECONDS
+                self._ets(u, np.array([split.train_end]), c.out_steps, deadline)
+                break
+            except (ValueError, OutOfTime, np.linalg.LinAlgError, IndexError, KeyError):
+                continue
+        if self.anchor == "seasonal" and m < 2:
+            c = self.config = dataclasses.replace(c, anchor="level")
         self.indices = (
             seasonal_indices(u[: split.train_end, 0], m)
             if c.deseasonalise
