@@ -125,3 +125,14 @@ def test_default_anchor_declines_a_season_too_long_to_fit_quickly():
     asked = Forecaster(ForecastConfig(horizon=3, season=4, anchor="ets", hidden_size=4, members=1))
     asked.fit(series, TrainConfig(epochs=1))
     assert asked.config.anchor == "ets"
+
+
+def test_a_training_part_too_short_for_arima_and_ets_gets_theta():
+    n = 28  # 12 training rows: ETS and ARIMA need 20 or more, Theta fits
+    t = np.arange(n)
+    y = 100 + 2 * t + 5 * np.sin(2 * np.pi * t / 4) + np.random.default_rng(0).normal(size=n)
+    index = pd.date_range("2000-01-01", periods=n, freq="QS")
+    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=index, freq="QS")
+    fc = Forecaster(ForecastConfig(horizon=8, hidden_size=4, members=1))
+    fc.fit(series, TrainConfig(epochs=1))
+    assert fc.split(series).train_end == 12 and fc.config.anchor == "theta"

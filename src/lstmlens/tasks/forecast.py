@@ -66,7 +66,7 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from .baselines import MIN_FIT, detect_season
+from .baselines import detect_season
 from .forecast_config import (
     ANCHOR_FALLBACK,
     ANCHOR_MAX_ROWS,
@@ -285,8 +285,6 @@ class Forecaster:
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
         beyond = "beyond_season" if m and c.horizon > m else "within_season"
         anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
-        if anchor in STATISTICAL and split.train_end < MIN_FIT:  # too short to fit ETS on
-            anchor = None
         too_big = split.train_end > ANCHOR_MAX_ROWS or m > ANCHOR_MAX_SEASON
         if c.anchor is None and anchor in STATISTICAL and too_big:  # a fit would take minutes
             anchor = "level"
@@ -347,7 +345,7 @@ class Forecaster:
                 deadline = time.monotonic() + ANCHOR_SECONDS
                 self._ets(u, np.array([split.train_end]), c.out_steps, deadline)
                 break
-            except (ValueError, OutOfTime, np.linalg.LinAlgError, IndexError, KeyError):
+            except (ValueError, OutOfTime, ArithmeticError, np.linalg.LinAlgError, LookupError):
                 continue
         if self.anchor == "seasonal" and m < 2:
             c = self.config = dataclasses.replace(c, anchor="level")
