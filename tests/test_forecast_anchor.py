@@ -94,13 +94,17 @@ def test_log_model_anchor_is_fitted_in_data_units():
     np.testing.assert_allclose(fc.predict_at(series, origins).point, expected, rtol=1e-5)
 
 
-def test_anchor_falls_back_to_theta_when_arima_cannot_fit(monkeypatch):
+def test_anchor_falls_back_in_order_when_a_fit_fails(monkeypatch):
     import lstmlens.tasks.statistical as statistical
 
-    def no_arima(*args, **kwargs):
-        raise statistical.OutOfTime("arima: out of time")
+    def out_of_time(*args, **kwargs):
+        raise statistical.OutOfTime("out of time")
 
-    monkeypatch.setattr(statistical, "arima", no_arima)
+    monkeypatch.setattr(statistical, "arima", out_of_time)
+    fc = Forecaster(ForecastConfig(horizon=6, hidden_size=4, members=1))
+    fc.fit(seasonal_series(), TrainConfig(epochs=1, lr=1e-9))
+    assert fc.config.anchor == "ets_theta"  # ANCHOR_FALLBACK["theta_arima"]
+    monkeypatch.setattr(statistical, "ets", out_of_time)
     fc = Forecaster(ForecastConfig(horizon=6, hidden_size=4, members=1))
     fc.fit(seasonal_series(), TrainConfig(epochs=1, lr=1e-9))
     assert fc.config.anchor == "theta"
@@ -136,3 +140,13 @@ def test_a_training_part_too_short_for_arima_and_ets_gets_theta():
     fc = Forecaster(ForecastConfig(horizon=8, hidden_size=4, members=1))
     fc.fit(series, TrainConfig(epochs=1))
     assert fc.split(series).train_end == 12 and fc.config.anchor == "theta"
+
+
+def test_default_anchor_leaves_arima_out_of_long_seasons():
+    n = 200
+    t = np.arange(n)
+    y = 10 + np.sin(2 * np.pi * t / 30) + 0.1 * np.random.default_rng(0).normal(size=n)
+    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+    fc = Forecaster(ForecastConfig(horizon=3, season=30, hidden_size=4, members=1))
+    fc.fit(series, TrainConfig(epochs=1))
+    assert fc.config.anchor == "ets_theta"  # ANCHOR_ARIMA_MAX_SEASON = 24

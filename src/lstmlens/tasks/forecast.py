@@ -68,6 +68,7 @@ from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, sav
 from ..train.config import seed_everything
 from .baselines import detect_season
 from .forecast_config import (
+    ANCHOR_ARIMA_MAX_SEASON,
     ANCHOR_FALLBACK,
     ANCHOR_MAX_ROWS,
     ANCHOR_MAX_SEASON,
@@ -288,6 +289,8 @@ class Forecaster:
         too_big = split.train_end > ANCHOR_MAX_ROWS or m > ANCHOR_MAX_SEASON
         if c.anchor is None and anchor in STATISTICAL and too_big:  # a fit would take minutes
             anchor = "level"
+        if c.anchor is None and anchor == "theta_arima" and m > ANCHOR_ARIMA_MAX_SEASON:
+            anchor = "ets_theta"  # a seasonal ARIMA this long would take a minute or more
         if anchor == "seasonal" and not m:
             anchor = "level"
         self.config = dataclasses.replace(

@@ -16,6 +16,7 @@ from .forecast_norm import ANCHORS
 
 __all__ = [
     "ANCHOR_MAX_ROWS",
+    "ANCHOR_ARIMA_MAX_SEASON",
     "ANCHOR_FALLBACK",
     "ANCHOR_MAX_SEASON",
     "ANCHOR_SECONDS",
@@ -44,8 +45,11 @@ ANCHOR_FALLBACK = {
     "ets": ("ets", "seasonal"),
     "theta": ("theta", "seasonal"),
     "ets_theta": ("ets_theta", "theta", "seasonal"),
-    "theta_arima": ("theta_arima", "theta", "seasonal"),
+    "theta_arima": ("theta_arima", "ets_theta", "theta", "seasonal"),
 }
+#: Past this season the default anchor is ``ets_theta``, not ``theta_arima``: a seasonal
+#: ARIMA on a longer season takes a minute or more (weekly co2, m = 52: 63 s).
+ANCHOR_ARIMA_MAX_SEASON = 24
 #: Seconds the statistical anchor's fits may take before the next anchor is tried.
 ANCHOR_SECONDS = 60.0
 #: Past these training rows or this season the default statistical anchor is declined (the
