@@ -11,12 +11,15 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
 3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
    seasons, or 30 steps without a season), relative to its last deseasonalised level,
    and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the
-   mean of the ETS (damped trend, additive season) and Theta forecasts of ``u``, each
-   fitted once on the training rows and run forward to every origin (refitted on all rows
-   before the test part for forecasting); the last deseasonalised level (``level``; the
-   old ``relative`` mode), seasonal naive or ETS alone on request; seasonal naive (or the
-   level) when the training part is too short to fit ETS. ``relative=False`` reads and
-   predicts scaled levels. The head starts at zero, so an untrained model is its anchor.
+   mean of the Theta and ARIMA forecasts (``theta_arima``; ETS and Theta past a season
+   of ``ANCHOR_ARIMA_MAX_SEASON``), each fitted once in the data's units on the
+   training rows, as the baselines are, run forward to every origin (refitted on all
+   rows before the test part for forecasting) and encoded like ``u``; the last
+   deseasonalised level (``level``; the old ``relative`` mode), seasonal naive, ETS,
+   Theta or ETS + Theta on request. A fit that fails or outlasts ``ANCHOR_SECONDS``
+   falls back along ``ANCHOR_FALLBACK`` (to seasonal naive, or the level, last).
+   ``relative=False`` reads and predicts scaled levels. The head starts at zero, so an
+   untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way. Past-only covariates are held at their
