@@ -164,6 +164,11 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         "--no-calibrate", action="store_true", help="intervals straight from the quantile head"
     )
     task.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="keep the network's correction even when it does not beat its anchor on validation",
+    )
+    task.add_argument(
         "--absolute",
         action="store_true",
         help="feed and predict scaled levels instead of changes from the last value",
@@ -278,6 +283,7 @@ def _forecast_config(args: argparse.Namespace):
         members=args.members,
         deseasonalise=False if args.no_deseasonalise else None,
         calibrate=not args.no_calibrate,
+        fallback=not args.no_fallback,
         relative=not args.absolute,
         batch_size=args.batch_size,
         val_size=args.val,
