@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["FLOOR", "PALETTE", "reach_figure", "saturation_svg"]
 
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
-FLOOR = 1e-30  # the lowest value drawn on the log axis; smaller (and zero) reach sits on it
+FLOOR = 1e-12  # the lowest value drawn on the log axis; smaller (and zero) values sit on it
 
 
 def _log(v: float) -> float:
