@@ -147,7 +147,9 @@ def _reach_section(measured: Mapping[str, Measures], kinds: Mapping[str, str]) -
             else ""
         )
         + "</p>",
-        reach_figure(curves, points={n: m.marked for n, m in measured.items()}),
+        reach_figure(
+            curves, points={n: m.marked for n, m in measured.items() if m.marked is not None}
+        ),
         "<h3>Reach to every input (median over the sequences)</h3>",
         _table("reach-table", ["lags", "sequences"], lags, reach_rows),
     ]
