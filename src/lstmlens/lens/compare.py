@@ -182,7 +182,7 @@ def _reach_section(measured: Mapping[str, Measures], kinds: Mapping[str, str]) -
             reach_figure(paths, label="||dm_t / dm_(t-k)|| / √H"),
             _table("path-table", ["memory"], lags, rows),
             '<p class="muted">A plain RNN multiplies its memory by a Jacobian at every step '
-            "and it shrinks geometrically; an LSTM's cell is carried by the forget gate alone "
+            "and it shrinks geometrically; an LSTM's cell is carried mostly by its forget gate "
             "(c<sub>t</sub> = f &middot; c<sub>t-1</sub> + i &middot; g), so with f near 1 "
             "it stays near 1: the constant error carousel.</p>",
         ]
