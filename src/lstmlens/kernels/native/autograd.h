@@ -25,8 +25,36 @@
 #include <vector>
 
 namespace lstmlens {
-namespace autograd {
 
+using at::Tensor;
+
+// The ops' own kernels (ops.cpp); the dispatcher calls them by these types.
+std::vector<Tensor> lstm_forward(const Tensor& x, const Tensor& h0, const Tensor& c0,
+                                 at::TensorList w, at::IntArrayRef cfg,
+                                 const std::optional<Tensor>& keep_h,
+                                 const std::optional<Tensor>& keep_c,
+                                 const std::optional<Tensor>& rmask, bool train);
+std::vector<Tensor> lstm_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
+                                  at::IntArrayRef cfg, const std::optional<Tensor>& keep_h,
+                                  const std::optional<Tensor>& keep_c,
+                                  const std::optional<Tensor>& rmask, at::TensorList saved,
+                                  const std::optional<Tensor>& d_out,
+                                  const std::optional<Tensor>& d_hn,
+                                  const std::optional<Tensor>& d_cn);
+std::vector<Tensor> gru_forward(const Tensor& x, const Tensor& h0, at::TensorList w,
+                                const std::optional<Tensor>& keep_h, bool train);
+std::vector<Tensor> gru_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
+                                 const std::optional<Tensor>& keep_h, at::TensorList saved,
+                                 const std::optional<Tensor>& d_out,
+                                 const std::optional<Tensor>& d_hn);
+std::vector<Tensor> rnn_forward(const Tensor& x, const Tensor& h0, at::TensorList w,
+                                const std::optional<Tensor>& keep_h, bool relu, bool train);
+std::vector<Tensor> rnn_backward(const Tensor& x, const Tensor& h0, at::TensorList w,
+                                 const std::optional<Tensor>& keep_h, bool relu,
+                                 at::TensorList saved, const std::optional<Tensor>& d_out,
+                                 const std::optional<Tensor>& d_hn);
+
+namespace autograd {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using OptT = std::optional<Tensor>;
