@@ -177,8 +177,10 @@ def _train(panel: Panel, args, net: dict, options: TrainOptions, anchor: str) ->
                          anchor=None if anchor == "none" else anchor, baselines=(),
                          plots=False)  # fmt: skip
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"anchor {anchor}: {metrics['series']} series ({len(metrics['skipped'])} too short), "
-          f"{len(metrics['training']['epochs'])} epochs, {wall:.0f} s wall, {cpu:.0f} s CPU")
+    print(
+        f"anchor {anchor}: {metrics['series']} series ({len(metrics['skipped'])} too short), "
+        f"{len(metrics['training']['epochs'])} epochs, {wall:.0f} s wall, {cpu:.0f} s CPU"
+    )
     return {"metrics": metrics, "wall_seconds": wall, "cpu_seconds": cpu,
             "run_dir": f"{args.run_dir}/{anchor}"}  # fmt: skip
 
@@ -192,7 +194,6 @@ def _blended(panel: Panel, run_dir: str, ids: list[str], kind: str) -> list[floa
     rows, point, _, _, _ = panel_forecast(run_dir, past)
     whole = past.lengths[rows]
     mixed = blend(point, past, np.asarray(rows), whole, whole, SEASON, kind)
-    print(f"{run_dir}: unblended sMAPE " + str(np.mean([smape(panel.series(panel.ids.index(past.ids[i]))[-HORIZON:], point[k]) for k, i in enumerate(rows)])))
     where = {past.ids[i]: k for k, i in enumerate(rows)}
     return [smape(panel.series(panel.ids.index(i))[-HORIZON:], mixed[where[i]]) for i in ids]
 

@@ -150,9 +150,10 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     )
     task.add_argument(
         "--anchor",
-        choices=("level", "seasonal", "ets", "ets_theta"),
+        choices=("level", "seasonal", "ets", "ets_theta", "theta"),
         default=None,
-        help="what the network corrects (ets_theta: the mean of ETS and Theta)",
+        help="what the network corrects (ets_theta: the mean of ETS and Theta; theta: many "
+        "series only)",
     )
     task.add_argument("--members", type=MEMBERS, default=3, help="LSTMs in the seed ensemble (3)")
     task.add_argument(

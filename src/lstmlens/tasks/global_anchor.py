@@ -128,9 +128,7 @@ def panel_anchor(
     return out, failed
 
 
-def end_anchor(
-    y: np.ndarray, horizon: int, season: int | None, kind: str
-) -> np.ndarray | None:
+def end_anchor(y: np.ndarray, horizon: int, season: int | None, kind: str) -> np.ndarray | None:
     """The anchor past the end of ``y`` ``(H,)``, the model fitted on all of ``y`` (for
     ``forecast predict``); None when the fit fails."""
     a = _forecast(kind, y, len(y), np.array([len(y)]), horizon, season)

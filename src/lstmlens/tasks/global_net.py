@@ -66,7 +66,10 @@ class GlobalNet(SegmentNet):
         self.static_table.copy_(torch.as_tensor(values, dtype=self.static_table.dtype))
 
     def forward(  # type: ignore[override]  # the series number replaces the channel
-        self, x: torch.Tensor, series: torch.Tensor | None = None, anchor: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        series: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c = self.config
         if series is None and (c.channels or self.context is not None):

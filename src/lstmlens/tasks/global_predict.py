@@ -33,8 +33,8 @@ import torch
 
 from ..data.panel import Panel, read_panel
 from ..runfiles import is_regular_file
-from .global_run import load_global
 from .global_anchor import blend, end_anchor
+from .global_run import load_global
 from .global_season import SeasonalIndex
 
 __all__ = ["future_labels", "panel_forecast", "predict_csv", "run_panel"]
@@ -94,7 +94,9 @@ def panel_forecast(
         x = x / season.factors(number, ends - window, window)
     z = (x - scaler.mean[number, None]) / scaler.std[number, None]
     dtype = next(net.parameters()).dtype
-    factor = np.ones((len(rows), horizon)) if season is None else season.factors(number, ends, horizon)
+    factor = (
+        np.ones((len(rows), horizon)) if season is None else season.factors(number, ends, horizon)
+    )
     more = {}
     if config.get("anchor"):  # the statistical model refitted on each series' every row
         a = _end_anchors(panel, rows, horizon, config["season"], config["anchor"])
