@@ -55,6 +55,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument(
+        "--schedule", default=None, help="learning-rate schedule: cosine (over --epochs) or plateau"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--clock", default="cpu", help="--minutes of cpu (this process) or wall time"
@@ -89,6 +92,7 @@ def main() -> None:
             patience=3,
             max_minutes=args.minutes,
             clock=args.clock,
+            schedule=args.schedule,
         ),  # fmt: skip
         log=print,
     )
@@ -118,7 +122,8 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
     doc[str(args.horizon)] = {
         "mse": metrics["model"]["mse"], "mae": metrics["model"]["mae"],
         "naive": metrics["baselines"]["naive"], "test_windows": metrics["test_windows"],
-        "epochs": len(epochs), "best_epoch": best, "stopped": training["stopped"],
+        "epochs": len(epochs), "best_epoch": best,
+        "best_val_loss": min((e["val_loss"] for e in epochs), default=None), "stopped": training["stopped"],
         "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
         "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
     }  # fmt: skip
