@@ -145,3 +145,10 @@ def test_cli_anchor_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "--anchor" in err and err.count("\n") == 1, err
         assert not bad.exists()
+
+
+def test_an_unknown_anchor_or_blend_is_refused_before_training(tmp_path):
+    for option in ({"anchor": "arima"}, {"blend": "naive"}):
+        with pytest.raises(ValueError, match=f"run_global: {next(iter(option))} must be one of"):
+            run_global(_panel(), tmp_path / "run", 12, H, M, NET, STILL, **option, **QUICK)
+        assert not (tmp_path / "run").exists()

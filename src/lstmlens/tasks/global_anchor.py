@@ -1,9 +1,13 @@
 """A statistical anchor per series that the global network corrects (ES-RNN/N-BEATS style).
 
 Each series ``i`` gets one statistical model (``ANCHORS``: Theta, ETS, or the mean of
-the two), **fitted once on its training rows** ``y_i[0 : fit_end_i]`` and run forward
-over every later row (:func:`~lstmlens.tasks.forecast_norm.statistical_anchor`), so the
-anchor of origin ``o`` reads only ``y_i[:o]``:
+the two, :func:`~lstmlens.tasks.forecast_norm.statistical_anchor`). It is refitted every
+``every`` rows ``r = first, first + every, ...`` on the rows ``y_i[:r]`` before that point,
+the last fit on the training rows ``y_i[:fit_end_i]``; each fit's level runs forward, and
+origin ``o`` takes the latest fit with ``r <= o`` (:func:`series_anchor`). So no anchor's
+parameters saw the values it forecasts (training windows included: a single fit on all
+training rows would hand the early windows a trend fitted on their own targets), and the
+validation and test anchors come from the training rows only:
 
     A_i[o, h] = model_i's forecast of y_i[o + h] standing at o,   h = 0..H-1
     y^_i[o + h] = A~_i[o, h] + net(x_i(o), A~_i[o] - level)[h]    # on the network's scale
@@ -13,9 +17,10 @@ forecasts and scaled by the series' scaler, as the targets are). The network's h
 starts at zero, so training starts from the anchor and learns only the correction.
 
 Anchors are kept per flat row of the panel, ``(sum T_i, H)`` floats: row
-``offset_i + o`` holds ``A~_i[o]``. A series whose model cannot be fitted (or gives a
-non-finite forecast) falls back to its last value (the plain relative forecast) and
-is named in ``failed``.
+``offset_i + o`` holds ``A~_i[o]``. Rows whose fit fails (or gives a non-finite
+forecast) fall back to the last value (the plain relative forecast); the series is
+named in ``failed``. :func:`blend` is the other hybrid: the equal-weight mean of the
+network's forecast and the statistical model's.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from ..data.panel_windows import PanelScaler, PanelWindows
 from .forecast_norm import statistical_anchor
 from .global_season import SeasonalIndex
 
-__all__ = ["ANCHORS", "AnchoredWindows", "blend", "end_anchor", "panel_anchor", "series_anchor"]
+__all__ = [
+    "ANCHORS",
+    "AnchoredWindows",
+    "blend",
+    "check_kind",
+    "end_anchor",
+    "panel_anchor",
+    "series_anchor",
+]
 
 
 def _theta(y: np.ndarray, fit_end: int, origins: np.ndarray, steps: int, season: int | None):
@@ -48,13 +61,18 @@ ANCHORS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+def check_kind(option: str, kind: str | None) -> None:
+    """``ValueError`` naming ``option`` unless ``kind`` is None or a key of ``ANCHORS``."""
+    if kind is not None and kind not in ANCHORS:
+        raise ValueError(f"{option} must be one of {', '.join(ANCHORS)}, got {kind!r}")
+
+
 def _forecast(kind: str, y: np.ndarray, fit_end: int, origins: np.ndarray, steps: int,
               season: int | None) -> np.ndarray | None:  # fmt: skip
     """One series' anchors ``(len(origins), steps)``, or None when the fit fails."""
+    check_kind("anchor", kind)
     if fit_end < 2:
         return None
-    if kind not in ANCHORS:
-        raise ValueError(f"anchor must be one of {sorted(ANCHORS)}, got {kind!r}")
     try:
         out = np.asarray(ANCHORS[kind](y, fit_end, origins, steps, season), dtype=np.float64)
     except (ValueError, np.linalg.LinAlgError, FloatingPointError, ZeroDivisionError):

@@ -46,6 +46,8 @@ from ..data.panel_windows import PanelScaler, PanelWindows, last_h_split
 from ..train import NullReporter, Reporter, TrainConfig, Trainer, distributed
 from ..train.checkpoint import load_model, save_json_atomic, save_model
 from .baselines import BUDGET_S
+from .global_anchor import AnchoredWindows, check_kind, panel_anchor
+from .global_anchor import blend as combine
 from .global_eval import GLOBAL_BASELINES, score_panel
 from .global_net import GlobalConfig, GlobalNet, standardise_static
 from .global_season import SeasonalIndex
@@ -318,6 +320,8 @@ def run_global(
     ``extra`` goes into ``config.json`` (e.g. the data spec ``forecast predict`` rereads).
     """
     say = (reporter.message if reporter is not None else log) or (lambda _: None)
+    check_kind("run_global: anchor", anchor)
+    check_kind("run_global: blend", blend)
     panel, skipped = panel.drop_short(window + (2 + val_horizons) * horizon)
     if skipped:
         say(f"skipped {len(skipped)} series too short for one window: "
@@ -333,8 +337,6 @@ def run_global(
     z = scaler.transform(adjusted)
     anchors = None
     if anchor:
-        from .global_anchor import panel_anchor
-
         anchors, failed = panel_anchor(panel, split.train_end, horizon, season, anchor, scaler,
                                        seasonal, first=window, every=horizon)  # fmt: skip
         if failed:
@@ -345,8 +347,6 @@ def run_global(
         start, stop = split.part(name)
         if anchors is None:
             return PanelWindows(z, panel.offsets, start, stop, window, horizon, stride)
-        from .global_anchor import AnchoredWindows
-
         return AnchoredWindows(anchors, z, panel.offsets, start, stop, window, horizon, stride)
 
     torch.manual_seed(options.seed)
@@ -379,8 +379,6 @@ def run_global(
     if seasonal is not None:
         forecasts[which] *= seasonal.factors(which, split.val_end[which], horizon)
     if blend:
-        from .global_anchor import blend as combine
-
         forecasts[which] = combine(forecasts[which], panel, which, split.train_end[which],
                                    split.val_end[which], season, blend)  # fmt: skip
     scored = score_panel(panel, split.val_end, forecasts, horizon, season, baselines, budget_s,
