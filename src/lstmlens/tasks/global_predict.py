@@ -99,8 +99,9 @@ def panel_forecast(
     )
     more = {}
     if config.get("anchor"):  # the statistical model refitted on each series' every row
-        a = _end_anchors(panel, rows, horizon, config["season"], config["anchor"])
-        a = (a / factor - scaler.mean[number, None]) / scaler.std[number, None]
+        a = _end_anchors(panel, rows, horizon, config["season"], config["anchor"]) / factor
+        a = np.where(np.isnan(a), x[:, -1:], a)  # a failed fit: the last level, as in training
+        a = (a - scaler.mean[number, None]) / scaler.std[number, None]
         more["anchor"] = torch.as_tensor(a, dtype=dtype)
     with torch.no_grad():
         pred = net(torch.as_tensor(z, dtype=dtype), torch.from_numpy(number), **more)
@@ -125,14 +126,10 @@ def panel_forecast(
 
 def _end_anchors(panel: Panel, rows: list[int], horizon: int, season: int | None,
                  kind: str) -> np.ndarray:  # fmt: skip
-    """Each series' anchor past its end ``(n, H)``, original scale (its last value where
-    the fit fails)."""
-    out = []
-    for i in rows:
-        y = panel.series(i)
-        a = end_anchor(y, horizon, season, kind)
-        out.append(np.full(horizon, y[-1]) if a is None else a)
-    return np.stack(out)
+    """Each series' anchor past its end ``(n, H)``, original scale (NaN where the fit
+    fails)."""
+    out = [end_anchor(panel.series(i), horizon, season, kind) for i in rows]
+    return np.stack([np.full(horizon, np.nan) if a is None else a for a in out])
 
 
 def predict_csv(
