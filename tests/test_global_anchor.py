@@ -152,3 +152,20 @@ def test_an_unknown_anchor_or_blend_is_refused_before_training(tmp_path):
         with pytest.raises(ValueError, match=f"run_global: {next(iter(option))} must be one of"):
             run_global(_panel(), tmp_path / "run", 12, H, M, NET, STILL, **option, **QUICK)
         assert not (tmp_path / "run").exists()
+
+
+def test_a_failed_fit_falls_back_to_the_last_value_and_is_named(monkeypatch):
+    import lstmlens.tasks.global_anchor as ga
+
+    def broken(*_):
+        raise ValueError("no fit")
+
+    monkeypatch.setitem(ga.ANCHORS, "theta", broken)
+    panel = _panel(2)
+    scaler = PanelScaler.fit(panel, panel.lengths - H, "standard")
+    anchors, failed = panel_anchor(panel, panel.lengths - H, H, M, "theta", scaler)
+    assert failed == ["s0", "s1"]
+    z = scaler.transform(panel)
+    origins = np.arange(1, len(panel.values))
+    origins = origins[~np.isin(origins, panel.offsets)]  # rows with one value before them
+    np.testing.assert_allclose(anchors[origins], np.repeat(z[origins - 1, None], H, 1), rtol=1e-6)
