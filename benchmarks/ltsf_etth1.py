@@ -125,6 +125,7 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
         "epochs": len(epochs), "best_epoch": best,
         "best_val_loss": min((e["val_loss"] for e in epochs), default=None), "stopped": training["stopped"],
         "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
+        "process_cpu_seconds": time.process_time(),
         "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
     }  # fmt: skip
     _write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")

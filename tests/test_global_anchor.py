@@ -127,11 +127,12 @@ def _argv(tmp_path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_cli_anchor_and_blend_train_and_predict(tmp_path):
+def test_cli_anchor_blend_and_members_train_and_predict(tmp_path):
     out = tmp_path / "run"
-    assert main([*_argv(tmp_path), "--out", str(out), "--anchor", "theta", "--blend", "theta"]) == 0
+    argv = [*_argv(tmp_path), "--out", str(out), "--anchor", "theta", "--blend", "theta"]
+    assert main([*argv, "--members", "2"]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert (config["anchor"], config["blend"]) == ("theta", "theta")
+    assert (config["anchor"], config["blend"], config["net"]["members"]) == ("theta", "theta", 2)
     csv = tmp_path / "f.csv"
     assert main(["forecast", "predict", str(out), "--output", str(csv)]) == 0
     assert len(csv.read_text().splitlines()) == 1 + 3 * H

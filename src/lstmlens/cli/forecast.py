@@ -155,7 +155,10 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         help="what the network corrects (ets_theta: the mean of ETS and Theta; theta: many "
         "series only)",
     )
-    task.add_argument("--members", type=MEMBERS, default=3, help="LSTMs in the seed ensemble (3)")
+    task.add_argument(
+        "--members", type=MEMBERS, default=None,
+        help="LSTMs in the seed ensemble (3; many series: 1, the median of K otherwise)",
+    )  # fmt: skip
     task.add_argument(
         "--no-deseasonalise", action="store_true", help="keep the season in the inputs"
     )
@@ -274,7 +277,7 @@ def _forecast_config(args: argparse.Namespace):
         mode=args.mode,
         test_origins=args.test_origins,
         anchor=args.anchor,
-        members=args.members,
+        members=args.members or 3,
         deseasonalise=False if args.no_deseasonalise else None,
         calibrate=not args.no_calibrate,
         relative=not args.absolute,

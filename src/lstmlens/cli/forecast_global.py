@@ -137,7 +137,7 @@ def _read(args: argparse.Namespace):
     net = {"segment": segment, "hidden_size": args.hidden, "cell": args.cell,
            "variant": args.variant, "num_layers": args.layers, "dropout": args.dropout,
            "channels": 0 if args.id else len(panel),
-           "id_embedding": args.id_embedding or 0}  # fmt: skip
+           "id_embedding": args.id_embedding or 0, "members": args.members or 1}  # fmt: skip
     return panel, net
 
 
