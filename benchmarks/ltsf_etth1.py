@@ -19,7 +19,10 @@ Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 
 segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
 of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
 Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-minute wall
-cap, 3 epochs, best 1); H = 720: MSE 0.464, MAE 0.459 (8 CPU-minutes, 5 epochs, best 4).
+cap, 3 epochs, best 1). With the code of 2026-11-30 (defaults, ``--minutes 10``, CPU clock;
+load 10-14 on the 2 cores, so wall times are 3-4x the CPU times): H = 96: MSE 0.374, MAE
+0.393 (early stop after 5 epochs, best 2); H = 720: MSE 0.457, MAE 0.454 (early stop after
+4 epochs, best 1); neither reached the 10 CPU-minute cap.
 """
 
 import argparse
@@ -150,10 +153,14 @@ def _table(doc: dict) -> str:
     for h, row in sorted(doc.items(), key=lambda kv: int(kv[0])):
         ref = " | ".join(f"{REFERENCE[n].get(int(h), float('nan')):.3f}" for n in names)
         lines.append(f"| {h} | {row['mse']:.3f} | {row['mae']:.3f} | {ref} | "
-                     f"{row['epochs']} ({row['best_epoch']}) | {row['train_seconds']:.0f} | "
+                     f"{row['epochs']} ({row['best_epoch']}){_early(row)} | {row['train_seconds']:.0f} | "
                      f"{row['options']['minutes']:g} min {row['options'].get('clock', 'wall')} |")  # fmt: skip
     lines += ["", f"CPU: {_cpu()}, 1 torch thread, shared machine (timings pessimistic).", ""]
     return "\n".join(lines)
+
+
+def _early(row: dict) -> str:
+    return ", stopped early" if row.get("stopped") == "early_stopping" else ""
 
 
 def _cpu() -> str:
