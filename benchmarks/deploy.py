@@ -13,13 +13,14 @@ repeatedly; the table gives the median time of one call, the latency per sequenc
   hidden 32, linear head) forecasting one series (B = 1) and a backtest's 256 windows.
 
 Columns: ``compile`` is ``torch.compile(model, fullgraph=True, dynamic=False)`` (inductor) of
-the same model under ``torch.no_grad()``, ``compile, inference_mode`` the same compiled model
-called under ``torch.inference_mode()`` (what a server does: the custom ops' Python autograd
-kernel is skipped; eager lstmlens skips it under no_grad already); with ``--aoti``,
-``AOTI`` is ``torch.export`` + AOTInductor (``torch._inductor.aoti_compile_and_package``), the
-compiled model without Python around it (a minute or more to build per model). The kernels
-are ``torch.library`` custom ops (:mod:`lstmlens.kernels.native.ops`), so every compiled form
-is one graph around them. A ratio < 1 means faster than eager. Compilation is not timed.
+the same model, called under ``torch.no_grad()``; ``compile, in place`` the same compilation
+through ``model.compile(...)`` (``nn.Module.compile``: no ``OptimizedModule`` wrapper around
+the module, one Python layer less per call); with ``--aoti``, ``AOTI`` is ``torch.export`` +
+AOTInductor (``torch._inductor.aoti_compile_and_package``), the compiled model without Python
+around it (a minute or more to build per model). The kernels are ``torch.library`` custom ops
+with C++ autograd kernels (:mod:`lstmlens.kernels.native.ops`), so every compiled form is one
+graph around the very kernel eager runs, and under ``no_grad`` no form pays for autograd. A
+ratio < 1 means faster than eager. Compilation is not timed.
 
 All implementations of one model are timed in interleaved rounds (eager, compiled, ...,
 eager, compiled, ...) and the median over rounds is reported, so that a load that changes
@@ -112,10 +113,14 @@ def measure(factory, shape, budget: float, folder: Path, aoti: bool) -> tuple[di
     with torch.no_grad():
         want = first(model(x))
         compiled = torch.compile(model, fullgraph=True, dynamic=False)
-        outputs = [sess.run(None, feeds)[0], first(compiled(x)).numpy()]
+        in_place = factory().eval()
+        in_place.load_state_dict(model.state_dict())
+        in_place.compile(fullgraph=True, dynamic=False)
+        outputs = [sess.run(None, feeds)[0], first(compiled(x)).numpy(), first(in_place(x)).numpy()]
         fns = {
             "eager": lambda: model(x),
             "compile": lambda: compiled(x),
+            "compile, in place": lambda: in_place(x),
         }
         if aoti:
             program = torch.export.export(model, (x,))
@@ -135,7 +140,6 @@ def measure(factory, shape, budget: float, folder: Path, aoti: bool) -> tuple[di
         return call
 
     timed = {name: under(torch.no_grad, fn) for name, fn in fns.items()}
-    timed["compile, inference_mode"] = under(torch.inference_mode, fns["compile"])
     timed["ORT"] = lambda: sess.run(None, feeds)
     return interleaved(timed, budget * len(timed)), diff
 
@@ -167,7 +171,7 @@ def main() -> int:
         "eager backend: "
         + ("native (compiled kernel)" if state.ok else f"fused: {state.summary()}")
     )
-    names = ["compile", "compile, inference_mode"] + (["AOTI"] if args.aoti else []) + ["ORT"]
+    names = ["compile", "compile, in place"] + (["AOTI"] if args.aoti else []) + ["ORT"]
     head = ["model", "eager ms/call", "ms/seq", "seq/s"]
     for name in names:
         head += [f"{name} ms/call", f"{name}/eager"]

@@ -240,3 +240,18 @@ def test_ctrl_c_saves_a_loadable_model_and_resume_finishes(tmp_path, capsys, mon
     code, text, err = run(capsys, *args, "--resume")
     assert code == 0, err
     assert json.loads((out / "metrics.json").read_text())["training"]["epochs_run"] == 4
+
+
+def test_no_fallback_keeps_the_trained_correction(tmp_path, capsys):
+    data = write_csv(tmp_path / "sales.csv")
+    config = {}
+    for flag, name in (([], "on"), (["--no-fallback"], "off")):
+        out = tmp_path / name
+        argv = ["train", str(data), "--target", "sales", "--out", str(out), "--epochs", "2",
+                "--members", "1", *flag, *TINY]  # fmt: skip
+        assert run(capsys, *argv)[0] == 0
+        config[name] = json.loads((out / "config.json").read_text())["forecast"]
+        heads = load_file(out / "model.safetensors")
+        config[name]["head_moved"] = bool(heads["head.weight"].abs().sum() > 0)
+    assert config["on"]["fallback"] is True and not config["on"]["head_moved"]  # 84 rows: fell back
+    assert config["off"]["fallback"] is False and config["off"]["head_moved"]

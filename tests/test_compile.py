@@ -7,6 +7,8 @@ compiler must understand of the ops; no code generation), one case per mode goes
 inductor, and the full matrix is marked slow.
 """
 
+import sys
+
 import pytest
 import torch
 
@@ -219,26 +221,74 @@ def test_classifier_compiles_whole_and_matches_eager(name):
             torch.testing.assert_close(clf.head(summary), l1, atol=1e-6, rtol=1e-6)
 
 
-def test_eager_without_torchs_private_dispatch_guard_gives_the_same_results(monkeypatch):
-    """The eager bypass of the ops' Python autograd kernel is torch's private guard; without
-    it (a torch that dropped it) inference and training take the ordinary dispatch, same
-    numbers."""
-    from lstmlens.kernels.native import functions
+def _python_calls_in(fn) -> list[str]:
+    """The Python functions ``fn`` enters, itself and torch's thin op wrappers
+    (``torch/_ops.py``) aside."""
+    calls: list[str] = []
+
+    def profile(frame, event, arg):
+        where = frame.f_code.co_filename
+        if event == "call" and where != __file__ and not where.endswith("_ops.py"):
+            calls.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_forward_ops_have_cpp_autograd_kernels(mode):
+    """The forward ops' autograd kernels are C++ (``autograd.h``): with no graph to record
+    (no_grad) a call enters no Python at all, so eager and compiled inference pay nothing for
+    autograd; with one, a call records the backward op and its gradients equal the fused
+    path's (the hand-derived formulas in pure PyTorch)."""
+    from lstmlens.kernels.native.abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 
     torch.manual_seed(0)
-    layer = lstmlens.LSTM(I, H, variant="cifg", backend="native")
-    x = torch.randn(T, B, I)
-
-    def run():
-        with torch.no_grad():
-            inference = layer(x)[0]
+    layer = getattr(lstmlens, mode)(I, H, backend="native")
+    p = layer.layer_parameters(0)
+    x, h0 = torch.randn(T, B, I), torch.zeros(B, H)
+    ops = native.native_ops()
+    if mode == "LSTM":
+        w = [p[n] if n in p else x.new_empty(0) for n in LSTM_SLOTS]
+        cfg = lstm_config(layer.spec)
+        call = lambda: ops.lstm_forward(x, h0, h0, w, cfg, None, None, None, False)  # noqa: E731
+    else:
+        w = [p[n] for n in SIMPLE_SLOTS]
+        if mode == "GRU":
+            call = lambda: ops.gru_forward(x, h0, w, None, False)  # noqa: E731
+        else:
+            call = lambda: ops.rnn_forward(x, h0, w, None, False, False)  # noqa: E731
+    assert all(t.requires_grad for t in w if t.numel())
+    with torch.no_grad():
+        assert _python_calls_in(call) == []
+        assert not call()[0].requires_grad
+    grads = []
+    for backend in ("native", "fused"):
+        layer.backend = backend
         layer.zero_grad()
-        layer(x)[0].square().sum().backward()
-        return inference, [p.grad.clone() for p in layer.parameters()]
+        xi = x.clone().requires_grad_()
+        out, state = layer(xi)
+        h_n = state[0] if isinstance(state, tuple) else state
+        ((out**2).sum() + h_n.sum()).backward()
+        grads.append([xi.grad, *(t.grad for t in layer.parameters())])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
-    with_guard = run()
-    monkeypatch.setattr(functions, "_BELOW_AUTOGRAD", None)
-    without = run()
-    torch.testing.assert_close(without[0], with_guard[0], atol=0, rtol=0)
-    for a, b in zip(without[1], with_guard[1], strict=True):
-        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+def test_compiled_layer_compiles_once_and_records_no_state():
+    """A compiled forward writes no module state (``last_backend`` / ``last_schedule`` are
+    eager records): writing it would add a guard on the old value and compile the layer twice."""
+    torch.manual_seed(0)
+    layer = lstmlens.LSTM(I, H, backend="native").eval()
+    compiled = torch.compile(layer, fullgraph=True, dynamic=False, backend="eager")
+    x = torch.randn(T, B, I)
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(3):
+            compiled(x)
+    assert (layer.last_backend, layer.last_schedule) == (None, None)
+    layer(x)
+    assert (layer.last_backend, layer.last_schedule) == ("native", "sequential")

@@ -99,6 +99,56 @@ def classifier(epochs: int = 2, dtype: torch.dtype = torch.float64):
     return model.state_dict(), result.history
 
 
+def language_validation():
+    """The language task's validation on this rank through ``validate_share`` (float64): the
+    metrics and the number of streams each forward of the model read."""
+    tok = build_tokenizer(TEXT, "char")
+    ids = torch.tensor(tok.encode(TEXT))
+    seed_everything(0)
+    model = LanguageModel(tok, embed_size=6, hidden_size=8).double()
+    task = LanguageTask(model, ids[:300], ids[300:], batch_size=6, seq_len=7)
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda _, args: rows.append(args[0].shape[0]))
+    with torch.no_grad():
+        shared = task.validate_share(model, D.ranks())
+        return shared, list(rows), task.validate(model)
+
+
+class RowsTask:
+    """Least squares on 10 rows in batches of 4, 4, 2 yielded as :class:`D.Rows`; ``loaded``
+    records how many rows each build made."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(7)
+        self.x = torch.randn(10, 3, generator=g, dtype=torch.float64)
+        self.y = torch.randn(10, 1, generator=g, dtype=torch.float64)
+        self.loaded: list[int] = []
+
+    def train_batches(self, epoch, generator):
+        order = torch.randperm(10, generator=generator)
+        return [D.Rows(order[lo : lo + 4], self.load) for lo in range(0, 10, 4)]
+
+    def load(self, index):
+        self.loaded.append(len(index))
+        return self.x[index], self.y[index]
+
+    def training_loss(self, model, batch):
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def validate(self, model):
+        return {"val_loss": float(torch.nn.functional.mse_loss(model(self.x), self.y))}
+
+
+def rows(epochs: int = 2):
+    """:class:`RowsTask` for 2 epochs: the weights and the row counts each build made."""
+    seed_everything(0)
+    model = torch.nn.Linear(3, 1).double()
+    task = RowsTask()
+    Trainer(model, task, TrainConfig(epochs=epochs, lr=0.05)).fit()
+    return model.state_dict(), task.loaded
+
+
 def variant_steps(variant: str):
     """Two DDP steps of an ``lstmlens.LSTM`` with ``variant`` (fails on unused parameters)."""
     seed_everything(0)
@@ -118,6 +168,8 @@ SCENARIOS = {
     "forecaster": forecaster,
     "language": language,
     "classifier": classifier,
+    "language_validation": language_validation,
+    "rows": rows,
     "variants": lambda: {v: variant_steps(v) for v in lstmlens.variants.PRESETS},
 }
 
@@ -204,6 +256,43 @@ def test_two_processes_equal_one_process_at_the_same_global_batch_in_float32(tmp
         assert_same(state, alone, tol=TOL32)
         assert_history(history, alone_history, rel=TOL32)
     assert len(alone_history) == 3
+
+
+def test_each_rank_validates_its_share_of_the_streams_and_the_metrics_are_the_whole_splits(
+    tmp_path,
+):
+    """The language task validates on 2 ranks with 3 of the 6 validation streams each (no
+    rank reads all of them), and the summed metrics equal 1 process's within 1e-6 relative
+    (the task sums its cross-entropy in float32, one sum per segment: 3 streams' terms, not 6;
+    measured 1e-8)."""
+    _, _, alone = language_validation()
+    for shared, rows, _ in on_ranks(tmp_path, "language_validation"):
+        assert rows and set(rows) == {3}
+        assert shared.keys() == alone.keys() == {"val_loss", "val_ppl", "val_bpc"}
+        for key in alone:
+            assert math.isclose(shared[key], alone[key], rel_tol=1e-6), key
+
+
+def test_a_rows_batch_is_built_for_each_ranks_rows_only(tmp_path):
+    """A task yielding :class:`~lstmlens.train.distributed.Rows`: one process builds whole
+    batches (4, 4, 2 rows), each of 2 ranks only its half (2, 2, 1), and the weights are
+    1 process's within 1e-10 (float64)."""
+    alone, loaded = rows()
+    assert loaded == [4, 4, 2] * 2
+    for state, mine in on_ranks(tmp_path, "rows"):
+        assert mine == [2, 2, 1] * 2
+        assert_same(state, alone)
+
+
+def test_token_streams_share_splits_the_rows():
+    """``TokenStreams.share``: the ranks' streams, stacked, are the streams; same segments."""
+    from lstmlens.data.text import TokenStreams
+
+    streams = TokenStreams(torch.arange(100), batch_size=5, seq_len=4)
+    parts = [streams.share(r, 2) for r in range(2)]
+    assert [p.batch_size for p in parts] == [3, 2]
+    assert torch.equal(torch.cat([p.data for p in parts]), streams.data)
+    assert all(len(p) == len(streams) and p.seq_len == 4 for p in parts)
 
 
 def test_every_variant_trains_inside_distributed_data_parallel(tmp_path):

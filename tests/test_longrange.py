@@ -335,3 +335,20 @@ def test_cli_forget_init_is_saved_with_the_run(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv[:-1], "warm"]) == 2
     assert "--forget-init" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("name", "length", "count"), [("adding", 20, 2), ("copy", 5, 10), ("order", 40, 2)]
+)
+def test_relevant_steps_mark_what_the_answer_needs(name, length, count):
+    task = make_task(name, length)
+    batch = task.sample(6, torch.Generator().manual_seed(3))
+    needed = task.relevant_steps(batch)  # (B, L) bool
+    assert needed.shape == batch.inputs.shape[:2] and needed.dtype == torch.bool
+    assert needed.sum(1).tolist() == [count] * 6
+    if name == "adding":  # the marked values are exactly what the target sums
+        values = (batch.inputs[..., 0] * needed).sum(1)
+        torch.testing.assert_close(values, batch.targets)
+    if name == "order":  # the X / Y symbols, read in order, are the class's bits
+        symbols = batch.inputs.argmax(-1)[needed].view(6, count) - task.X  # 0: X, 1: Y
+        torch.testing.assert_close(symbols[:, 0] * 2 + symbols[:, 1], batch.targets)

@@ -39,10 +39,11 @@ class LSTM(RecurrentBase):
         forget_bias: added to the forget-gate rows of ``bias_ih`` at initialisation
             (1.0 per Jozefowicz et al. 2015).
         backend: ``"auto"`` or a registered kernel (``"native"``, ``"fused"``, ``"reference"``,
-            see :func:`lstmlens.backends`); ``last_backend`` says which ran the latest call.
+            see :func:`lstmlens.backends`); ``last_backend`` says which ran the latest eager call.
         schedule: ``"auto"``, ``"sequential"`` or ``"wavefront"`` (layers pipelined over time and
             both directions at once, on threads; native backend), see
-            :mod:`lstmlens.kernels.schedule`; ``last_schedule`` says which ran the latest call.
+            :mod:`lstmlens.kernels.schedule`; ``last_schedule`` says which ran the latest eager
+            call.
 
     With full gate recurrence (``fgr``) the gate state ``[i, f, o]`` starts at zero on each call.
     """

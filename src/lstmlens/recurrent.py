@@ -16,7 +16,8 @@ length. How a layer-direction is run over the sequence is the ``backend``'s busi
 one of the registered kernels (:mod:`lstmlens.kernels.registry`): ``"reference"`` (the
 per-step loop over the cell, the oracle), ``"fused"`` (one autograd Function with a
 hand-derived backward), ``"native"`` (the same scheme compiled in C++), ...; ``"auto"`` takes
-the first registered one that runs this input here, and ``layer.last_backend`` says which ran.
+the first registered one that runs this input here, and ``layer.last_backend`` says which ran
+(in eager calls: a compiled call records nothing).
 How the layer-directions are scheduled is a registry too (:mod:`lstmlens.kernels.schedule`):
 ``"sequential"`` (the loop in :meth:`RecurrentBase._stack`) or ``"wavefront"`` (the native
 kernel runs the stack's layers and directions concurrently); ``schedule="auto"`` picks by a
@@ -103,9 +104,9 @@ class RecurrentBase(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size, self.backend = bidirectional, proj_size, backend
         self._recorder: LayerRecorder | None = None
-        self.last_backend: str | None = None  # the backend that ran the latest forward
+        self.last_backend: str | None = None  # the backend that ran the latest eager forward
         self.schedule = schedule  # how the layer-directions run: "auto", "sequential", ...
-        self.last_schedule: str | None = None  # the schedule that ran the latest forward
+        self.last_schedule: str | None = None  # the schedule that ran the latest eager forward
         self._names: list[list[dict[str, str]]] = []  # [layer][direction] canonical -> attribute
         D = 2 if bidirectional else 1
         out_size = proj_size or hidden_size
@@ -224,8 +225,7 @@ class RecurrentBase(nn.Module):
             recording=self._recorder is not None,
             owner=type(self).__name__,
         )
-        if self.last_backend != kernel.name:  # (nn.Module's __setattr__ is not free)
-            self.last_backend = kernel.name
+        self._note("last_backend", kernel.name)
         return kernel
 
     def _select_schedule(self, kernel: Backend, x: Tensor) -> _schedules.Schedule:
@@ -233,9 +233,15 @@ class RecurrentBase(nn.Module):
         chosen = _schedules.select(
             self.schedule, self, kernel, x, self._recorder is not None, type(self).__name__
         )
-        if self.last_schedule != chosen.name:
-            self.last_schedule = chosen.name
+        self._note("last_schedule", chosen.name)
         return chosen
+
+    def _note(self, attr: str, name: str) -> None:
+        """Record which backend or schedule ran, in eager calls only: a compiled program has
+        its choice baked in, and writing module state inside a traced forward would add a
+        guard on it and compile the layer a second time (the second call sees the new value)."""
+        if not torch.compiler.is_compiling() and getattr(self, attr) != name:
+            setattr(self, attr, name)  # (only on change: nn.Module's __setattr__ is not free)
 
     def _stack(
         self, kernel: Backend, x: Tensor, states0: list[Tensor], pad: _Padding

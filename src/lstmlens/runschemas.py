@@ -100,7 +100,9 @@ _FORECAST_OPTIONS: dict[str, Spec] = {
     **_lstm("forecast."),
     "forecast.log": _OPTIONAL_FLAG,
     "forecast.relative": Flag(),
-    "forecast.anchor": Text(("level", "seasonal", "ets", "ets_theta"), optional=True),
+    "forecast.anchor": Text(
+        ("level", "seasonal", "ets", "theta", "ets_theta", "theta_arima"), optional=True
+    ),
     "forecast.fallback": Flag(),
     "forecast.deseasonalise": _OPTIONAL_FLAG,
     "forecast.members": Int(1, MAX_MEMBERS),

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..io import save_json_atomic
 from ..tasks.baselines import BASELINES
+from ..tasks.forecast_norm import ANCHORS
 from ..train.distributed import check_share
 from .argtypes import BATCH, FOLDS, MEMBERS, ROWS, STEPS, WINDOW, cap_note
 from .common import (
@@ -150,10 +151,10 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     )
     task.add_argument(
         "--anchor",
-        choices=("level", "seasonal", "ets", "ets_theta", "theta"),
+        choices=tuple(a for a in ANCHORS if a != "none"),
         default=None,
-        help="what the network corrects (ets_theta: the mean of ETS and Theta; theta: many "
-        "series only)",
+        help="what the network corrects (default theta_arima: the mean of Theta and ARIMA;"
+        " ets_theta: of ETS and Theta; many series take theta, ets or ets_theta)",
     )
     task.add_argument(
         "--members", type=MEMBERS, default=None,
@@ -164,6 +165,11 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
     )
     task.add_argument(
         "--no-calibrate", action="store_true", help="intervals straight from the quantile head"
+    )
+    task.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="keep the network's correction even when it does not beat its anchor on validation",
     )
     task.add_argument(
         "--absolute",
@@ -280,6 +286,7 @@ def _forecast_config(args: argparse.Namespace):
         members=args.members or 3,
         deseasonalise=False if args.no_deseasonalise else None,
         calibrate=not args.no_calibrate,
+        fallback=not args.no_fallback,
         relative=not args.absolute,
         batch_size=args.batch_size,
         val_size=args.val,

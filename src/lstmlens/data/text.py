@@ -344,3 +344,11 @@ class TokenStreams:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.segments(0)
+
+    def share(self, rank: int, world: int) -> TokenStreams:
+        """Rank ``rank``'s streams when ``world`` processes split these (the rows that
+        ``torch.tensor_split`` gives it; the same segments, fewer rows)."""
+        part = object.__new__(TokenStreams)
+        part.data = torch.tensor_split(self.data, world)[rank]
+        part.batch_size, part.seq_len = part.data.shape[0], self.seq_len
+        return part

@@ -4,14 +4,15 @@ r"""Several models on one page: their memory reach (log scale) and gate saturati
 sequences, per model or for all) and returns a self-contained HTML page (inline SVG, a few
 lines of JavaScript, no network):
 
-- **Memory reach**: for each model, :func:`~lstmlens.lens.memory_reach` at the output step
-  ``t`` (default the last), drawn relative to its value at lag 0,
-  :math:`\mathrm{reach}_k / \mathrm{reach}_0`, on a log scale, all models on one chart, with
-  a table of the values at a few lags. Given several sequences, the curve is the median
-  over them of that ratio at each lag (curves aligned by lag, cut to the shortest). A plain
-  RNN's curve falls by orders of magnitude within tens of steps (the vanishing gradient);
-  an LSTM's stays up. Reach is computed on a float64 copy of each model: a plain RNN's
-  falls below float32's smallest number within a few dozen steps.
+- **Memory reach**, three curves per model (:mod:`.compare_measures`), each relative to its
+  value at lag 0 on a log scale, all models on one chart, with a table at a few lags:
+  the reach to every input (:func:`~lstmlens.lens.memory_reach`, the median over the
+  sequences), the reach to the inputs the task marks as needed (dots; given ``relevant``),
+  and the memory path ``||dc_t/dc_(t-k)||`` (LSTM) / ``||dh_t/dh_(t-k)||`` (GRU, RNN). A
+  plain RNN's curves fall by orders of magnitude within tens of steps (the vanishing
+  gradient); an LSTM's memory path stays near 1. Everything is computed on a float64 copy
+  of each model: a plain RNN's reach falls below float32's smallest number within a few
+  dozen steps.
 - **Saturation** (Karpathy, Johnson & Fei-Fei 2015): per model and sigmoid gate of its
   top layer, one point per unit at (fraction of steps shut < 0.1, fraction open > 0.9) over
   its first sequence; clicking a point selects that unit and names it.
@@ -23,7 +24,6 @@ a text run reads one text, a long-range race contributes every cell it raced, ea
 
 from __future__ import annotations
 
-import copy
 import html
 import json
 import os
@@ -33,10 +33,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .compare_measures import MARK_WINDOW, Measures, measure, relative_reach, window_median
 from .compare_svg import reach_figure, saturation_svg
-from .reach import memory_reach
+from .memory_path import memory_name
 from .stats import SIGMOID_GATES, one_sequence, saturation
-from .trace import inspect
+from .trace import _find_module, inspect
 
 __all__ = ["compare_page", "compare_runs", "reach_figure", "relative_reach"]
 
@@ -105,29 +106,87 @@ def _first(x: Any) -> Any:
     return x[0] if isinstance(x, list) else x
 
 
-def _wide(x: Any) -> Any:
-    """``x`` with its floating tensors in float64 (token ids and tuples' other items kept)."""
-    if isinstance(x, tuple):
-        return tuple(map(_wide, x))
-    return x.double() if hasattr(x, "is_floating_point") and x.is_floating_point() else x
+def _cell(value: float) -> str:
+    return "<td></td>" if value != value else f"<td>{value:.2e}</td>"  # NaN: blank
 
 
-def relative_reach(model: Any, x: Any, t: int | None = None) -> tuple[np.ndarray, int]:
-    """reach_k / reach_0 by lag k, and the number of sequences it is the median over.
+def _table(table_id: str, columns: list[str], lags: list[int], rows: list[list[Any]]) -> str:
+    """``rows``: [name, *column values, values at ``lags`` (NaN for none)]."""
+    head = "".join(f"<th>{c}</th>" for c in ["model", *columns])
+    head += "".join(f"<th>k = {k}</th>" for k in lags)
+    body = "".join(
+        f"<tr><td>{html.escape(row[0])}</td>"
+        + "".join(f"<td>{v}</td>" for v in row[1 : 1 + len(columns)])
+        + "".join(map(_cell, row[1 + len(columns) :]))
+        + "</tr>"
+        for row in rows
+    )
+    return f'<table id="{table_id}"><tr>{head}</tr>{body}</table>'
 
-    ``x`` is one sequence as :func:`~lstmlens.lens.memory_reach` takes it, or a list of
-    them (curves aligned by lag and cut to the shortest). Computed on a float64 copy.
-    """
-    sequences = x if isinstance(x, list) else [x]
-    if not sequences:
-        raise ValueError("relative_reach: expected at least one sequence, got an empty list")
-    wide = copy.deepcopy(model).double()
-    ratios = []
-    for seq in sequences:
-        reach = memory_reach(wide, _wide(seq), -1 if t is None else t)  # (t+1,) by lag
-        ratios.append(reach / reach[0] if reach[0] > 0 else reach)
-    lags = min(len(r) for r in ratios)
-    return np.median(np.stack([r[:lags] for r in ratios]), axis=0), len(ratios)
+
+def _at(curve: np.ndarray | None, k: int) -> float:
+    return float(curve[k]) if curve is not None and k < len(curve) else float("nan")
+
+
+def _reach_section(measured: Mapping[str, Measures], kinds: Mapping[str, str]) -> str:
+    curves = {name: m.reach for name, m in measured.items()}
+    lags = [k for k in LAGS if any(k < len(c) for c in curves.values())]
+    reach_rows = [
+        [name, len(m.reach) - 1, m.sequences, *(_at(m.reach, k) for k in lags)]
+        for name, m in measured.items()
+    ]
+    out = [
+        "<h2>Memory reach (log scale)</h2>",
+        "<p>Line: the median over the sequences of reach<sub>k</sub> / reach<sub>0</sub>, "
+        "where reach<sub>k</sub> = ||d y<sub>t</sub> / d x<sub>t-k</sub>|| (Frobenius norm of "
+        "the Jacobian of the top layer's output at the output step t with respect to the "
+        "input k steps earlier): how much the output still changes when that input changes."
+        + (
+            " Dots: the same ratio at each input the task marks as needed for the answer."
+            if any(m.marked is not None for m in measured.values())
+            else ""
+        )
+        + "</p>",
+        reach_figure(
+            curves, points={n: m.marked for n, m in measured.items() if m.marked is not None}
+        ),
+        "<h3>Reach to every input (median over the sequences)</h3>",
+        _table("reach-table", ["lags", "sequences"], lags, reach_rows),
+    ]
+    marked = {name: m.marked for name, m in measured.items() if m.marked is not None}
+    if marked:
+        rows = [[name, len(m), *(window_median(m, k) for k in lags)] for name, m in marked.items()]
+        out += [
+            f"<h3>Reach to the marked inputs (median of the dots within {MARK_WINDOW} steps "
+            "of k)</h3>",
+            _table("marked-table", ["marked inputs"], lags, rows),
+        ]
+    out.append(
+        '<p class="muted">A fall by orders of magnitude within a few dozen steps is the '
+        "vanishing gradient: what happened earlier can no longer change the output, so the "
+        "model cannot learn to use it. Where most inputs are noise, a model that learned the "
+        "task rightly ignores them: read the dots (the inputs the answer needs) to see what "
+        "it keeps.</p>"
+    )
+    paths = {name: m.path for name, m in measured.items() if m.path is not None}
+    if paths:
+        rows = [[name, f"{kinds[name]}", *(_at(p, k) for k in lags)] for name, p in paths.items()]
+        out += [
+            "<h2>The memory path (log scale)</h2>",
+            "<p>||d m<sub>t</sub> / d m<sub>t-k</sub>|| / ||d m<sub>t</sub> / d m<sub>t</sub>||"
+            ", the median over the sequences: m is the memory of the top layer, an LSTM's cell "
+            "state c, a GRU's or an RNN's hidden state h; the rest of the state k steps back "
+            "is held fixed (the denominator, the identity's norm, is &radic;H). How much of "
+            "the memory k steps back still reaches step t, whatever was written into it: "
+            "the path the gradient travels in training.</p>",
+            reach_figure(paths, label="||dm_t / dm_(t-k)|| / √H"),
+            _table("path-table", ["memory"], lags, rows),
+            '<p class="muted">A plain RNN multiplies its memory by a Jacobian at every step '
+            "and it shrinks geometrically; an LSTM's cell is carried mostly by its forget gate "
+            "(c<sub>t</sub> = f &middot; c<sub>t-1</sub> + i &middot; g), so with f near 1 "
+            "it stays near 1: the constant error carousel.</p>",
+        ]
+    return "\n".join(out)
 
 
 def compare_page(
@@ -136,13 +195,15 @@ def compare_page(
     *,
     t: int | None = None,
     title: str = "lstmlens: how far back each model remembers",
+    relevant: Mapping[str, Sequence[Any]] | None = None,
 ) -> str:
     """One HTML page comparing ``models`` (name -> model) on their memory reach and saturation.
 
     ``x`` is the input for every model, or a mapping name -> input; an input is one sequence
-    as :func:`~lstmlens.lens.memory_reach` takes it, or a list of sequences (the curve is
-    then the median over them, see :func:`relative_reach`). ``t`` is the output step
-    (default the last step of each input). Returns the HTML as a string.
+    as :func:`~lstmlens.lens.memory_reach` takes it, or a list of sequences (the curves are
+    then medians over them, see :mod:`.compare_measures`). ``relevant`` (name -> one bool
+    vector per sequence) marks the inputs the task needs; their reach is drawn as dots. ``t``
+    is the output step (default the last step of each input). Returns the HTML as a string.
     """
     if not models:
         raise ValueError("compare_page: expected at least one model, got none")
@@ -150,19 +211,11 @@ def compare_page(
     missing = [name for name in models if name not in inputs]
     if missing:
         raise ValueError(f"compare_page: no input for {missing}")
-    curves, rows = {}, []
-    for name, model in models.items():
-        rel, n = relative_reach(model, inputs[name], t)
-        curves[name] = rel
-        rows.append((name, len(rel) - 1, n, rel))
-    lags = [k for k in LAGS if any(k < len(c) for c in curves.values())]
-    head = "".join(f"<th>k = {k}</th>" for k in lags)
-    body = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{t_used}</td><td>{n}</td>"
-        + "".join(f"<td>{rel[k]:.2e}</td>" if k < len(rel) else "<td></td>" for k in lags)
-        + "</tr>"
-        for name, t_used, n, rel in rows
-    )
+    marks = relevant or {}
+    measured = {
+        name: measure(model, inputs[name], t, marks.get(name)) for name, model in models.items()
+    }
+    kinds = {name: memory_name(_find_module(m, None)) for name, m in models.items()}
     panels = "".join(_saturation_panel(name, m, _first(inputs[name])) for name, m in models.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -170,16 +223,9 @@ def compare_page(
 <title>{html.escape(title)}</title><style>{_CSS}</style></head>
 <body>
 <header><h1>{html.escape(title)}</h1>
-<p class="muted">{len(models)} models. Memory reach: how much the output at step t still
-changes when the input k steps earlier changes, ||d y_t / d x_(t-k)|| (Frobenius norm of the
-Jacobian), relative to k = 0; with several sequences, the median over them.</p></header>
-<section><h2>Memory reach (log scale)</h2>
-{reach_figure(curves)}
-<table id="reach-table"><tr><th>model</th><th>lags</th><th>sequences</th>{head}</tr>{body}</table>
-<p class="muted">A curve that falls by orders of magnitude within a few dozen steps is the
-vanishing gradient: whatever happened earlier can no longer change the output, so the model
-cannot learn to use it. The LSTM's forget gate (kept near 1) lets the gradient through.</p>
-</section>
+<p class="muted">{len(models)} models: how far back each one still listens, and how its gates
+saturate. Every number is an exact derivative, in float64.</p></header>
+<section>{_reach_section(measured, kinds)}</section>
 <section><h2>Gate saturation (top layer)</h2>
 <p class="muted">One point per unit: the fraction of steps a gate is shut (&lt; 0.1) and wide
 open (&gt; 0.9), as in Karpathy, Johnson &amp; Fei-Fei (2015). Click a point to select the
@@ -201,7 +247,15 @@ class _Read(NamedTuple):
     sequences: int
 
 
-def _text_input(model: Any, config: dict[str, Any], read: _Read) -> Any:
+class _Input(NamedTuple):
+    """What one model reads: ``x`` (one sequence or a list) and, where the task knows them,
+    the steps its answer needs (``relevant``: one bool vector per sequence)."""
+
+    x: Any
+    relevant: list[Any] | None = None
+
+
+def _text_input(model: Any, config: dict[str, Any], read: _Read) -> _Input:
     """Token ids (1, T) of ``read.text`` (default: text the model writes, seed 0), first steps."""
     import torch
 
@@ -211,12 +265,12 @@ def _text_input(model: Any, config: dict[str, Any], read: _Read) -> Any:
     tokens = model.tokenizer.split(text)[: read.max_steps]
     if not tokens:
         raise ValueError("compare_runs: the input text has no tokens")
-    return torch.tensor([[model.tokenizer.stoi.get(tok, 0) for tok in tokens]])  # (1, T)
+    return _Input(torch.tensor([[model.tokenizer.stoi.get(tok, 0) for tok in tokens]]))  # (1, T)
 
 
-def _longrange_input(model: Any, config: dict[str, Any], read: _Read) -> list[Any]:
+def _longrange_input(model: Any, config: dict[str, Any], read: _Read) -> _Input:
     """``read.sequences`` test sequences of the run's long-range task (seed 0), each
-    ``(1, L_i, I)`` cut to its own length."""
+    ``(1, L_i, I)`` cut to its own length, and the steps the task marks as needed."""
     import torch
 
     from lstmlens.tasks.longrange import make_task
@@ -235,11 +289,15 @@ def _longrange_input(model: Any, config: dict[str, Any], read: _Read) -> list[An
         task = make_task(name, int(config["length"]))
     batch = task.sample(read.sequences, torch.Generator().manual_seed(0))
     ends = [batch.inputs.shape[1]] * read.sequences if batch.lengths is None else batch.lengths
-    return [batch.inputs[i : i + 1, : int(end)] for i, end in enumerate(ends)]
+    needed = task.relevant_steps(batch)  # (B, L) bool
+    return _Input(
+        [batch.inputs[i : i + 1, : int(end)] for i, end in enumerate(ends)],
+        [needed[i, : int(end)].numpy() for i, end in enumerate(ends)],
+    )
 
 
-#: config.json "task" -> the input (one sequence or a list) that task's models read
-_INPUTS: dict[str, Callable[[Any, dict[str, Any], _Read], Any]] = {
+#: config.json "task" -> what that task's models read
+_INPUTS: dict[str, Callable[[Any, dict[str, Any], _Read], _Input]] = {
     "language": _text_input,
     "text": _text_input,
     "longrange": _longrange_input,
@@ -287,9 +345,9 @@ def compare_runs(
 
     Each model reads its own task: a text run the first ``max_steps`` tokens of ``text``
     (default: text it writes itself), every cell of a long-range race ``sequences`` test
-    sequences of its problem (the curve is the median over them). A model is named after
-    its folder, a raced cell ``FOLDER/CELL``; two folders of the same name are told apart
-    by their parent.
+    sequences of its problem (the curves are medians over them; the steps the task
+    marks as needed are drawn as dots). A model is named after its folder, a raced cell
+    ``FOLDER/CELL``; two folders of the same name are told apart by their parent.
     """
     from .html import write_page
 
@@ -300,6 +358,7 @@ def compare_runs(
     read = _Read(text, max_steps, sequences)
     models: dict[str, Any] = {}
     inputs: dict[str, Any] = {}
+    relevant: dict[str, Any] = {}
     for run in map(Path, run_dirs):
         cells, config = _load(run)
         folder = (
@@ -310,6 +369,8 @@ def compare_runs(
         for cell, model in cells.items():
             name = f"{folder}/{cell}" if cell else folder
             models[name] = model
-            inputs[name] = _INPUTS[config["task"]](model, config, read)
+            inputs[name], needed = _INPUTS[config["task"]](model, config, read)
+            if needed is not None:
+                relevant[name] = needed
     title = "lstmlens: " + " vs ".join(models)
-    return write_page(compare_page(models, inputs, title=title), html_path)
+    return write_page(compare_page(models, inputs, title=title, relevant=relevant), html_path)

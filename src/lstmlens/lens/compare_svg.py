@@ -1,7 +1,8 @@
 """The drawings of the comparison page: the memory-reach chart and the saturation scatter.
 
 Both are inline SVG strings (no network, no script): :func:`reach_figure` draws curves of
-``reach_k / reach_0`` by lag on a log10 axis; :func:`saturation_svg` one point per unit at
+``reach_k / reach_0`` (or the memory path) by lag on a log10 axis, with dots for the marked
+inputs; :func:`saturation_svg` one point per unit at
 (fraction of steps shut, fraction open) of one gate, each point focusable and carrying its
 unit index in ``data-unit``.
 """
@@ -17,31 +18,46 @@ import numpy as np
 __all__ = ["FLOOR", "PALETTE", "reach_figure", "saturation_svg"]
 
 PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
-FLOOR = 1e-30  # the lowest value drawn on the log axis; smaller (and zero) reach sits on it
+FLOOR = 1e-12  # the lowest value drawn on the log axis; smaller (and zero) values sit on it
 
 
 def _log(v: float) -> float:
     return math.log10(max(v, FLOOR))
 
 
-def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int = 380) -> str:
-    """Inline SVG: each curve (reach by lag, already relative to lag 0) on a log10 y axis."""
+def reach_figure(
+    curves: Mapping[str, np.ndarray],
+    width: int = 900,
+    height: int = 380,
+    *,
+    points: Mapping[str, np.ndarray] | None = None,
+    label: str = "reach_k / reach_0",
+) -> str:
+    """Inline SVG: each curve (by lag, already relative to lag 0) on a log10 y axis.
+
+    ``points`` (name -> ``(M, 2)`` rows of (lag, value)) are drawn as dots in their model's
+    colour (the marked inputs); ``label`` names the y axis.
+    """
     if not curves:
         raise ValueError("reach_figure: expected at least one curve")
+    points = {name: p for name, p in (points or {}).items() if p is not None and len(p)}
     left, right, top, bottom = 70, 250, 14, 40
+    values = [np.asarray(c, dtype=float) for c in curves.values()]
+    values += [np.asarray(p, dtype=float)[:, 1] for p in points.values()]
     kmax = max(len(c) for c in curves.values()) - 1
-    lo = min(_log(float(np.min(c))) for c in curves.values())
-    lo = math.floor(min(lo, -1.0))
+    lo = math.floor(min(min(_log(float(np.min(v))) for v in values), -1.0))
+    hi = max(0, math.ceil(max(_log(float(np.max(v))) for v in values)))
     x = lambda k: left + (k / max(kmax, 1)) * (width - left - right)  # noqa: E731
     parts = [
         f'<svg class="reach" viewBox="0 0 {width} {height}" role="img" '
-        'aria-label="memory reach by lag, log scale">'
+        f'aria-label="{html.escape(label)} by lag, log scale">'
     ]
-    step = max(1, math.ceil(-lo / 8))
-    lo = -step * math.ceil(-lo / step)  # the lowest grid line is the bottom of the chart
-    floored = any(float(np.min(c)) <= FLOOR for c in curves.values())
-    y = lambda v: top + (max(_log(v), lo) / lo) * (height - top - bottom)  # noqa: E731
-    for e in range(0, lo - 1, -step):
+    step = max(1, math.ceil((hi - lo) / 8))
+    lo = hi - step * math.ceil((hi - lo) / step)  # the lowest grid line is the chart's bottom
+    floored = any(float(np.min(v)) <= FLOOR for v in values)
+    span = height - top - bottom
+    y = lambda v: top + (hi - min(max(_log(v), lo), hi)) / (hi - lo) * span  # noqa: E731
+    for e in range(hi, lo - 1, -step):
         yy = y(10.0**e)
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#eceff3"/>'
@@ -63,7 +79,7 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
     parts.append(
         f'<text x="14" y="{(top + height - bottom) / 2}" font-size="12" '
         f'transform="rotate(-90 14 {(top + height - bottom) / 2})" text-anchor="middle">'
-        "reach_k / reach_0</text>"
+        f"{html.escape(label)}</text>"
     )
     for n, (name, curve) in enumerate(curves.items()):
         colour = PALETTE[n % len(PALETTE)]
@@ -72,6 +88,17 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
             f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2" '
             f'data-model="{html.escape(name)}"/>'
         )
+        dots = points.get(name)
+        if dots is not None:
+            parts.append(
+                f'<g fill="{colour}" fill-opacity="0.6" data-marked="{html.escape(name)}">'
+            )
+            parts += [
+                f'<circle cx="{x(k):.1f}" cy="{y(float(v)):.1f}" r="2.6"/>'
+                for k, v in dots
+                if k <= kmax
+            ]
+            parts.append("</g>")
         ly = top + 16 + 18 * n
         parts.append(
             f'<line x1="{width - right + 10}" x2="{width - right + 30}" y1="{ly - 4}" '
@@ -80,6 +107,13 @@ def reach_figure(curves: Mapping[str, np.ndarray], width: int = 900, height: int
         parts.append(
             f'<text x="{width - right + 36}" y="{ly}" font-size="12">'
             f"{html.escape(name[:34])}</text>"
+        )
+    if points:
+        ly = top + 16 + 18 * len(curves) + 8
+        parts.append(f'<circle cx="{width - right + 20}" cy="{ly - 4}" r="3" fill="#5b6575"/>')
+        parts.append(
+            f'<text x="{width - right + 36}" y="{ly}" font-size="12">'
+            "dots: the inputs the task marks</text>"
         )
     parts.append("</svg>")
     return "\n".join(parts)

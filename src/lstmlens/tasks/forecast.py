@@ -11,12 +11,15 @@ How the numbers travel (``F`` features: the target ``y`` then the covariates; se
 3. A window at origin ``o`` reads ``W`` rows before it (default ``W``: ``LOOKBACK_SEASONS``
    seasons, or 30 steps without a season), relative to its last deseasonalised level,
    and the network predicts the correction to an *anchor* (``DEFAULT_ANCHOR``): the
-   mean of the ETS (damped trend, additive season) and Theta forecasts of ``u``, each
-   fitted once on the training rows and run forward to every origin (refitted on all rows
-   before the test part for forecasting); the last deseasonalised level (``level``; the
-   old ``relative`` mode), seasonal naive or ETS alone on request; seasonal naive (or the
-   level) when the training part is too short to fit ETS. ``relative=False`` reads and
-   predicts scaled levels. The head starts at zero, so an untrained model is its anchor.
+   mean of the Theta and ARIMA forecasts (``theta_arima``; ETS and Theta past a season
+   of ``ANCHOR_ARIMA_MAX_SEASON``), each fitted once in the data's units on the
+   training rows, as the baselines are, run forward to every origin (refitted on all
+   rows before the test part for forecasting) and encoded like ``u``; the last
+   deseasonalised level (``level``; the old ``relative`` mode), seasonal naive, ETS,
+   Theta or ETS + Theta on request. A fit that fails or outlasts ``ANCHOR_SECONDS``
+   falls back along ``ANCHOR_FALLBACK`` (to seasonal naive, or the level, last).
+   ``relative=False`` reads and predicts scaled levels. The head starts at zero, so an
+   untrained model is its anchor.
 4. ``direct`` mode predicts all ``H`` steps at once (``S = H``); ``recursive`` predicts
    one step (``S = 1``) and feeds its median back ``H`` times. Forecasting more than
    ``S`` steps always rolls forward this way. Past-only covariates are held at their
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +69,13 @@ from ..data.series import Series, season_from_freq
 from ..data.windows import Scaler, Split, chronological_split
 from ..train import Reporter, TrainConfig, Trainer, TrainResult, load_model, save_model
 from ..train.config import seed_everything
-from .baselines import MIN_FIT, detect_season
+from .baselines import detect_season
 from .forecast_config import (
+    ANCHOR_ARIMA_MAX_SEASON,
+    ANCHOR_FALLBACK,
     ANCHOR_MAX_ROWS,
     ANCHOR_MAX_SEASON,
+    ANCHOR_SECONDS,
     DEFAULT_ANCHOR,
     FALLBACK_ORIGINS,
     FALLBACK_RATIO,
@@ -90,6 +97,7 @@ from .forecast_norm import (
     seasonal_indices,
     statistical_anchor,
 )
+from .statistical import OutOfTime
 
 __all__ = ["FORMAT", "LOOKBACK_SEASONS", "MODES", "ForecastConfig", "Forecaster", "Prediction"]
 
@@ -203,22 +211,32 @@ class Forecaster:
         past = self.past_covariates if past is None else past
         return held_note(past, steps, self.config.out_steps)
 
-    def _ets(self, u: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray | None:
-        """The statistical anchor ``(N, steps)`` on the model scale (``ets``, ``ets_theta``:
-        :func:`~.forecast_norm.statistical_anchor` on ``u``, so on ``log y`` for a log
-        model, fitted on the first ``ets_fit_end`` rows), or None for other anchors.
+    def _ets(
+        self, u: np.ndarray, origins: np.ndarray, steps: int, deadline: float | None = None
+    ) -> np.ndarray | None:
+        """The statistical anchor ``(N, steps)`` on the model scale, or None for other anchors.
 
-        The fit is computed once for every origin of ``u`` and cached (fit, predict and
-        evaluation ask for the same series many times)."""
+        The models (:func:`~.forecast_norm.statistical_anchor`, fitted on the first
+        ``ets_fit_end`` rows) see the series in the data's units, exactly as the baselines
+        do; their forecasts are then encoded like the target (log, floored at a thousandth
+        of the smallest training value, then standardised). The fit is computed once for
+        every origin of ``u`` and cached (fit, predict and evaluation ask for the same
+        series many times)."""
         if self.anchor not in STATISTICAL:
             return None
-        assert self.ets_fit_end is not None
+        assert self.ets_fit_end is not None and self.scaler is not None
         key = (self.anchor, self.ets_fit_end, steps, hashlib.sha1(u[:, 0].tobytes()).hexdigest())
         if key not in self._anchor_cache:
+            y = self._decode(u[:, 0])
             every = np.arange(1, len(u) + 1)
-            self._anchor_cache = {key: statistical_anchor(
-                u[:, 0], self.ets_fit_end, every, steps, self.season, self.anchor
-            )}  # fmt: skip
+            a = statistical_anchor(
+                y, self.ets_fit_end, every, steps, self.season, self.anchor, deadline
+            )
+            if self.config.log:
+                floor = 1e-3 * float(np.min(y[: self.ets_fit_end]))
+                a = np.log(np.maximum(a, floor))
+            mean, scale = self.scaler.mean[0], self.scaler.scale[0]
+            self._anchor_cache = {key: (a - mean) / scale}
         out = self._anchor_cache[key][np.asarray(origins, dtype=np.int64) - 1]
         if not np.all(np.isfinite(out)):
             raise ValueError(f"Forecaster: the {self.anchor} anchor is not finite")
@@ -271,11 +289,11 @@ class Forecaster:
         deseason = is_seasonal(z, m) if c.deseasonalise is None else c.deseasonalise
         beyond = "beyond_season" if m and c.horizon > m else "within_season"
         anchor: str | None = c.anchor or DEFAULT_ANCHOR[beyond]
-        if anchor in STATISTICAL and split.train_end < MIN_FIT:  # too short to fit ETS on
-            anchor = None
         too_big = split.train_end > ANCHOR_MAX_ROWS or m > ANCHOR_MAX_SEASON
         if c.anchor is None and anchor in STATISTICAL and too_big:  # a fit would take minutes
             anchor = "level"
+        if c.anchor is None and anchor == "theta_arima" and m > ANCHOR_ARIMA_MAX_SEASON:
+            anchor = "ets_theta"  # a seasonal ARIMA this long would take a minute or more
         if anchor == "seasonal" and not m:
             anchor = "level"
         self.config = dataclasses.replace(
@@ -325,11 +343,18 @@ class Forecaster:
         u = self._encode(series)
         m = self.season or 1
         self.ets_fit_end = split.train_end
-        if self.anchor in STATISTICAL:
+        for anchor in ANCHOR_FALLBACK.get(self.anchor, ()):  # the first that fits in time
+            c = self.config = dataclasses.replace(c, anchor=anchor)
+            if anchor not in STATISTICAL:
+                break
             try:
-                self._ets(u, np.array([split.train_end]), c.out_steps)
-            except (ValueError, np.linalg.LinAlgError, IndexError, KeyError):
-                c = self.config = dataclasses.replace(c, anchor="seasonal" if m > 1 else "level")
+                deadline = time.monotonic() + ANCHOR_SECONDS
+                self._ets(u, np.array([split.train_end]), c.out_steps, deadline)
+                break
+            except (ValueError, OutOfTime, ArithmeticError, np.linalg.LinAlgError, LookupError):
+                continue
+        if self.anchor == "seasonal" and m < 2:
+            c = self.config = dataclasses.replace(c, anchor="level")
         self.indices = (
             seasonal_indices(u[: split.train_end, 0], m)
             if c.deseasonalise

@@ -16,7 +16,10 @@ from .forecast_norm import ANCHORS
 
 __all__ = [
     "ANCHOR_MAX_ROWS",
+    "ANCHOR_ARIMA_MAX_SEASON",
+    "ANCHOR_FALLBACK",
     "ANCHOR_MAX_SEASON",
+    "ANCHOR_SECONDS",
     "DEFAULT_ANCHOR",
     "FALLBACK_ORIGINS",
     "FALLBACK_RATIO",
@@ -30,11 +33,25 @@ __all__ = [
 MODES = ("direct", "recursive")
 #: Default lookback in seasons (chosen on half A of the M3 benchmark sample).
 LOOKBACK_SEASONS = 3
-#: Default anchor by whether the horizon reaches past one season (chosen on half A of the
-#: M3 benchmark sample): the mean of ETS and Theta either way (docs/design.md: on 12
-#: monthly series of half A the bare mean had mean MASE 0.808, the old net anchored on
-#: the deseasonalised last level 0.900).
-DEFAULT_ANCHOR = {"within_season": "ets_theta", "beyond_season": "ets_theta"}
+#: Default anchor by whether the horizon reaches past one season, chosen on half A of the
+#: M3 benchmark sample only (``benchmarks/anchor_choice.py --half A``: beats seasonal naive
+#: / mean MASE; quarterly: theta_arima 78% / 1.084, ets_theta 74% / 1.164, Theta 78% /
+#: 1.183, ETS 68% / 1.305; monthly: theta_arima 82% / 0.624, ets_theta 76% / 0.657, ARIMA
+#: 84% / 0.620): the mean of Theta and ARIMA either way.
+DEFAULT_ANCHOR = {"within_season": "theta_arima", "beyond_season": "theta_arima"}
+#: What a statistical anchor falls back to, in order, when its fit fails or runs out of time
+#: (``seasonal`` becomes ``level`` without a season).
+ANCHOR_FALLBACK = {
+    "ets": ("ets", "seasonal"),
+    "theta": ("theta", "seasonal"),
+    "ets_theta": ("ets_theta", "theta", "seasonal"),
+    "theta_arima": ("theta_arima", "ets_theta", "theta", "seasonal"),
+}
+#: Past this season the default anchor is ``ets_theta``, not ``theta_arima``: a seasonal
+#: ARIMA on a longer season takes a minute or more (weekly co2, m = 52: 63 s).
+ANCHOR_ARIMA_MAX_SEASON = 24
+#: Seconds the statistical anchor's fits may take before the next anchor is tried.
+ANCHOR_SECONDS = 60.0
 #: Past these training rows or this season the default statistical anchor is declined (the
 #: deseasonalised last level instead): one ETS fit there can take minutes (the baselines
 #: likewise fit on at most 2000 rows and decline seasons over 52).
@@ -68,7 +85,7 @@ class ForecastConfig:
     dropout: float = 0.0  # between stacked layers
     log: bool | None = None  # model log(y) (None: when the training rows are all > 0)
     relative: bool = True  # anchored forecast, inputs relative to the last level
-    anchor: str | None = None  # level | seasonal | ets | ets_theta (None: DEFAULT_ANCHOR)
+    anchor: str | None = None  # level | seasonal | a statistical one (None: DEFAULT_ANCHOR)
     deseasonalise: bool | None = None  # take seasonal indices out (None: M4 seasonality test)
     members: int = 3  # LSTMs in the seed ensemble (median)
     fallback: bool = True  # keep the bare anchor when the net does not beat it on validation
@@ -110,7 +127,7 @@ class ForecastConfig:
         if not 0 <= self.dropout < 1:
             raise bad("dropout", "in [0, 1)")
         if self.anchor is not None and (self.anchor not in ANCHORS or self.anchor == "none"):
-            raise bad("anchor", "None, 'level', 'seasonal', 'ets' or 'ets_theta'")
+            raise bad("anchor", f"None or one of {[a for a in ANCHORS if a != 'none']}")
         for name in ("val_size", "test_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):

@@ -39,9 +39,16 @@ __all__ = [
     "statistical_anchor",
 ]
 
-ANCHORS = ("level", "seasonal", "ets", "ets_theta", "none")
-#: The anchors that are a statistical model's forecast (added by :func:`statistical_anchor`).
-STATISTICAL = ("ets", "ets_theta")
+ANCHORS = ("level", "seasonal", "ets", "theta", "ets_theta", "theta_arima", "none")
+#: The anchors that are a statistical model's forecast (added by :func:`statistical_anchor`):
+#: the models each one averages.
+PARTS = {
+    "ets": ("ets",),
+    "theta": ("theta",),
+    "ets_theta": ("ets", "theta"),
+    "theta_arima": ("theta", "arima"),
+}
+STATISTICAL = tuple(PARTS)
 
 
 def is_seasonal(x: np.ndarray, m: int | None) -> bool:
@@ -130,21 +137,45 @@ def anchors(
 
 
 def statistical_anchor(
-    u: np.ndarray, fit_end: int, origins: np.ndarray, steps: int, season: int | None, anchor: str
+    y: np.ndarray,
+    fit_end: int,
+    origins: np.ndarray,
+    steps: int,
+    season: int | None,
+    anchor: str,
+    deadline: float | None = None,
 ) -> np.ndarray:
-    """The ``ets`` or ``ets_theta`` anchor ``(N, steps)`` of the target ``u`` ``(T,)``.
+    """The statistical anchor ``(N, steps)`` of the series ``y`` ``(T,)``: the mean of the
+    forecasts of the models in ``PARTS[anchor]``.
 
-    Each model is fitted once on ``u[:fit_end]`` (:func:`~lstmlens.tasks.statistical.ets`,
-    :func:`~lstmlens.tasks.theta.theta`); its states run forward over ``u``, so the
-    anchor at origin ``o`` reads only ``u[:o]``. ``ValueError`` when a fit is impossible.
+    Each model is fitted once on ``y[:fit_end]`` (:func:`~lstmlens.tasks.statistical.ets`,
+    :func:`~lstmlens.tasks.theta.theta`, :func:`~lstmlens.tasks.statistical.arima`); its
+    states run forward over ``y``, so the anchor at origin ``o`` reads only ``y[:o]``.
+    ARIMA cannot forecast from the first :func:`~lstmlens.tasks.statistical.arima_first_origin`
+    rows (its differencing needs them): there the other models' mean stands alone.
+    ``ValueError`` (or :class:`~lstmlens.tasks.statistical.OutOfTime` past ``deadline``, a
+    ``time.monotonic()`` value for the ARIMA and ETS optimisers) when a fit is impossible.
     """
-    from .statistical import ets, quiet
+    from .statistical import arima, arima_first_origin, ets, quiet
     from .theta import theta
 
-    if anchor not in STATISTICAL:
+    if anchor not in PARTS:
         raise ValueError(f"statistical_anchor: anchor must be one of {STATISTICAL}, got {anchor!r}")
     m = season if season is not None and season >= 2 else None
-    out = ets(u, fit_end, origins, steps, m)[0]  # (N, steps)
-    if anchor == "ets_theta":
-        out = 0.5 * (out + theta(u, fit_end, origins, steps, m, quiet=quiet)[0])
-    return out  # NaN after a NaN in u (rows not known yet): the caller checks its origins
+    origins = np.asarray(origins, dtype=np.int64)
+    total = np.zeros((len(origins), steps))
+    count = np.zeros((len(origins), 1))
+    for part in PARTS[anchor]:
+        if part == "ets":
+            total += ets(y, fit_end, origins, steps, m, deadline)[0]
+            count += 1
+        elif part == "theta":
+            total += theta(y, fit_end, origins, steps, m, quiet=quiet)[0]
+            count += 1
+        else:
+            able = origins >= arima_first_origin(fit_end, m)  # (N,)
+            if not able.any():
+                raise ValueError("statistical_anchor: ARIMA cannot forecast from these origins")
+            total[able] += arima(y, fit_end, origins[able], steps, m, deadline)[0]
+            count[able] += 1
+    return total / count  # NaN after a NaN in y (rows not known yet): the caller checks

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..data.panel_windows import PanelWindows
+from ..train.distributed import Rows
 
 __all__ = ["CLOCKS", "LOSSES", "GlobalTask", "predict_windows", "smape_loss", "takes_series"]
 
@@ -138,15 +139,16 @@ class GlobalTask:
         """Windows of a full batch (a distributed run needs at least one per process)."""
         return min(self.batch_size, len(self.train))
 
-    def train_batches(
-        self, epoch: int, generator: torch.Generator
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        for step, batch in enumerate(self.train.batches(self.batch_size, True, generator)):
+    def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[Rows]:
+        """Every training window once, shuffled (the order of ``PanelWindows.batches``), as
+        :class:`~lstmlens.train.distributed.Rows`: each process gathers only its windows."""
+        order = torch.randperm(len(self.train), generator=generator).numpy()
+        for step, lo in enumerate(range(0, len(order), self.batch_size)):
             if self.max_steps is not None and step >= self.max_steps:
                 return
             if step and self.cut_epochs and self._out_of_time():
                 return
-            yield batch
+            yield Rows(order[lo : lo + self.batch_size], self.train.gather)
 
     def training_loss(self, model, batch) -> torch.Tensor:
         x, y, i, *anchor = batch  # (an anchor (B, H) from AnchoredWindows)

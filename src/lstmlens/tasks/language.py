@@ -302,6 +302,13 @@ def evaluate_loss(model: LanguageModel, streams: TokenStreams) -> tuple[float, i
 
     Returns ``(loss, number of tokens)``; the model is run in eval mode.
     """
+    total, count = _nll_total(model, streams)
+    return total / count, count
+
+
+@torch.no_grad()
+def _nll_total(model: LanguageModel, streams: TokenStreams) -> tuple[float, int]:
+    """Summed cross-entropy (nats) over every target of ``streams`` and their number."""
     total, count, state = 0.0, 0, None
     device = model._device()
     with _eval_mode(model):
@@ -312,7 +319,7 @@ def evaluate_loss(model: LanguageModel, streams: TokenStreams) -> tuple[float, i
             )
             total += float(nll)
             count += y.numel()
-    return total / count, count
+    return total, count
 
 
 class _Sized:
@@ -420,6 +427,22 @@ class LanguageTask:
     def validate(self, model: nn.Module) -> dict[str, float]:
         """Loss over the whole validation split (nats/token), perplexity, bits/char."""
         loss, _ = evaluate_loss(cast(LanguageModel, model), self.val_streams)
+        return self._metrics(loss)
+
+    def validate_share(self, model: nn.Module, where: Any) -> dict[str, float]:
+        """:meth:`validate` on several processes: each rank scores its validation streams
+        (``where``: the trainer's :class:`~lstmlens.train.distributed.Ranks`) and the totals
+        are summed over the ranks; every rank scores all of them when there are fewer
+        streams than ranks."""
+        from lstmlens.train.distributed import reduce_sum
+
+        if self.val_streams.batch_size < where.world_size:
+            return self.validate(model)
+        mine = self.val_streams.share(where.rank, where.world_size)
+        total, count = reduce_sum(list(_nll_total(cast(LanguageModel, model), mine)), where)
+        return self._metrics(total / count)
+
+    def _metrics(self, loss: float) -> dict[str, float]:
         metrics = {"val_loss": loss, "val_ppl": math.exp(min(loss, 700.0))}
         if self.model.tokenizer.level == "char":
             metrics["val_bpc"] = loss / math.log(2)

@@ -124,6 +124,11 @@ class LongRangeTask:
         """Whether a test loss / accuracy counts as solving the task."""
         return accuracy is not None and accuracy >= SOLVED_ACCURACY
 
+    def relevant_steps(self, batch: LongRangeBatch) -> Tensor:
+        """``(B, L)`` bool: the input steps whose content the answer needs (adding: the two
+        marked steps; copy: the 10 symbols; order: the ``X`` / ``Y`` steps)."""
+        raise NotImplementedError
+
     def _check_batch(self, batch_size: int) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(
@@ -162,6 +167,9 @@ class AddingProblem(LongRangeTask):
     def solved(self, loss: float, accuracy: float | None) -> bool:
         return loss < SOLVED_MSE
 
+    def relevant_steps(self, batch: LongRangeBatch) -> Tensor:
+        return batch.inputs[..., 1] > 0  # the marker channel
+
 
 class CopyMemory(LongRangeTask):
     """The copy-memory task: reproduce 10 symbols after ``T`` steps (module docstring)."""
@@ -199,6 +207,10 @@ class CopyMemory(LongRangeTask):
         recall = slice(-self.n_symbols, None)  # the last 10 steps, where the symbols come back
         right = output[:, recall].argmax(-1) == batch.targets[:, recall]  # (B, 10)
         return float(right.float().mean())
+
+    def relevant_steps(self, batch: LongRangeBatch) -> Tensor:
+        steps = torch.arange(batch.inputs.shape[1], device=batch.inputs.device)
+        return (steps < self.n_symbols).expand(batch.inputs.shape[0], -1)
 
 
 class TemporalOrder(LongRangeTask):
@@ -256,6 +268,9 @@ class TemporalOrder(LongRangeTask):
 
     def accuracy(self, output: Tensor, batch: LongRangeBatch) -> float | None:
         return float((output.argmax(-1) == batch.targets).float().mean())
+
+    def relevant_steps(self, batch: LongRangeBatch) -> Tensor:
+        return batch.inputs[..., self.X : self.X + 2].sum(-1) > 0  # X or Y; padding is all 0
 
 
 TASKS = {"adding": AddingProblem, "copy": CopyMemory, "order": TemporalOrder}

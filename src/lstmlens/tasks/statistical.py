@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["MIN_FIT", "OutOfTime", "arima", "check_origins", "ets", "quiet"]
+__all__ = ["MIN_FIT", "OutOfTime", "arima", "arima_first_origin", "check_origins", "ets", "quiet"]
 
 #: Fewest training values (after differencing, for ARIMA) that ETS and ARIMA are fitted on.
 _T = TypeVar("_T")
@@ -148,6 +148,19 @@ def _diff_poly(d: int, big_d: int, m: int) -> np.ndarray:
     return poly
 
 
+def _arima_lag(fit_end: int, m: int) -> tuple[bool, np.ndarray]:
+    """Whether ARIMA models the season ``m`` (three seasons and 10 rows to fit on), and its
+    differencing polynomial ``(1-B)(1-B^m)`` (or ``1-B``) as coefficients."""
+    seasonal = m > 0 and fit_end >= 3 * m + 10
+    return seasonal, _diff_poly(1, 1 if seasonal else 0, m)
+
+
+def arima_first_origin(fit_end: int, season: int | None) -> int:
+    """The first origin :func:`arima` forecasts from after a fit on ``fit_end`` rows."""
+    m = int(season) if season is not None and season >= 2 else 0
+    return len(_arima_lag(fit_end, m)[1]) + 1  # lag + 2
+
+
 def arima(
     y: np.ndarray,
     fit_end: int,
@@ -167,9 +180,7 @@ def arima(
     origins = check_origins(y, origins, horizon, "arima")
     y = np.asarray(y, np.float64)
     m = int(season) if season is not None and season >= 2 else 0
-    seasonal = m > 0 and fit_end >= 3 * m + 10
-    big_d = 1 if seasonal else 0
-    poly = _diff_poly(1, big_d, m)
+    seasonal, poly = _arima_lag(fit_end, m)
     lag = len(poly) - 1
     if fit_end - lag < MIN_FIT:
         raise ValueError(f"arima: needs at least {MIN_FIT + lag} values to fit, got {fit_end}")
@@ -200,13 +211,13 @@ def arima(
     out = np.empty((len(origins), horizon))
     for n, o in enumerate(origins):
         state = a_pred[:, o - lag]
-        path = list(z[:o])  # known past on the modelled scale, then forecasts appended
+        path = list(z[o - lag : o])  # the known past it needs, then forecasts appended
         for _ in range(horizon):
             w_hat = float((obs_c + design @ state)[0])
             # (1-B)^d(1-B^m)^D z_t = w_t  =>  z_t = w_t - sum_{k>=1} poly[k] z_{t-k}
             path.append(w_hat - sum(poly[k] * path[-k] for k in range(1, lag + 1)))
             state = state_c + trans @ state
-        out[n] = path[o:]
+        out[n] = path[lag:]
     if use_log:
         out = np.exp(out)
     name = f"ARIMA(1,1,1)(0,1,1)_{m}" if seasonal else "ARIMA(1,1,1)+drift"

@@ -4,7 +4,9 @@ A *task* is any object with
 
 * ``train_batches(epoch, generator) -> Iterable[batch]``: the epoch's batches;
   any shuffling draws from ``generator`` (a CPU ``torch.Generator`` owned and
-  checkpointed by the trainer), so that a run repeats and resumes exactly;
+  checkpointed by the trainer), so that a run repeats and resumes exactly; a
+  batch may be a :class:`~lstmlens.train.distributed.Rows` (row numbers and how
+  to build them), so that each process builds only its own rows;
 * ``training_loss(model, batch) -> Tensor``: a scalar to minimise;
 * ``validate(model) -> dict[str, float]`` with at least ``"val_loss"``; called
   under ``torch.no_grad()`` with the model in eval mode;
@@ -15,6 +17,11 @@ A *task* is any object with
 * optionally ``loss_weight(batch) -> float``: how many terms ``training_loss``
   averages over (e.g. the known targets, or the summed class weights); used
   to weight each rank's share when distributed (default: the batch's rows).
+* optionally ``validate_share(model, ranks) -> dict[str, float]``: ``validate``
+  when distributed, each rank scoring its share of the validation data and the
+  task reducing the totals over ``ranks`` (:func:`~lstmlens.train.distributed.reduce_sum`),
+  so that every rank returns the whole set's metrics (without it, every rank
+  validates on all of it).
 
 Epochs count from 1, in the task hooks as in the history. One epoch is::
 
@@ -307,7 +314,7 @@ class Trainer:
             raise ValueError(f"Trainer: {name}.train_batches(epoch={epoch}) yielded no batches")
         self.model.eval()
         with torch.no_grad(), self._autocast():
-            metrics = task.validate(self.model)
+            metrics = self._validate()
         if not isinstance(metrics, dict) or "val_loss" not in metrics:
             raise ValueError(
                 f"Trainer: {name}.validate must return a dict with 'val_loss', got {metrics!r}"
@@ -327,6 +334,14 @@ class Trainer:
         record["seconds"] = time.monotonic() - started
         return record
 
+    def _validate(self) -> Any:
+        """The task's metrics: each rank scores its share when the task can split its
+        validation (``validate_share``) and there are several ranks, else all of it."""
+        share = getattr(self.task, "validate_share", None)
+        if self.ranks.world_size > 1 and callable(share):
+            return share(self.model, self.ranks)
+        return self.task.validate(self.model)
+
     def _share(self, batch: Any) -> tuple[Any, float]:
         """This rank's rows of ``batch`` and the weight ``N n_r / n`` of its mean loss
         (``n_r``, ``n``: the task's ``loss_weight`` of the share and the batch, else rows).
@@ -334,13 +349,18 @@ class Trainer:
         Every tensor of the batch (a tensor, or a tuple/list of them and other
         values) whose first dimension is the batch's ``n`` rows is split by
         ``torch.tensor_split``; a rank left without rows trains on row 0 with
-        weight 0 (DDP needs every rank to take part in every step).
+        weight 0 (DDP needs every rank to take part in every step). A
+        :class:`~lstmlens.train.distributed.Rows` batch is built for this rank's
+        rows only (whole where one process trains, or the task weighs loss terms).
         """
-        world = self.ranks.world_size
+        world, terms = self.ranks.world_size, getattr(self.task, "loss_weight", None)
+        lazy = isinstance(batch, distributed.Rows)
+        if lazy and (world == 1 or callable(terms)):
+            batch, lazy = batch.take(0, len(batch)), False
         if world == 1:
             return batch, 1.0
-        items = batch if isinstance(batch, (tuple, list)) else (batch,)
-        sizes = [t.shape[0] for t in items if isinstance(t, torch.Tensor) and t.dim() > 0]
+        items = () if lazy else batch if isinstance(batch, (tuple, list)) else (batch,)
+        sizes = [len(batch)] if lazy else [t.shape[0] for t in items if _rows(t) is not None]
         if not sizes:
             raise TypeError(
                 f"Trainer: cannot split a batch of {type(batch).__name__} across {world} processes"
@@ -351,14 +371,10 @@ class Trainer:
         self._first_share = False
         bounds = torch.tensor_split(torch.arange(n), world)[self.ranks.rank]
         lo, hi = (int(bounds[0]), int(bounds[-1]) + 1) if len(bounds) else (0, 1)
-
-        def cut(t: Any) -> Any:
-            ok = isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == n
-            return t[lo:hi] if ok else t
-
-        shared = [cut(t) for t in items]
+        if lazy:
+            return batch.take(lo, hi), world * len(bounds) / n
+        shared = [t[lo:hi] if _rows(t) == n else t for t in items]
         mine = type(batch)(shared) if isinstance(batch, (tuple, list)) else shared[0]
-        terms = getattr(self.task, "loss_weight", None)
         if not callable(terms) or not len(bounds):
             return mine, world * len(bounds) / n
         total = float(terms(batch))
@@ -524,6 +540,11 @@ class Trainer:
         check_resume(saved, asked, may_change, where=where, asker=asker)
         if self.spec is not None:
             check_resume(state.get("spec") or {}, self.spec, where=where, asker=asker)
+
+
+def _rows(t: Any) -> int | None:
+    """The rows (first dimension) of a tensor with at least one dimension, else None."""
+    return t.shape[0] if isinstance(t, torch.Tensor) and t.dim() > 0 else None
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

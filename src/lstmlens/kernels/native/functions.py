@@ -8,10 +8,10 @@ compiled kernel for float32 and float64 CPU tensors and refuse anything else wit
 fused path. Falling back when the kernel cannot be built is the registry's business
 (:mod:`lstmlens.kernels.registry`), not theirs: called without the kernel they raise.
 
-They call the ``torch.ops.lstmlens_native`` operators, whose fake shapes and autograd formulas
-are registered in :mod:`.ops`, so the same code runs eagerly, under ``torch.compile`` (no graph
-break) and under ``torch.export``. With gradients off (``torch.no_grad()``, ``inference_mode``,
-or nothing requiring grad) the kernel saves nothing for a backward pass.
+They call the ``torch.ops.lstmlens_native`` operators (C++ kernels and autograd kernels, fake
+shapes registered in :mod:`.ops`), so the same code runs eagerly, under ``torch.compile`` (no
+graph break) and under ``torch.export``. With gradients off (``torch.no_grad()``,
+``inference_mode``, or nothing requiring grad) the kernel saves nothing for a backward pass.
 
 Precision (LSTM): ``precision="bf16"``, or CPU autocast to bfloat16 when ``precision`` is None,
 runs every matmul of forward and backward with bfloat16 operands and float32 accumulation
@@ -20,7 +20,6 @@ runs every matmul of forward and backward with bfloat16 operands and float32 acc
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -31,15 +30,7 @@ from ...precision import check_precision
 from .. import fused, fused_gru_rnn
 from .abi import LSTM_SLOTS, SIMPLE_SLOTS, lstm_config
 from .loader import status
-from .ops import (
-    gru_backward,
-    gru_setup,
-    lstm_backward,
-    lstm_setup,
-    ready,
-    rnn_backward,
-    rnn_setup,
-)
+from .ops import ready
 
 __all__ = ["bf16_requested", "gru_native", "lstm_native", "native_ops", "rnn_native"]
 
@@ -88,67 +79,6 @@ def _needs_graph(*tensors: Tensor | None) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-#: torch (2.13) has no public way to call an operator below its autograd kernel. Under
-#: ``torch.no_grad`` the dispatcher still runs the Python autograd kernel that
-#: ``torch.library.register_autograd`` installs (it checks grad mode, then redispatches: tens of
-#: microseconds a call); ``torch.inference_mode`` skips it but makes every output an inference
-#: tensor, which autograd-recorded code refuses afterwards (``torch.nn.LSTM`` under no_grad
-#: returns ordinary tensors); ``OpOverload.redispatch`` needs the private dispatch-key sets.
-#: So eager inference and the training Function's forward use torch's own guard, the one
-#: ``torch.library`` itself uses, where it exists, and the ordinary dispatch (same results,
-#: slower) where a later torch drops it.
-_BELOW_AUTOGRAD = getattr(torch._C, "_AutoDispatchBelowAutograd", None)
-
-
-def _below_autograd(train: bool):
-    """Eager inference calls the kernel directly, skipping the ops' Python autograd formula
-    (tens of microseconds a call); traced code and training keep the ordinary dispatch."""
-    if train or torch.compiler.is_compiling() or _BELOW_AUTOGRAD is None:
-        return contextlib.nullcontext()
-    return _BELOW_AUTOGRAD()
-
-
-class _LSTMTrain(torch.autograd.Function):
-    """Eager training: the op below autograd, then :mod:`.ops`' own setup and backward."""
-
-    @staticmethod
-    def forward(ctx, cfg, keep_h, keep_c, rmask, x, h0, c0, *w):
-        with _below_autograd(False):  # (grad is off in here)
-            res = torch.ops.lstmlens_native.lstm_forward(
-                x, h0, c0, list(w), cfg, keep_h, keep_c, rmask, True
-            )
-        lstm_setup(ctx, (x, h0, c0, w, cfg, keep_h, keep_c, rmask, True), res)
-        return tuple(res)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        dx, dh0, dc0, dw, *_ = lstm_backward(ctx, grads)
-        return None, None, None, None, dx, dh0, dc0, *dw
-
-
-class _SimpleTrain(torch.autograd.Function):
-    """Eager training of a GRU (``relu`` None) or an RNN, as :class:`_LSTMTrain`."""
-
-    @staticmethod
-    def forward(ctx, relu, keep_h, x, h0, *w):
-        ops = torch.ops.lstmlens_native
-        with _below_autograd(False):  # (grad is off in here)
-            if relu is None:
-                res = ops.gru_forward(x, h0, list(w), keep_h, True)
-            else:
-                res = ops.rnn_forward(x, h0, list(w), keep_h, relu, True)
-        if relu is None:
-            gru_setup(ctx, (x, h0, w, keep_h, True), res)
-        else:
-            rnn_setup(ctx, (x, h0, w, keep_h, relu, True), res)
-        return tuple(res)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        dx, dh0, dw, *_ = (gru_backward if ctx.relu is None else rnn_backward)(ctx, grads)
-        return None, None, dx, dh0, *dw
-
-
 def _slot_list(names: tuple[str, ...], weights: tuple[Tensor, ...], slots, x: Tensor):
     given = dict(zip(names, weights))
     empty = x.new_empty(0)
@@ -187,11 +117,7 @@ def lstm_native(
     cfg = lstm_config(spec, bf16 and weights[0].dtype == torch.float32)
     w = _slot_list(names, weights, LSTM_SLOTS, x)
     train = _needs_graph(x, h0, c0, *weights)
-    if train and not torch.compiler.is_compiling():
-        res = _LSTMTrain.apply(cfg, keep_h, keep_c, rmask, x, h0, c0, *w)
-    else:
-        with _below_autograd(train):
-            res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
+    res = ops.lstm_forward(x, h0, c0, w, cfg, keep_h, keep_c, rmask, train)
     return res[0], res[1], res[2]
 
 
@@ -201,14 +127,10 @@ def _simple(relu, ops, x, h0, p, keep_h):
     weights = tuple(p[n] for n in names)
     w = _slot_list(names, weights, SIMPLE_SLOTS, x)
     train = _needs_graph(x, h0, *weights)
-    if train and not torch.compiler.is_compiling():
-        res = _SimpleTrain.apply(relu, keep_h, x, h0, *w)
-        return res[0], res[1]
-    with _below_autograd(train):
-        if relu is None:
-            res = ops.gru_forward(x, h0, w, keep_h, train)
-        else:
-            res = ops.rnn_forward(x, h0, w, keep_h, relu, train)
+    if relu is None:
+        res = ops.gru_forward(x, h0, w, keep_h, train)
+    else:
+        res = ops.rnn_forward(x, h0, w, keep_h, relu, train)
     return res[0], res[1]
 
 

@@ -43,7 +43,10 @@ inline void split_dh(T* carry, const T* dout, T* dhn, const Tensor& keep, int64_
 template <typename T>
 Tensor input_projection(const Tensor& x, const Tensor& W, const Tensor& b) {
   const int64_t Tn = x.size(0), B = x.size(1), I = x.size(2), N = W.size(0);
-  Tensor out = b.numel() ? b.expand({Tn, B, N}).contiguous() : at::empty({Tn, B, N}, x.options());
+  // clone, not contiguous(): with T * B == 1 the expanded bias is already contiguous and
+  // contiguous() would return the bias itself, which the GEMM below then overwrites
+  Tensor out = b.numel() ? b.expand({Tn, B, N}).clone(at::MemoryFormat::Contiguous)
+                         : at::empty({Tn, B, N}, x.options());
   gemm_rm<T>(Tn * B, N, I, x.data_ptr<T>(), I, W.data_ptr<T>(), true, T(b.numel() ? 1 : 0),
              out.data_ptr<T>(), N);
   return out;

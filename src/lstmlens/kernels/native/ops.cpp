@@ -5,6 +5,9 @@
 //   gru_forward / gru_backward, rnn_forward / rnn_backward              gru_rnn.h
 //   lstm_stack_forward / lstm_stack_backward   stack_ops.h (a whole stack, wavefront.h)
 //
+// The forward ops have C++ autograd kernels (autograd.h): their backward is the matching
+// *_backward op, eagerly and under torch.compile / torch.export alike.
+//
 // The library also exports lstmlens_native_abi() (C linkage): the names of the weight slots,
 // config ints, saved tensors and ops, generated from layout.h and LSTMLENS_OPS below. The
 // Python loader compares them with its own lists before using the library, and
@@ -186,6 +189,8 @@ std::vector<Tensor> rnn_backward(const Tensor& x, const Tensor& h0, at::TensorLi
 
 }  // namespace lstmlens
 
+#include "autograd.h"  // (after the kernels: it calls them through the dispatcher by type)
+
 // X(name, schema after the name): every op, registered and listed in the ABI from this table
 #define LSTMLENS_OPS(X)                                                                         \
   X(lstm_forward,                                                                               \
@@ -222,6 +227,12 @@ TORCH_LIBRARY_IMPL(lstmlens_native, CPU, m) {
 #define LSTMLENS_IMPL(name, schema) m.impl(#name, &lstmlens::name);
   LSTMLENS_OPS(LSTMLENS_IMPL)
 #undef LSTMLENS_IMPL
+}
+
+TORCH_LIBRARY_IMPL(lstmlens_native, Autograd, m) {
+  m.impl("lstm_forward", &lstmlens::autograd::lstm_forward_autograd);
+  m.impl("gru_forward", &lstmlens::autograd::gru_forward_autograd);
+  m.impl("rnn_forward", &lstmlens::autograd::rnn_forward_autograd);
 }
 
 // "lstm_slots=weight_ih,...;lstm_config=...;...;ops=lstm_forward,...;" (see kernels/native/abi.py)

@@ -1,17 +1,18 @@
-"""The native kernel's operators as the compiler sees them: fake shapes and autograd.
+"""The native kernel's operators as the compiler sees them: fake shapes.
 
 The library defines ``torch.ops.lstmlens_native.{lstm,gru,rnn}_{forward,backward}`` in C++
-(``ops.cpp``, CPU kernels only). :func:`ready` adds, once the library is loaded, what
-``torch.compile`` and ``torch.export`` need to treat them as ordinary operators:
+(``ops.cpp``, CPU kernels), with a C++ autograd kernel for each forward op (``autograd.h``):
+the forward run with ``train=True`` returns ``(out, h_n[, c_n], *saved)``; the autograd kernel
+keeps the inputs and those outputs, marks the saved ones non-differentiable, and its backward
+calls the matching ``*_backward`` op. Without a graph to record (grad mode off, or nothing
+requiring grad) it calls the kernel at the cost of one C++ check, so eager inference under
+``torch.no_grad`` and compiled inference graphs pay nothing for autograd. (A Python autograd
+kernel, ``torch.library.register_autograd``, costs tens of microseconds a call even under
+``no_grad``: more than ``torch.compile`` saves on a small model.)
 
-* a fake (meta) implementation of every op, giving the exact shapes and dtypes the kernel
-  returns (``torch.library.register_fake``), so a trace never runs the kernel;
-* an autograd formula for each forward op (``torch.library.register_autograd``): the forward
-  run with ``train=True`` returns ``(out, h_n[, c_n], *saved)``; ``setup_context`` keeps the
-  inputs and those outputs, marks the saved ones non-differentiable, and ``backward`` calls the
-  matching ``*_backward`` op. Eager training runs the same ``setup``/``backward`` pair in a
-  plain autograd Function (:mod:`.functions`): the generic formula flattens its tensor lists
-  with pytree on every call (a few hundred microseconds), which only a trace can afford.
+:func:`ready` adds, once the library is loaded, what ``torch.compile`` and ``torch.export`` need
+besides: a fake (meta) implementation of every op, giving the exact shapes and dtypes the
+kernel returns (``torch.library.register_fake``), so a trace never runs the kernel.
 
 Shapes (LSTM, config ``cfg`` as in :mod:`.abi`): ``H`` cells, ``P`` = proj_size or H,
 ``G`` = H * (gate blocks), ``S`` = H * (sigmoid gates). Forward, ``train=False``:
@@ -30,20 +31,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from . import loader
 from .abi import LSTM_CONFIG, LSTM_SAVED
 
-__all__ = [
-    "gru_backward",
-    "gru_setup",
-    "lstm_backward",
-    "lstm_setup",
-    "ready",
-    "rnn_backward",
-    "rnn_setup",
-]
+__all__ = ["ready"]
 
 _NS = "lstmlens_native"
 _CFG = {name: k for k, name in enumerate(LSTM_CONFIG)}
@@ -52,7 +44,7 @@ _registered = False
 
 @torch.compiler.assume_constant_result
 def ready() -> bool:
-    """Whether the kernel is loaded, with its fake and autograd registrations (done once).
+    """Whether the kernel is loaded, with its fake registrations (done once).
 
     Marked a constant for ``torch.compile``: a trace calls it eagerly (building the kernel on
     the first call, as eager code does) and bakes the answer into the graph.
@@ -141,84 +133,6 @@ def _rnn_backward_fake(x, h0, w, keep_h, relu, saved, d_out, d_hn):
     return _simple_backward_fake(x, h0, w)
 
 
-# -- autograd ----------------------------------------------------------------------------------
-
-
-def _keep_outputs(ctx, n_results: int, output: list[Tensor]) -> None:
-    """Save the forward's outputs; the saved intermediates get no gradient (and none is made)."""
-    ctx.set_materialize_grads(False)
-    ctx.trained = len(output) > n_results
-    ctx.mark_non_differentiable(*output[n_results:])
-    ctx.n_saved = len(output)
-
-
-def lstm_setup(ctx, inputs, output) -> None:
-    x, h0, c0, w, cfg, keep_h, keep_c, rmask, _ = inputs
-    _keep_outputs(ctx, 3, output)
-    ctx.cfg, ctx.n_w = list(cfg), len(w)
-    ctx.save_for_backward(x, h0, keep_h, keep_c, rmask, *w, *output)
-
-
-def _check_trained(ctx, op: str) -> None:
-    """A forward run with ``train=False`` (traced or exported without gradients, then called
-    on weights that require them) kept nothing to differentiate: say so in one line."""
-    if not ctx.trained:
-        raise RuntimeError(
-            f"lstmlens_native.{op}: this call ran without saving for backward (train=False, "
-            "e.g. a program exported under torch.no_grad()); run it under torch.no_grad() "
-            "or trace it with gradients enabled"
-        )
-
-
-def lstm_backward(ctx, grads):
-    _check_trained(ctx, "lstm_forward")
-    x, h0, keep_h, keep_c, rmask, *rest = ctx.saved_tensors
-    w, saved = rest[: ctx.n_w], rest[ctx.n_w :]
-    d_out, d_hn, d_cn = grads[:3]
-    dx, dh0, dc0, *dw = torch.ops.lstmlens_native.lstm_backward(
-        x, h0, w, ctx.cfg, keep_h, keep_c, rmask, saved, d_out, d_hn, d_cn
-    )
-    return dx, dh0, dc0, dw, None, None, None, None, None
-
-
-def _simple_setup(ctx, x, h0, w, keep_h, relu, output) -> None:
-    _keep_outputs(ctx, 2, output)
-    ctx.relu, ctx.n_w = relu, len(w)
-    ctx.save_for_backward(x, h0, keep_h, *w, *output)
-
-
-def _simple_backward(ctx, grads):
-    _check_trained(ctx, "gru_forward" if ctx.relu is None else "rnn_forward")
-    x, h0, keep_h, *rest = ctx.saved_tensors
-    w, saved = rest[: ctx.n_w], rest[ctx.n_w :]
-    d_out, d_hn = grads[:2]
-    ops = torch.ops.lstmlens_native
-    if ctx.relu is None:
-        res = ops.gru_backward(x, h0, w, keep_h, saved, d_out, d_hn)
-    else:
-        res = ops.rnn_backward(x, h0, w, keep_h, ctx.relu, saved, d_out, d_hn)
-    dx, dh0, *dw = res
-    return dx, dh0, dw
-
-
-def gru_setup(ctx, inputs, output) -> None:
-    x, h0, w, keep_h, _ = inputs
-    _simple_setup(ctx, x, h0, w, keep_h, None, output)
-
-
-def gru_backward(ctx, grads):
-    return (*_simple_backward(ctx, grads), None, None)
-
-
-def rnn_setup(ctx, inputs, output) -> None:
-    x, h0, w, keep_h, relu, _ = inputs
-    _simple_setup(ctx, x, h0, w, keep_h, relu, output)
-
-
-def rnn_backward(ctx, grads):
-    return (*_simple_backward(ctx, grads), None, None, None)
-
-
 #: op -> its fake implementation
 _FAKES: dict[str, Callable[..., Any]] = {
     "lstm_forward": _lstm_forward_fake,
@@ -228,16 +142,8 @@ _FAKES: dict[str, Callable[..., Any]] = {
     "rnn_forward": _rnn_forward_fake,
     "rnn_backward": _rnn_backward_fake,
 }
-#: forward op -> (setup_context, backward)
-_AUTOGRAD = {
-    "lstm_forward": (lstm_setup, lstm_backward),
-    "gru_forward": (gru_setup, gru_backward),
-    "rnn_forward": (rnn_setup, rnn_backward),
-}
 
 
 def _register() -> None:
     for name, fake in _FAKES.items():
         torch.library.register_fake(f"{_NS}::{name}", fake)
-    for name, (setup, backward) in _AUTOGRAD.items():
-        torch.library.register_autograd(f"{_NS}::{name}", backward, setup_context=setup)

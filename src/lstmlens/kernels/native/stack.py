@@ -20,7 +20,7 @@ from torch import Tensor
 from ...cells import CellSpec
 from ..registry import Masks
 from .abi import LSTM_SLOTS, lstm_config
-from .functions import _below_autograd, _keep, _needs_graph, _slot_list
+from .functions import _keep, _needs_graph, _slot_list
 
 __all__ = ["StackPlan", "lstm_stack_native"]
 
@@ -56,10 +56,7 @@ class StackPlan:
 class _StackTrain(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: StackPlan, x, h0, c0, *w):
-        with _below_autograd(False):  # (grad is off in here)
-            res = torch.ops.lstmlens_native.lstm_stack_forward(
-                x, h0, c0, list(w), *plan.args(), True
-            )
+        res = torch.ops.lstmlens_native.lstm_stack_forward(x, h0, c0, list(w), *plan.args(), True)
         ctx.plan, ctx.n_w = plan, len(w)
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(x, h0, *w, *res[3:])
@@ -112,6 +109,5 @@ def lstm_stack_native(
     if _needs_graph(x, h0, c0, *w):
         out, h_n, c_n = _StackTrain.apply(plan, x, h0, c0, *w)
         return out, h_n, c_n
-    with _below_autograd(False):
-        res = torch.ops.lstmlens_native.lstm_stack_forward(x, h0, c0, w, *plan.args(), False)
+    res = torch.ops.lstmlens_native.lstm_stack_forward(x, h0, c0, w, *plan.args(), False)
     return res[0], res[1], res[2]
