@@ -138,7 +138,7 @@ def panel_anchor(
             factor = seasonal.factors(np.full(t, i), rows, horizon)  # (T, H)
             before = seasonal.factors(np.full(t, i), rows - 1, 1)  # (T, 1)
         level = a / factor
-        bad = ~np.isfinite(level).all(axis=1)  # (T,) a failed fit: the last value
+        bad = np.asarray(~np.isfinite(level).all(axis=1))  # (T,) a failed fit: the last value
         if bad[first:].any():
             failed.append(panel.ids[i])
         level[bad] = (y[rows - 1, None] / before)[bad]
@@ -164,14 +164,14 @@ class AnchoredWindows(PanelWindows):
                              f"expected, got {anchors.shape}")  # fmt: skip
         self.anchors = torch.from_numpy(np.ascontiguousarray(anchors, dtype=np.float32))
 
-    def gather(self, k: np.ndarray):  # type: ignore[override]  # one more tensor
+    def gather(self, k: np.ndarray) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         i, o = self.locate(k)
         rows = torch.from_numpy(self.offsets[i] + o)  # (B,) flat origin rows
         cut = self.z[rows[:, None] + self._span]  # (B, W + H)
         w = self.window
         return cut[:, :w], cut[:, w:], torch.from_numpy(i), self.anchors[rows]
 
-    def __getitem__(self, k: int):  # type: ignore[override]
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:  # type: ignore[override]
         x, y, i, a = self.gather(np.array([k]))
         return x[0], y[0], int(i[0]), a[0]
 

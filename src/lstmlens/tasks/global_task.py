@@ -68,8 +68,9 @@ def predict_windows(
     net.eval()
     preds, truths, which = [], [], []
     series = takes_series(net)
+    anchor: list[torch.Tensor]  # one tensor from AnchoredWindows, else none
     with torch.no_grad():
-        for x, y, i, *anchor in windows.batches(batch_size):  # anchor: AnchoredWindows
+        for x, y, i, *anchor in windows.batches(batch_size):
             preds.append(net(x, i if series else None, **_anchor(anchor)).numpy())
             truths.append(y.numpy())
             which.append(i.numpy())

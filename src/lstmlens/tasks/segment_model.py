@@ -116,11 +116,12 @@ class SegmentNet(nn.Module):
         pos_width = d - d // 2 if c.channels else d
         self.pos = nn.Parameter(torch.randn(c.out_segments, pos_width))  # (M, d or d/2)
         self.chan = nn.Parameter(torch.randn(c.channels, d // 2)) if c.channels else None
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, c.segment))
+        out = nn.Linear(d, c.segment)
+        self.head = nn.Sequential(nn.Dropout(c.dropout), out)
         self.anchor_in = nn.Linear(c.horizon, d) if c.anchored else None
         if c.anchored:  # start at the anchor: the network learns the correction only
-            nn.init.zeros_(self.head[1].weight)
-            nn.init.zeros_(self.head[1].bias)
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
         single = replace(c, members=1)
         self.others = nn.ModuleList(SegmentNet(single) for _ in range(c.members - 1))
 
