@@ -22,7 +22,8 @@ Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-m
 cap, 3 epochs, best 1). With the code of 2026-11-30 (defaults, ``--minutes 10``, CPU clock;
 load 10-14 on the 2 cores, so wall times are 3-4x the CPU times): H = 96: MSE 0.374, MAE
 0.393 (early stop after 5 epochs, best 2); H = 192: MSE 0.413, MAE 0.415 (early stop after
-7 epochs, best 4; 470 s wall); H = 720: MSE 0.457, MAE 0.454 (early stop after
+7 epochs, best 4; 470 s wall); H = 336: MSE 0.472, MAE 0.448 (early stop after 4 epochs,
+best 1; worse than the 0.455 above); H = 720: MSE 0.457, MAE 0.454 (early stop after
 4 epochs, best 1); none reached the 10 CPU-minute cap.
 """
 
