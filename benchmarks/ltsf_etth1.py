@@ -19,7 +19,12 @@ Measured 2026-11-29 (Intel Xeon, 1 thread, 2 shared cores under heavy load, GRU 
 segments of 48; 8-minute cap): H = 96 (dropout 0): MSE 0.375, MAE 0.395 (best epoch 2
 of 5, 427 s); H = 192 (dropout 0.5): MSE 0.419, MAE 0.418 (2 epochs in the cap).
 Measured 2026-11-30 (same machine, defaults): H = 336: MSE 0.455, MAE 0.438 (9-minute wall
-cap, 3 epochs, best 1); H = 720: MSE 0.464, MAE 0.459 (8 CPU-minutes, 5 epochs, best 4).
+cap, 3 epochs, best 1). With the code of 2026-11-30 (defaults, ``--minutes 10``, CPU clock;
+load 10-14 on the 2 cores, so wall times are 3-4x the CPU times): H = 96: MSE 0.374, MAE
+0.393 (early stop after 5 epochs, best 2); H = 192: MSE 0.413, MAE 0.415 (early stop after
+7 epochs, best 4; 470 s wall); H = 336: MSE 0.472, MAE 0.448 (early stop after 4 epochs,
+best 1; worse than the 0.455 above); H = 720: MSE 0.457, MAE 0.454 (early stop after
+4 epochs, best 1); none reached the 10 CPU-minute cap.
 """
 
 import argparse
@@ -55,6 +60,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--minutes", type=float, default=8.0)
+    parser.add_argument(
+        "--schedule", default=None, help="learning-rate schedule: cosine (over --epochs) or plateau"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--clock", default="cpu", help="--minutes of cpu (this process) or wall time"
@@ -89,6 +97,7 @@ def main() -> None:
             patience=3,
             max_minutes=args.minutes,
             clock=args.clock,
+            schedule=args.schedule,
         ),  # fmt: skip
         log=print,
     )
@@ -118,8 +127,10 @@ def _record(out: Path, args: argparse.Namespace, metrics: dict, wall: float) -> 
     doc[str(args.horizon)] = {
         "mse": metrics["model"]["mse"], "mae": metrics["model"]["mae"],
         "naive": metrics["baselines"]["naive"], "test_windows": metrics["test_windows"],
-        "epochs": len(epochs), "best_epoch": best, "stopped": training["stopped"],
+        "epochs": len(epochs), "best_epoch": best,
+        "best_val_loss": min((e["val_loss"] for e in epochs), default=None), "stopped": training["stopped"],
         "train_seconds": training["seconds"], "wall_seconds": wall, "cpu": _cpu(),
+        "process_cpu_seconds": time.process_time(),
         "options": {k: v for k, v in vars(args).items() if k not in ("results", "run_dir")},
     }  # fmt: skip
     _write_atomic(out.with_suffix(".json"), json.dumps(doc, indent=1) + "\n")
@@ -144,10 +155,14 @@ def _table(doc: dict) -> str:
     for h, row in sorted(doc.items(), key=lambda kv: int(kv[0])):
         ref = " | ".join(f"{REFERENCE[n].get(int(h), float('nan')):.3f}" for n in names)
         lines.append(f"| {h} | {row['mse']:.3f} | {row['mae']:.3f} | {ref} | "
-                     f"{row['epochs']} ({row['best_epoch']}) | {row['train_seconds']:.0f} | "
+                     f"{row['epochs']} ({row['best_epoch']}){_early(row)} | {row['train_seconds']:.0f} | "
                      f"{row['options']['minutes']:g} min {row['options'].get('clock', 'wall')} |")  # fmt: skip
     lines += ["", f"CPU: {_cpu()}, 1 torch thread, shared machine (timings pessimistic).", ""]
     return "\n".join(lines)
+
+
+def _early(row: dict) -> str:
+    return ", stopped early" if row.get("stopped") == "early_stopping" else ""
 
 
 def _cpu() -> str:

@@ -154,9 +154,12 @@ def _add_task_args(parser: argparse.ArgumentParser) -> None:
         choices=tuple(a for a in ANCHORS if a != "none"),
         default=None,
         help="what the network corrects (default theta_arima: the mean of Theta and ARIMA;"
-        " ets_theta: of ETS and Theta)",
+        " ets_theta: of ETS and Theta; many series take theta, ets or ets_theta)",
     )
-    task.add_argument("--members", type=MEMBERS, default=3, help="LSTMs in the seed ensemble (3)")
+    task.add_argument(
+        "--members", type=MEMBERS, default=None,
+        help="LSTMs in the seed ensemble (3; many series: 1, the median of K otherwise)",
+    )  # fmt: skip
     task.add_argument(
         "--no-deseasonalise", action="store_true", help="keep the season in the inputs"
     )
@@ -280,7 +283,7 @@ def _forecast_config(args: argparse.Namespace):
         mode=args.mode,
         test_origins=args.test_origins,
         anchor=args.anchor,
-        members=args.members,
+        members=args.members or 3,
         deseasonalise=False if args.no_deseasonalise else None,
         calibrate=not args.no_calibrate,
         fallback=not args.no_fallback,

@@ -23,6 +23,7 @@ from typing import Any
 from ..data.panel import read_frame, read_panel, refuse_repeated_dates
 from ..io import save_json_atomic
 from ..tasks.baselines import BASELINES
+from ..tasks.global_anchor import ANCHORS
 from ..tasks.global_eval import GLOBAL_BASELINES
 from ..tasks.global_run import LOSSES, TrainOptions, is_global_run
 from ..tasks.segment_model import CELLS
@@ -42,6 +43,9 @@ from .stdout import emit
 
 __all__ = ["add_global_args", "is_global_run", "refuse_long_without_id", "run_global_backtest",
            "run_global_predict", "run_global_train", "wants_global"]  # fmt: skip
+
+#: Statistical anchors and blends of the global model (``--anchor``, ``--blend``).
+GLOBAL_ANCHORS = tuple(ANCHORS)
 
 #: Segment lengths tried, longest first, when ``--segment`` is not given.
 _SEGMENTS = (48, 24, 12, 8, 6, 4, 3, 2, 1)
@@ -74,6 +78,11 @@ def add_global_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--scaling", choices=("standard", "mean"), default="standard",
         help="per-series scaler: mean and std, or the mean absolute value (%(default)s)",
+    )  # fmt: skip
+    group.add_argument(
+        "--blend", choices=GLOBAL_ANCHORS, default=None,
+        help="average the global model's forecasts with this statistical model's, fitted "
+        "per series on its training rows (off)",
     )  # fmt: skip
     group.add_argument(
         "--protocol", choices=("ltsf",), default=None, help="the long-horizon benchmark protocol"
@@ -114,6 +123,12 @@ def _read(args: argparse.Namespace):
         raise CLIError("--target names one column: give --id for a long table")
     if args.window is None:
         raise CLIError("many series need --window (the lookback, a multiple of --segment)")
+    if args.anchor is not None and args.anchor not in GLOBAL_ANCHORS:
+        raise CLIError(f"--anchor {args.anchor}: one series only; many series take "
+                       f"{', '.join(GLOBAL_ANCHORS)}")  # fmt: skip
+    if args.protocol and (args.anchor or args.blend):
+        raise CLIError("--anchor and --blend: not with --protocol ltsf (its windows are "
+                       "scored on the normalised scale)")  # fmt: skip
     segment = args.segment or next(s for s in _SEGMENTS if args.window % s == 0)
     if args.window % segment:
         raise CLIError(f"--segment {segment} must divide --window {args.window}")
@@ -122,7 +137,7 @@ def _read(args: argparse.Namespace):
     net = {"segment": segment, "hidden_size": args.hidden, "cell": args.cell,
            "variant": args.variant, "num_layers": args.layers, "dropout": args.dropout,
            "channels": 0 if args.id else len(panel),
-           "id_embedding": args.id_embedding or 0}  # fmt: skip
+           "id_embedding": args.id_embedding or 0, "members": args.members or 1}  # fmt: skip
     return panel, net
 
 
@@ -134,8 +149,9 @@ def _options(args: argparse.Namespace) -> TrainOptions:
 
 def _seasonal(args: argparse.Namespace) -> dict[str, Any]:
     """Scaling, and the per-series seasonal index as the one-series path does: on when a
-    season is given (each series tested, Theta's way), off with --no-deseasonalise."""
-    return {"scaling": args.scaling,
+    season is given (each series tested, Theta's way), off with --no-deseasonalise; the
+    statistical anchor and blend (``--anchor``, ``--blend``)."""
+    return {"scaling": args.scaling, "anchor": args.anchor, "blend": args.blend,
             "deseasonalise": bool(args.season) and not args.no_deseasonalise}  # fmt: skip
 
 

@@ -43,7 +43,8 @@ class GlobalConfig(SegmentConfig):
 
 
 class GlobalNet(SegmentNet):
-    """``forward(x, series)``: ``x`` ``(B, W)``, ``series`` ``(B,)`` long -> ``(B, H)``."""
+    """``forward(x, series, anchor=None)``: ``x`` ``(B, W)``, ``series`` ``(B,)`` long,
+    ``anchor`` ``(B, H)`` (an anchored model) -> ``(B, H)``."""
 
     config: GlobalConfig
     static_table: torch.Tensor
@@ -65,19 +66,22 @@ class GlobalNet(SegmentNet):
         self.static_table.copy_(torch.as_tensor(values, dtype=self.static_table.dtype))
 
     def forward(  # type: ignore[override]  # the series number replaces the channel
-        self, x: torch.Tensor, series: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        series: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c = self.config
         if series is None and (c.channels or self.context is not None):
             raise ValueError("GlobalNet: this model needs the series number of every window")
         channel = series if c.channels else None
         if self.context is None:
-            return super().forward(x, channel)
+            return super().forward(x, channel, None, anchor)
         parts: list[torch.Tensor] = [] if self.id_table is None else [self.id_table(series)]
         if c.static:
             parts.append(self.static_table[series])
         ctx = self.context(torch.cat(parts, dim=-1).to(x.dtype))  # (B, d)
-        return super().forward(x, channel, ctx)
+        return super().forward(x, channel, ctx, anchor)
 
 
 def standardise_static(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

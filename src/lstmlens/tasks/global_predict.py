@@ -33,6 +33,7 @@ import torch
 
 from ..data.panel import Panel, read_panel
 from ..runfiles import is_regular_file
+from .global_anchor import blend, end_anchor
 from .global_run import load_global
 from .global_season import SeasonalIndex
 
@@ -93,17 +94,42 @@ def panel_forecast(
         x = x / season.factors(number, ends - window, window)
     z = (x - scaler.mean[number, None]) / scaler.std[number, None]
     dtype = next(net.parameters()).dtype
+    factor = (
+        np.ones((len(rows), horizon)) if season is None else season.factors(number, ends, horizon)
+    )
+    more = {}
+    if config.get("anchor"):  # the statistical model refitted on each series' every row
+        a = _end_anchors(panel, rows, horizon, config["season"], config["anchor"]) / factor
+        a = np.where(np.isnan(a), x[:, -1:], a)  # a failed fit: the last level, as in training
+        a = (a - scaler.mean[number, None]) / scaler.std[number, None]
+        more["anchor"] = torch.as_tensor(a, dtype=dtype)
     with torch.no_grad():
-        pred = net(torch.as_tensor(z, dtype=dtype), torch.from_numpy(number)).double().numpy()
-    factor = np.ones((len(rows), steps)) if season is None else season.factors(number, ends, steps)
+        pred = net(torch.as_tensor(z, dtype=dtype), torch.from_numpy(number), **more)
+    pred = pred.double().numpy()
+    factor = factor[:, :steps]
     point = scaler.inverse(pred, number)[:, :steps] * factor
+    shift = np.zeros_like(point)
+    if config.get("blend"):  # the mean with the statistical model fitted on every row
+        whole = np.asarray([panel.lengths[i] for i in rows])
+        blended = blend(point, panel, np.asarray(rows), whole, whole, config["season"],
+                        config["blend"])  # fmt: skip
+        point, shift = blended, blended - point
     intervals = config.get("intervals")
     if not intervals:
         return rows, point, None, (), skipped
     levels = tuple(intervals["levels"])
     spread = np.asarray(intervals["residuals"])[:steps]  # (S, Q)
     quant = scaler.inverse(pred[:, :steps, None] + spread[None], number) * factor[..., None]
+    quant = quant + shift[..., None]
     return rows, point, np.sort(quant, axis=-1), levels, skipped  # quant: (n, S, Q)
+
+
+def _end_anchors(panel: Panel, rows: list[int], horizon: int, season: int | None,
+                 kind: str) -> np.ndarray:  # fmt: skip
+    """Each series' anchor past its end ``(n, H)``, original scale (NaN where the fit
+    fails)."""
+    out = [end_anchor(panel.series(i), horizon, season, kind) for i in rows]
+    return np.stack([np.full(horizon, np.nan) if a is None else a for a in out])
 
 
 def predict_csv(

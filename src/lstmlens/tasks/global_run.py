@@ -46,6 +46,8 @@ from ..data.panel_windows import PanelScaler, PanelWindows, last_h_split
 from ..train import NullReporter, Reporter, TrainConfig, Trainer, distributed
 from ..train.checkpoint import load_model, save_json_atomic, save_model
 from .baselines import BUDGET_S
+from .global_anchor import AnchoredWindows, check_kind, panel_anchor
+from .global_anchor import blend as combine
 from .global_eval import GLOBAL_BASELINES, score_panel
 from .global_net import GlobalConfig, GlobalNet, standardise_static
 from .global_season import SeasonalIndex
@@ -293,6 +295,8 @@ def run_global(
     reporter: Reporter | None = None,
     extra: dict[str, Any] | None = None,
     plots: bool = True,
+    anchor: str | None = None,
+    blend: str | None = None,
 ) -> dict[str, Any]:
     """Train one model on every series' training part, forecast each series' last ``H``
     points, score per series beside ``baselines`` (:func:`score_panel`, sharing
@@ -305,12 +309,19 @@ def run_global(
     scaler's kind (:meth:`PanelScaler.fit`: ``"standard"`` or ``"mean"``);
     ``deseasonalise`` divides each series by its multiplicative seasonal index
     (:class:`~lstmlens.tasks.global_season.SeasonalIndex`, fitted on its training rows,
-    as Theta does) before scaling and multiplies the forecasts back. ``quantiles``: levels whose
+    as Theta does) before scaling and multiplies the forecasts back. ``anchor`` (a key of
+    :data:`~lstmlens.tasks.global_anchor.ANCHORS`: ``"theta"``, ``"ets"``, ``"ets_theta"``)
+    makes the network correct that statistical forecast, fitted per series on its
+    training rows only (:mod:`~lstmlens.tasks.global_anchor`); ``blend`` (a key of the
+    same) averages the network's forecasts with that model's, fitted the same way
+    (:func:`~lstmlens.tasks.global_anchor.blend`). ``quantiles``: levels whose
     validation-residual quantiles are stored for ``predict`` intervals. ``spec`` (the
     caller's options, JSON) and the run's own identity must match on ``resume``;
     ``extra`` goes into ``config.json`` (e.g. the data spec ``forecast predict`` rereads).
     """
     say = (reporter.message if reporter is not None else log) or (lambda _: None)
+    check_kind("run_global: anchor", anchor)
+    check_kind("run_global: blend", blend)
     panel, skipped = panel.drop_short(window + (2 + val_horizons) * horizon)
     if skipped:
         say(f"skipped {len(skipped)} series too short for one window: "
@@ -324,13 +335,22 @@ def run_global(
     )
     scaler = PanelScaler.fit(adjusted, split.train_end, scaling)
     z = scaler.transform(adjusted)
+    anchors = None
+    if anchor:
+        anchors, failed = panel_anchor(panel, split.train_end, horizon, season, anchor, scaler,
+                                       seasonal, first=window, every=horizon)  # fmt: skip
+        if failed:
+            say(f"{anchor} anchor failed on {len(failed)} series (their last value instead): "
+                f"{', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}")  # fmt: skip
 
     def part(name: str, stride: int = 1) -> PanelWindows:
         start, stop = split.part(name)
-        return PanelWindows(z, panel.offsets, start, stop, window, horizon, stride)
+        if anchors is None:
+            return PanelWindows(z, panel.offsets, start, stop, window, horizon, stride)
+        return AnchoredWindows(anchors, z, panel.offsets, start, stop, window, horizon, stride)
 
     torch.manual_seed(options.seed)
-    model = _net(panel, window, horizon, net or {})
+    model = _net(panel, window, horizon, {**(net or {}), "anchored": bool(anchor)})
     identity = _identity(panel, window, horizon, model, protocol="last",
                          val_horizons=val_horizons, scaling=scaling,
                          deseasonalise=seasonal is not None)  # fmt: skip
@@ -339,7 +359,7 @@ def run_global(
                   spec={"global": identity, "run": spec}, reporter=reporter)  # fmt: skip
     saved: dict[str, Any] = {"ids": list(panel.ids), "scaler": scaler.to_dict(),
                              "protocol": "last", "window": window, "horizon": horizon,
-                             "season": season, "options": asdict(options),
+                             "season": season, "options": asdict(options), "anchor": anchor, "blend": blend,
                              "season_index": None if seasonal is None else seasonal.to_dict(),
                              **_static_config(panel), **(extra or {})}  # fmt: skip
     if quantiles:
@@ -358,6 +378,9 @@ def run_global(
     forecasts[which] = scaler.inverse(pred_z, which)  # (N, H) original scale
     if seasonal is not None:
         forecasts[which] *= seasonal.factors(which, split.val_end[which], horizon)
+    if blend:
+        forecasts[which] = combine(forecasts[which], panel, which, split.train_end[which],
+                                   split.val_end[which], season, blend)  # fmt: skip
     scored = score_panel(panel, split.val_end, forecasts, horizon, season, baselines, budget_s,
                          say)  # fmt: skip
     metrics = {

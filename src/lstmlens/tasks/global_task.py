@@ -1,7 +1,8 @@
 """The global model as a :class:`~lstmlens.train.Trainer` task: windows of every series.
 
 A batch is ``(x, y, i)``: ``x`` ``(B, W)``, ``y`` ``(B, H)`` on the per-series
-standardised scale and the series numbers ``i`` ``(B,)``; the loss is the mean
+standardised scale and the series numbers ``i`` ``(B,)`` (``(x, y, i, a)`` with the
+anchors ``a`` ``(B, H)`` of :class:`~lstmlens.tasks.global_anchor.AnchoredWindows`); the loss is the mean
 absolute (or squared) error over the ``B x H`` targets. The training windows are
 shuffled with the trainer's generator, so a run repeats, resumes and splits across
 processes exactly (each rank takes its rows of every batch,
@@ -54,6 +55,11 @@ def takes_series(net: torch.nn.Module) -> bool:
     return isinstance(net, GlobalNet) or bool(getattr(getattr(net, "config", None), "channels", 0))
 
 
+def _anchor(rest: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword argument for a batch's anchor, if it has one."""
+    return {"anchor": rest[0]} if rest else {}
+
+
 def predict_windows(
     net: torch.nn.Module, windows: PanelWindows, batch_size: int = 1024
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,9 +68,10 @@ def predict_windows(
     net.eval()
     preds, truths, which = [], [], []
     series = takes_series(net)
+    anchor: list[torch.Tensor]  # one tensor from AnchoredWindows, else none
     with torch.no_grad():
-        for x, y, i in windows.batches(batch_size):
-            preds.append(net(x, i if series else None).numpy())
+        for x, y, i, *anchor in windows.batches(batch_size):
+            preds.append(net(x, i if series else None, **_anchor(anchor)).numpy())
             truths.append(y.numpy())
             which.append(i.numpy())
     h = windows.horizon
@@ -145,8 +152,8 @@ class GlobalTask:
             yield Rows(order[lo : lo + self.batch_size], self.train.gather)
 
     def training_loss(self, model, batch) -> torch.Tensor:
-        x, y, i = batch
-        out = model(x, i if self.series else None)  # (B, H), or (K, B, H): an ensemble
+        x, y, i, *anchor = batch  # (an anchor (B, H) from AnchoredWindows)
+        out = model(x, i if self.series else None, **_anchor(anchor))  # (B, H) or (K, B, H)
         loss = self.loss_fn(out, y.expand_as(out))
         self._losses.append(float(loss.detach()))
         return loss

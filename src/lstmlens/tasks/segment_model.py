@@ -11,6 +11,13 @@ model width ``d``.
     out, _  = RNN(q, h repeated M times)                    # (B * M, 1, d): one batched step
     y_hat   = Linear_d->S(dropout(out)).view(B, M * S)[:, :H] + norm(x)
 
+Anchored (``anchored=True``): each window comes with an anchor ``a`` ``(B, H)`` (a
+statistical forecast, :mod:`lstmlens.tasks.global_anchor`); the network sees it relative
+to the level and corrects it, its head starting at zero (so training starts at ``a``):
+
+    e       = ... + Linear_H->d(a - norm(x))                # added to every segment
+    y_hat   = Linear_d->S(dropout(out)).view(B, M * S)[:, :H] + a
+
 The encoder runs ``N`` recurrent steps instead of ``W``; the decoder is parallel
 multi-step (every output segment from the same encoder state in one batched step),
 not recursive. Channel independence: each column of a wide table is a separate row
@@ -68,6 +75,7 @@ class SegmentConfig:
     norm: str = "last"  # a key of NORMS
     channels: int = 0  # C: channel/series embeddings (0: position embedding only)
     members: int = 1  # K: ensemble members, the median forecast in evaluation
+    anchored: bool = False  # correct a given anchor (B, H) instead of the level
 
     def __post_init__(self) -> None:
         if self.segment < 1 or self.window % self.segment:
@@ -108,7 +116,12 @@ class SegmentNet(nn.Module):
         pos_width = d - d // 2 if c.channels else d
         self.pos = nn.Parameter(torch.randn(c.out_segments, pos_width))  # (M, d or d/2)
         self.chan = nn.Parameter(torch.randn(c.channels, d // 2)) if c.channels else None
-        self.head = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(d, c.segment))
+        out = nn.Linear(d, c.segment)
+        self.head = nn.Sequential(nn.Dropout(c.dropout), out)
+        self.anchor_in = nn.Linear(c.horizon, d) if c.anchored else None
+        if c.anchored:  # start at the anchor: the network learns the correction only
+            nn.init.zeros_(out.weight)
+            nn.init.zeros_(out.bias)
         single = replace(c, members=1)
         self.others = nn.ModuleList(SegmentNet(single) for _ in range(c.members - 1))
 
@@ -117,13 +130,15 @@ class SegmentNet(nn.Module):
         x: torch.Tensor,
         channel: torch.Tensor | None = None,
         context: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``context`` ``(B, d)``, optional: added to every segment embedding of every
-        member (a series' conditioning, :mod:`lstmlens.tasks.global_net`)."""
+        member (a series' conditioning, :mod:`lstmlens.tasks.global_net`); ``anchor``
+        ``(B, H)``: required exactly when ``config.anchored``."""
         if not len(self.others):
-            return self._member(x, channel, context)
-        members = [self._member(x, channel, context)]
-        members += [m(x, channel, context) for m in self.others]
+            return self._member(x, channel, context, anchor)
+        members = [self._member(x, channel, context, anchor)]
+        members += [m(x, channel, context, anchor) for m in self.others]
         outs = torch.stack(members)
         return outs if self.training else outs.quantile(0.5, dim=0)  # (K, B, H) or (B, H)
 
@@ -132,17 +147,23 @@ class SegmentNet(nn.Module):
         x: torch.Tensor,
         channel: torch.Tensor | None,
         context: torch.Tensor | None = None,
+        anchor: torch.Tensor | None = None,
     ) -> torch.Tensor:
         c = self.config
         if x.ndim != 2 or x.shape[1] != c.window:
             raise ValueError(f"SegmentNet: expected input (B, {c.window}), got {tuple(x.shape)}")
         if (channel is None) != (self.chan is None):
             raise ValueError("SegmentNet: pass channel (B,) exactly when config.channels > 0")
+        if (anchor is None) == c.anchored:
+            raise ValueError("SegmentNet: pass anchor (B, H) exactly when config.anchored")
         B, M, d = len(x), c.out_segments, c.hidden_size
         level = NORMS[c.norm](x)  # (B, 1)
         e = self.embed((x - level).view(B, c.window // c.segment, c.segment))  # (B, N, d)
         if context is not None:
             e = e + context.unsqueeze(1)
+        if self.anchor_in is not None and anchor is not None:
+            e = e + self.anchor_in(anchor.to(x.dtype) - level).unsqueeze(1)
+            level = anchor.to(x.dtype)  # (B, H): what the head corrects
         _, state = self.rnn(e)  # (layers, B, d), a pair for the LSTM
         query = self.pos.unsqueeze(0).expand(B, M, -1)  # (B, M, d or d/2)
         if self.chan is not None:
