@@ -118,11 +118,15 @@ def test_config_takes_the_statistical_anchors_only_by_name():
             ForecastConfig(anchor=bad)
 
 
-def test_default_anchor_declines_a_season_too_long_to_fit_quickly():
-    n = 300
+def sine_steps(n: int, period: int) -> Series:
+    """A noisy sine of ``period`` over ``n`` integer steps (no dates)."""
     t = np.arange(n)
-    y = 10 + np.sin(2 * np.pi * t / 60) + 0.1 * np.random.default_rng(0).normal(size=n)
-    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+    y = 10 + np.sin(2 * np.pi * t / period) + 0.1 * np.random.default_rng(0).normal(size=n)
+    return Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+
+
+def test_default_anchor_declines_a_season_too_long_to_fit_quickly():
+    series = sine_steps(300, 60)
     fc = Forecaster(ForecastConfig(horizon=3, season=60, hidden_size=4, members=1))
     fc.fit(series, TrainConfig(epochs=1))
     assert fc.config.anchor == "level"  # ANCHOR_MAX_SEASON = 52
@@ -143,10 +147,7 @@ def test_a_training_part_too_short_for_arima_and_ets_gets_theta():
 
 
 def test_default_anchor_leaves_arima_out_of_long_seasons():
-    n = 200
-    t = np.arange(n)
-    y = 10 + np.sin(2 * np.pi * t / 30) + 0.1 * np.random.default_rng(0).normal(size=n)
-    series = Series(values=y, covariates=np.zeros((n, 0)), name="y", index=pd.RangeIndex(n))
+    series = sine_steps(200, 30)
     fc = Forecaster(ForecastConfig(horizon=3, season=30, hidden_size=4, members=1))
     fc.fit(series, TrainConfig(epochs=1))
     assert fc.config.anchor == "ets_theta"  # ANCHOR_ARIMA_MAX_SEASON = 24
