@@ -45,6 +45,20 @@ def _fixed_seeds() -> None:
     random.seed(0)
 
 
+@pytest.fixture(scope="module")
+def built():
+    """The native kernel is loaded (its status); skip only when this machine has no compiler
+    or the kernel is switched off, fail with the build's output when the build broke."""
+    from lstmlens.kernels.native import loader
+
+    st = loader.status()
+    if st.reason in ("no-compiler", "disabled"):
+        pytest.skip(f"native kernel not built: {st.summary()}")
+    if not st.ok:
+        pytest.fail(f"native kernel failed ({st.reason}):\n{st.detail}", pytrace=False)
+    return st
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """``../shared/data`` beside the checkout; the test is skipped when it is absent."""

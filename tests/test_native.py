@@ -89,15 +89,7 @@ def assert_kernel_matches(case, tol):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def built():
-    """The kernel is loaded; skip only when this machine has no compiler at all."""
-    st = loader.status()
-    if st.reason in ("no-compiler", "disabled"):
-        pytest.skip(f"native kernel not built: {st.summary()}")
-    if not st.ok:
-        pytest.fail(f"native kernel failed ({st.reason}):\n{st.detail}", pytrace=False)
-    return st
+pytestmark = pytest.mark.usefixtures("built")  # (tests/conftest.py)
 
 
 def make(cls, *args, backend="native", **kw):

@@ -42,15 +42,6 @@ __attribute__((constructor)) static void planted() {  // what an attacker's code
 
 
 @pytest.fixture(scope="module")
-def built():
-    st = loader.status()
-    if st.reason in ("no-compiler", "disabled"):
-        pytest.skip(f"native kernel not built: {st.summary()}")
-    assert st.ok, st.detail
-    return st
-
-
-@pytest.fixture(scope="module")
 def planted_lib(tmp_path_factory, built):
     """A shared library that is not the kernel: loading it leaves the marker file."""
     d = tmp_path_factory.mktemp("planted")

@@ -11,7 +11,6 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmlens import GRU, LSTM
 from lstmlens.kernels import schedule
-from lstmlens.kernels.native import loader
 from lstmlens.kernels.native import wavefront as wavefront_module
 from lstmlens.kernels.native.abi import LSTM_SLOTS, lstm_config
 from lstmlens.kernels.native.wavefront import (
@@ -25,13 +24,7 @@ from lstmlens.variants import PRESETS
 TOL = 1e-10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def built():
-    st = loader.status()
-    if st.reason in ("no-compiler", "disabled"):
-        pytest.skip(f"native kernel not built: {st.summary()}")
-    if not st.ok:
-        pytest.fail(f"native kernel failed ({st.reason}):\n{st.detail}", pytrace=False)
+pytestmark = pytest.mark.usefixtures("built")  # (tests/conftest.py)
 
 
 def run(backend, schedule_, *, layers=2, bi=False, packed=False, T=19, B=3, I=4, H=5, seed=0,
